@@ -1,0 +1,73 @@
+//! The one event enum of the system and the metadata every event carries.
+//!
+//! Stored form: `event_type` is the variant name and `payload` its fields, so the log reads
+//! naturally in SQL and a reader never needs this crate to understand it.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::telemetry::SecurityEvent;
+
+/// Who caused an event and from where: the audit trail that comes for free.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventMetadata {
+    /// The acting user, `None` for the system itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor_user_id: Option<Uuid>,
+    /// Free-form actor label: `system`, `operator`, `ingest-key:<id>`, `detector`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<Uuid>,
+}
+
+impl EventMetadata {
+    pub fn system(actor: &str) -> Self {
+        EventMetadata {
+            actor: Some(actor.to_owned()),
+            ..Default::default()
+        }
+    }
+}
+
+/// Every fact the system records. Variants are grouped by the stream category they live in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event_type", content = "payload")]
+pub enum Event {
+    /// Telemetry: one normalized record from a producer.
+    SecurityEventObserved(SecurityEvent),
+}
+
+impl Event {
+    /// Stable name stored in `event_log.event_type`.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Event::SecurityEventObserved(_) => "SecurityEventObserved",
+        }
+    }
+
+    /// Version of the payload's shape, bumped when a variant's fields change incompatibly.
+    pub fn schema_version(&self) -> i32 {
+        1
+    }
+
+    /// Split into the stored `(event_type, payload)` pair.
+    pub fn to_parts(&self) -> (&'static str, serde_json::Value) {
+        let mut v = serde_json::to_value(self).expect("events always serialize");
+        let payload = v
+            .get_mut("payload")
+            .map(serde_json::Value::take)
+            .unwrap_or(serde_json::Value::Null);
+        (self.event_type(), payload)
+    }
+
+    /// Rebuild from the stored pair; unknown types are an error, not a panic.
+    pub fn from_parts(event_type: &str, payload: &serde_json::Value) -> Result<Event, String> {
+        serde_json::from_value(serde_json::json!({ "event_type": event_type, "payload": payload }))
+            .map_err(|e| format!("cannot decode {event_type}: {e}"))
+    }
+}

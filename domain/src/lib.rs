@@ -1,0 +1,13 @@
+//! Pure domain model of Mini-XDR.
+//!
+//! Business rules are `decide(state, command) -> events` and `evolve(state, event) -> state`.
+//! Nothing here does IO, reads a clock or draws random numbers: time and fresh ids arrive
+//! inside commands, so every rule is a plain function tested without a database.
+#![forbid(unsafe_code)]
+
+pub mod aggregate;
+pub mod event;
+pub mod ids;
+pub mod telemetry;
+
+pub use event::{Event, EventMetadata};

@@ -1,0 +1,100 @@
+//! `mini-xdr verify`: walk every org's hash chain and name the first broken link.
+//!
+//! A link is broken when a row's `org_seq` is not the next one (a row was deleted), when its
+//! stored hash differs from `SHA-256(prev_hash ‖ row)` (a column was edited or rows were
+//! swapped), or when the chain's end disagrees with `org_heads`.
+
+use futures::TryStreamExt;
+use sqlx::PgPool;
+use uuid::Uuid;
+use xdr_commands::store::{row_to_event, EVENT_COLUMNS};
+use xdr_commands::chain::GENESIS_HASH;
+use xdr_domain::ids::OrgId;
+
+/// Where and why a chain is broken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenLink {
+    pub org_id: Uuid,
+    pub org_seq: i64,
+    pub reason: String,
+}
+
+impl std::fmt::Display for BrokenLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "org {} org_seq {}: {}", self.org_id, self.org_seq, self.reason)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub orgs: usize,
+    pub events: u64,
+    /// The first broken link of each org that has one.
+    pub broken: Vec<BrokenLink>,
+}
+
+impl VerifyReport {
+    pub fn intact(&self) -> bool {
+        self.broken.is_empty()
+    }
+}
+
+/// Verify one org, or every org that has a head or any event.
+pub async fn verify(pool: &PgPool, only: Option<OrgId>) -> Result<VerifyReport, sqlx::Error> {
+    let orgs: Vec<Uuid> = match only {
+        Some(org) => vec![org.0],
+        None => {
+            sqlx::query_scalar(
+                "SELECT org_id FROM org_heads UNION SELECT DISTINCT org_id FROM event_log ORDER BY 1",
+            )
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    let mut report = VerifyReport { orgs: orgs.len(), ..Default::default() };
+    for org in orgs {
+        let (events, broken) = verify_org(pool, org).await?;
+        report.events += events;
+        report.broken.extend(broken);
+    }
+    Ok(report)
+}
+
+/// Returns how many events were checked and the first broken link, if any.
+pub async fn verify_org(pool: &PgPool, org: Uuid) -> Result<(u64, Option<BrokenLink>), sqlx::Error> {
+    let broken = |org_seq: i64, reason: String| BrokenLink { org_id: org, org_seq, reason };
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM event_log WHERE org_id = $1 ORDER BY org_seq");
+    let mut rows = sqlx::query(&sql).bind(org).fetch(pool);
+    let mut prev_hash = GENESIS_HASH.to_vec();
+    let mut expected_seq = 1;
+    let mut checked = 0;
+    while let Some(row) = rows.try_next().await? {
+        let event = row_to_event(&row)?;
+        if event.org_seq != expected_seq {
+            return Ok((checked, Some(broken(expected_seq, format!("missing event (next stored is org_seq {})", event.org_seq)))));
+        }
+        if event.expected_hash(&prev_hash)[..] != event.hash[..] {
+            return Ok((checked, Some(broken(event.org_seq, "hash mismatch: row content or order was changed".into()))));
+        }
+        prev_hash = event.hash;
+        expected_seq += 1;
+        checked += 1;
+    }
+    drop(rows);
+    let head: Option<(i64, Vec<u8>)> = sqlx::query_as("SELECT last_seq, last_hash FROM org_heads WHERE org_id = $1")
+        .bind(org)
+        .fetch_optional(pool)
+        .await?;
+    let last = expected_seq - 1;
+    match head {
+        None if last > 0 => Ok((checked, Some(broken(last, "org has events but no head row".into())))),
+        Some((seq, _)) if seq != last => Ok((
+            checked,
+            Some(broken(last + 1, format!("head says last org_seq is {seq}, chain ends at {last}"))),
+        )),
+        Some((_, hash)) if hash != prev_hash => {
+            Ok((checked, Some(broken(last, "head hash differs from the chain's last hash".into()))))
+        }
+        _ => Ok((checked, None)),
+    }
+}

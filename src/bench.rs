@@ -1,0 +1,145 @@
+//! `mini-xdr bench …`: performance measured against a baseline in the same run, in a scratch
+//! database that is dropped afterwards. Numbers go to docs/BENCHMARKS.md.
+
+use anyhow::Context;
+use serde_json::json;
+use sqlx::{Connection, Executor, PgConnection};
+use std::process::ExitCode;
+use std::time::Instant;
+use uuid::Uuid;
+use xdr_commands::{db, EventStore, NewEvent};
+use xdr_domain::ids::OrgId;
+
+use crate::cli::BenchAppendArgs;
+use crate::config::Settings;
+
+/// A fresh database for one benchmark, dropped on the way out.
+struct ScratchDb {
+    admin: sqlx::postgres::PgConnectOptions,
+    name: String,
+    options: sqlx::postgres::PgConnectOptions,
+}
+
+impl ScratchDb {
+    async fn create(settings: &Settings) -> anyhow::Result<ScratchDb> {
+        let admin = db::connect_options(settings.database_url()?)?;
+        let name = format!("xdr_bench_{}", Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect_with(&admin).await.context("Failed to connect for the benchmark")?;
+        conn.execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+            .await
+            .context("Failed to create the scratch database (the DATABASE_URL role needs CREATEDB)")?;
+        let options = admin.clone().database(&name);
+        db::migrate(&options).await?;
+        Ok(ScratchDb { admin, name, options })
+    }
+
+    async fn drop_db(self) -> anyhow::Result<()> {
+        let mut conn = PgConnection::connect_with(&self.admin).await?;
+        conn.execute(format!(r#"DROP DATABASE "{}" WITH (FORCE)"#, self.name).as_str()).await?;
+        Ok(())
+    }
+}
+
+/// A Cowrie-like telemetry payload of about 360 bytes, varied per index.
+fn telemetry_payload(i: usize) -> serde_json::Value {
+    json!({
+        "timestamp": format!("2026-11-26T21:{:02}:{:02}.{:06}Z", (i / 60) % 60, i % 60, i % 1_000_000),
+        "source_type": "cowrie",
+        "event_type": "cowrie.login.failed",
+        "src_ip": format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255),
+        "src_port": 40000 + (i % 20000),
+        "dst_ip": "172.16.0.10",
+        "dst_port": 2222,
+        "protocol": "ssh",
+        "username": "root",
+        "password": format!("pass{}", i % 997),
+        "session_id": format!("{:012x}", i),
+        "hostname": "cowrie-sensor-01",
+        "message": format!("login attempt [root/pass{}] failed", i % 997),
+    })
+}
+
+pub async fn append(settings: &Settings, args: BenchAppendArgs) -> anyhow::Result<ExitCode> {
+    let scratch = ScratchDb::create(settings).await?;
+    let result = run_append(&scratch, &args).await;
+    scratch.drop_db().await?;
+    let (append_rate, copy_rate, payload_bytes) = result?;
+    println!("events: {}  batch: {}  mean payload: {payload_bytes} bytes", args.events, args.batch);
+    println!("append_batch: {append_rate:>10.0} events/s");
+    println!("raw COPY:     {copy_rate:>10.0} rows/s");
+    println!("ratio:        {:>10.2} (target >= 0.60)", append_rate / copy_rate);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_append(scratch: &ScratchDb, args: &BenchAppendArgs) -> anyhow::Result<(f64, f64, usize)> {
+    let org = OrgId(Uuid::new_v4());
+    let events: Vec<NewEvent> = (0..args.events)
+        .map(|i| NewEvent {
+            event_id: Uuid::new_v4(),
+            stream_id: format!("telemetry-sensor-{}", i % 4),
+            event_type: "SecurityEventObserved".into(),
+            schema_version: 1,
+            payload: telemetry_payload(i),
+            metadata: json!({"actor": "ingest-key:bench"}),
+        })
+        .collect();
+    let payload_bytes = events.iter().map(|e| e.payload.to_string().len()).sum::<usize>() / events.len().max(1);
+
+    // Baseline: the same rows as COPY text into a plain table with the same primary key.
+    let mut owner = PgConnection::connect_with(&scratch.options).await?;
+    owner
+        .execute(
+            "CREATE TABLE bench_copy_baseline (org_id uuid, org_seq bigint, stream_id text, stream_version bigint, \
+             event_id uuid, event_type text, schema_version int, payload jsonb, metadata jsonb, \
+             recorded_at timestamptz, hash bytea, PRIMARY KEY (org_id, org_seq))",
+        )
+        .await?;
+    let chunks: Vec<String> = events
+        .chunks(args.batch)
+        .enumerate()
+        .map(|(c, chunk)| {
+            let mut buf = String::new();
+            for (i, e) in chunk.iter().enumerate() {
+                let seq = c * args.batch + i + 1;
+                buf.push_str(&format!(
+                    "{}\t{seq}\t{}\t{seq}\t{}\t{}\t1\t{}\t{}\t2026-11-26 21:00:00+00\t\\\\x{}\n",
+                    org.0,
+                    e.stream_id,
+                    e.event_id,
+                    e.event_type,
+                    e.payload.to_string().replace('\\', "\\\\"),
+                    e.metadata,
+                    "00".repeat(32)
+                ));
+            }
+            buf
+        })
+        .collect();
+    let started = Instant::now();
+    for chunk in chunks {
+        let mut tx = owner.begin().await?;
+        let mut copy = tx
+            .copy_in_raw(
+                "COPY bench_copy_baseline (org_id, org_seq, stream_id, stream_version, event_id, event_type, \
+                 schema_version, payload, metadata, recorded_at, hash) FROM STDIN",
+            )
+            .await?;
+        copy.send(chunk.into_bytes()).await?;
+        copy.finish().await?;
+        tx.commit().await?;
+    }
+    let copy_rate = args.events as f64 / started.elapsed().as_secs_f64();
+
+    let pool = db::app_pool(&scratch.options, 2).await?;
+    let store = EventStore::new(pool.clone());
+    let started = Instant::now();
+    let mut remaining = events;
+    while !remaining.is_empty() {
+        let rest = remaining.split_off(remaining.len().min(args.batch));
+        store.append_batch(org, remaining).await?;
+        remaining = rest;
+    }
+    let append_rate = args.events as f64 / started.elapsed().as_secs_f64();
+    pool.close().await;
+    Ok((append_rate, copy_rate, payload_bytes))
+}

@@ -1,0 +1,142 @@
+//! Settings: defaults, then an optional TOML file, then the contract's environment variables.
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: Option<String>,
+    pub nats_url: String,
+    pub bind: String,
+    pub jwt_secret_key: Option<SecretString>,
+    pub encryption_key: Option<SecretString>,
+}
+
+/// The TOML file's shape: every key optional, names as the environment variables in lower case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    database_url: Option<String>,
+    nats_url: Option<String>,
+    xdr_bind: Option<String>,
+    jwt_secret_key: Option<String>,
+    encryption_key: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("configuration file {path} is not valid: {source}")]
+    Parse { path: String, source: toml::de::Error },
+    #[error("{0} is required for this command but is not set (environment or config file)")]
+    Missing(&'static str),
+    #[error("{var} is malformed: {reason}")]
+    Malformed { var: &'static str, reason: String },
+}
+
+impl Settings {
+    /// Load from an optional file and an environment lookup (injected for tests).
+    pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        let from_file = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: path.display().to_string(),
+                    source,
+                })?
+            }
+            None => FileSettings::default(),
+        };
+        let pick = |var: &str, file_value: Option<String>| env(var).filter(|v| !v.is_empty()).or(file_value);
+        let settings = Settings {
+            database_url: pick("DATABASE_URL", from_file.database_url),
+            nats_url: pick("NATS_URL", from_file.nats_url).unwrap_or_else(|| "nats://127.0.0.1:4222".into()),
+            bind: pick("XDR_BIND", from_file.xdr_bind).unwrap_or_else(|| "127.0.0.1:8000".into()),
+            jwt_secret_key: pick("JWT_SECRET_KEY", from_file.jwt_secret_key).map(SecretString::from),
+            encryption_key: pick("ENCRYPTION_KEY", from_file.encryption_key).map(SecretString::from),
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn from_env(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Settings::load(file, |k| std::env::var(k).ok())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError::Malformed {
+                    var: "DATABASE_URL",
+                    reason: "expected postgres://user@host:port/database".into(),
+                });
+            }
+        }
+        if !(self.nats_url.starts_with("nats://") || self.nats_url.starts_with("tls://")) {
+            return Err(ConfigError::Malformed { var: "NATS_URL", reason: "expected nats://host:port".into() });
+        }
+        if self.bind.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Malformed {
+                var: "XDR_BIND",
+                reason: format!("{:?} is not an address like 127.0.0.1:8000", self.bind),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> Result<&str, ConfigError> {
+        self.database_url.as_deref().ok_or(ConfigError::Missing("DATABASE_URL"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(s.nats_url, "nats://127.0.0.1:4222");
+        assert_eq!(s.bind, "127.0.0.1:8000");
+        assert!(matches!(s.database_url(), Err(ConfigError::Missing("DATABASE_URL"))));
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = std::env::temp_dir().join(format!("xdr-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("xdr.toml");
+        std::fs::write(&file, "database_url = \"postgres://a@h/file\"\nxdr_bind = \"0.0.0.0:9000\"\n").unwrap();
+        let s = Settings::load(Some(&file), env(&[("DATABASE_URL", "postgres://a@h/env")])).unwrap();
+        assert_eq!(s.database_url().unwrap(), "postgres://a@h/env");
+        assert_eq!(s.bind, "0.0.0.0:9000");
+    }
+
+    #[test]
+    fn malformed_values_name_the_variable() {
+        let err = Settings::load(None, env(&[("XDR_BIND", "localhost")])).unwrap_err();
+        assert!(err.to_string().starts_with("XDR_BIND is malformed"), "{err}");
+        let err = Settings::load(None, env(&[("DATABASE_URL", "mysql://x")])).unwrap_err();
+        assert!(err.to_string().starts_with("DATABASE_URL is malformed"), "{err}");
+        let err = Settings::load(Some(Path::new("/nonexistent/xdr.toml")), env(&[])).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }));
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_rejected() {
+        let file = std::env::temp_dir().join(format!("xdr-config-bad-{}.toml", std::process::id()));
+        std::fs::write(&file, "databse_url = \"x\"\n").unwrap();
+        assert!(matches!(Settings::load(Some(&file), env(&[])), Err(ConfigError::Parse { .. })));
+    }
+}
