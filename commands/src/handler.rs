@@ -71,7 +71,11 @@ pub struct Executed<A> {
 }
 
 /// Load an aggregate's state from its stream.
-pub async fn load<A: Aggregate>(store: &EventStore, org: OrgId, stream_id: &str) -> Result<(A, i64), CommandError<A::Error>> {
+pub async fn load<A: Aggregate>(
+    store: &EventStore,
+    org: OrgId,
+    stream_id: &str,
+) -> Result<(A, i64), CommandError<A::Error>> {
     let stored = store.read_stream(org, stream_id).await?;
     let mut state = A::default();
     let mut version = 0;

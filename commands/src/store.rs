@@ -129,11 +129,7 @@ pub struct Appended {
 pub enum StoreError {
     /// Optimistic concurrency: somebody appended to the stream first. Reload and decide again.
     #[error("stream {stream_id} is at version {actual}, expected {expected:?}")]
-    Conflict {
-        stream_id: String,
-        expected: ExpectedVersion,
-        actual: i64,
-    },
+    Conflict { stream_id: String, expected: ExpectedVersion, actual: i64 },
     #[error("invalid append: {0}")]
     Invalid(String),
     #[error("event store database error: {0}")]
@@ -209,11 +205,7 @@ impl EventStore {
     ) -> Result<Appended, StoreError> {
         let (mut last_seq, prev_hash) = lock_head(tx, org).await?;
         let fresh = drop_known_ids(tx, org, events).await?;
-        let actual = stream_versions(tx, org, &[stream_id.to_owned()])
-            .await?
-            .get(stream_id)
-            .copied()
-            .unwrap_or(0);
+        let actual = stream_versions(tx, org, &[stream_id.to_owned()]).await?.get(stream_id).copied().unwrap_or(0);
         if fresh.is_empty() {
             return Ok(Appended { written: 0, last_seq, stream_version: actual });
         }
@@ -223,11 +215,7 @@ impl EventStore {
             ExpectedVersion::Exact(v) => actual == v,
         };
         if !ok {
-            return Err(StoreError::Conflict {
-                stream_id: stream_id.to_owned(),
-                expected,
-                actual,
-            });
+            return Err(StoreError::Conflict { stream_id: stream_id.to_owned(), expected, actual });
         }
         let mut versions = HashMap::from([(stream_id.to_owned(), actual)]);
         let written = fresh.len();
@@ -258,12 +246,8 @@ impl EventStore {
         if fresh.is_empty() {
             return Ok(Appended { written: 0, last_seq, stream_version: 0 });
         }
-        let streams: Vec<String> = fresh
-            .iter()
-            .map(|e| e.stream_id.clone())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+        let streams: Vec<String> =
+            fresh.iter().map(|e| e.stream_id.clone()).collect::<HashSet<_>>().into_iter().collect();
         let mut versions = stream_versions(tx, org, &streams).await?;
         let written = fresh.len();
         let head = write_rows(tx, org, last_seq, prev_hash, &mut versions, fresh).await?;
@@ -298,12 +282,8 @@ impl EventStore {
 
     /// Every org that has a log, with its head sequence.
     pub async fn org_heads(&self) -> Result<Vec<(OrgId, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT org_id, last_seq FROM org_heads ORDER BY org_id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((OrgId(r.try_get("org_id")?), r.try_get("last_seq")?)))
-            .collect()
+        let rows = sqlx::query("SELECT org_id, last_seq FROM org_heads ORDER BY org_id").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok((OrgId(r.try_get("org_id")?), r.try_get("last_seq")?))).collect()
     }
 }
 
@@ -319,13 +299,7 @@ pub async fn read_org_with(
         "SELECT {EVENT_COLUMNS} FROM event_log \
          WHERE org_id = $1 AND org_seq > $2 AND org_seq <= $3 ORDER BY org_seq LIMIT $4"
     );
-    let rows = sqlx::query(&sql)
-        .bind(org.0)
-        .bind(after_seq)
-        .bind(until_seq)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
+    let rows = sqlx::query(&sql).bind(org.0).bind(after_seq).bind(until_seq).bind(limit).fetch_all(pool).await?;
     rows.iter().map(row_to_event).collect::<Result<_, _>>().map_err(Into::into)
 }
 
@@ -345,27 +319,33 @@ async fn lock_head(conn: &mut PgConnection, org: OrgId) -> Result<(i64, Vec<u8>)
 
 /// Remove events whose id is already stored or repeated earlier in the same batch.
 /// Runs under the head lock, so a concurrent append of the same id has committed by now.
-async fn drop_known_ids(conn: &mut PgConnection, org: OrgId, events: Vec<NewEvent>) -> Result<Vec<NewEvent>, StoreError> {
+async fn drop_known_ids(
+    conn: &mut PgConnection,
+    org: OrgId,
+    events: Vec<NewEvent>,
+) -> Result<Vec<NewEvent>, StoreError> {
     if events.is_empty() {
         return Ok(events);
     }
     let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-    let known: HashSet<Uuid> = sqlx::query_scalar("SELECT event_id FROM event_log WHERE org_id = $1 AND event_id = ANY($2)")
-        .bind(org.0)
-        .bind(&ids)
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .collect();
+    let known: HashSet<Uuid> =
+        sqlx::query_scalar("SELECT event_id FROM event_log WHERE org_id = $1 AND event_id = ANY($2)")
+            .bind(org.0)
+            .bind(&ids)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect();
     let mut seen = HashSet::with_capacity(events.len());
-    Ok(events
-        .into_iter()
-        .filter(|e| !known.contains(&e.event_id) && seen.insert(e.event_id))
-        .collect())
+    Ok(events.into_iter().filter(|e| !known.contains(&e.event_id) && seen.insert(e.event_id)).collect())
 }
 
 /// Current version of each stream (absent = 0), one index probe per stream.
-async fn stream_versions(conn: &mut PgConnection, org: OrgId, streams: &[String]) -> Result<HashMap<String, i64>, StoreError> {
+async fn stream_versions(
+    conn: &mut PgConnection,
+    org: OrgId,
+    streams: &[String],
+) -> Result<HashMap<String, i64>, StoreError> {
     let rows = sqlx::query(
         "SELECT s.stream_id, (SELECT max(stream_version) FROM event_log e \
            WHERE e.org_id = $1 AND e.stream_id = s.stream_id) AS version \

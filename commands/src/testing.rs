@@ -26,9 +26,7 @@ impl TestDb {
         let admin = db::connect_options(&server_url()).expect("DATABASE_URL");
         let name = format!("xdr_test_{}", Uuid::new_v4().simple());
         let mut conn = PgConnection::connect_with(&admin).await.expect("connect to PostgreSQL for tests");
-        conn.execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
-            .await
-            .expect("create test database");
+        conn.execute(format!(r#"CREATE DATABASE "{name}""#).as_str()).await.expect("create test database");
         conn.close().await.ok();
         let options = admin.clone().database(&name);
         db::migrate(&options).await.expect("migrate test database");
@@ -60,9 +58,7 @@ impl Drop for TestDb {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async move {
                 if let Ok(mut conn) = PgConnection::connect_with(&admin).await {
-                    let _ = conn
-                        .execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
-                        .await;
+                    let _ = conn.execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str()).await;
                 }
             });
         });

@@ -42,7 +42,12 @@ pub enum ReplayError {
 }
 
 /// Write matching events as JSON lines; returns how many were written.
-pub async fn replay(pool: &PgPool, org: OrgId, filter: &ReplayFilter, out: &mut impl Write) -> Result<u64, ReplayError> {
+pub async fn replay(
+    pool: &PgPool,
+    org: OrgId,
+    filter: &ReplayFilter,
+    out: &mut impl Write,
+) -> Result<u64, ReplayError> {
     let (until_seq, until_time) = match filter.until {
         Some(Until::Seq(s)) => (s, None),
         Some(Until::Time(t)) => (i64::MAX, Some(t)),
@@ -53,12 +58,8 @@ pub async fn replay(pool: &PgPool, org: OrgId, filter: &ReplayFilter, out: &mut 
          AND ($3::timestamptz IS NULL OR recorded_at <= $3) AND ($4::text IS NULL OR stream_id = $4) \
          ORDER BY org_seq"
     );
-    let mut rows = sqlx::query(&sql)
-        .bind(org.0)
-        .bind(until_seq)
-        .bind(until_time)
-        .bind(filter.stream.as_deref())
-        .fetch(pool);
+    let mut rows =
+        sqlx::query(&sql).bind(org.0).bind(until_seq).bind(until_time).bind(filter.stream.as_deref()).fetch(pool);
     let mut n = 0;
     while let Some(row) = rows.try_next().await? {
         let event = row_to_event(&row)?;

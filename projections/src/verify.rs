@@ -7,8 +7,8 @@
 use futures::TryStreamExt;
 use sqlx::PgPool;
 use uuid::Uuid;
-use xdr_commands::store::{row_to_event, EVENT_COLUMNS};
 use xdr_commands::chain::GENESIS_HASH;
+use xdr_commands::store::{row_to_event, EVENT_COLUMNS};
 use xdr_domain::ids::OrgId;
 
 /// Where and why a chain is broken.
@@ -44,11 +44,9 @@ pub async fn verify(pool: &PgPool, only: Option<OrgId>) -> Result<VerifyReport, 
     let orgs: Vec<Uuid> = match only {
         Some(org) => vec![org.0],
         None => {
-            sqlx::query_scalar(
-                "SELECT org_id FROM org_heads UNION SELECT DISTINCT org_id FROM event_log ORDER BY 1",
-            )
-            .fetch_all(pool)
-            .await?
+            sqlx::query_scalar("SELECT org_id FROM org_heads UNION SELECT DISTINCT org_id FROM event_log ORDER BY 1")
+                .fetch_all(pool)
+                .await?
         }
     };
     let mut report = VerifyReport { orgs: orgs.len(), ..Default::default() };
@@ -71,10 +69,16 @@ pub async fn verify_org(pool: &PgPool, org: Uuid) -> Result<(u64, Option<BrokenL
     while let Some(row) = rows.try_next().await? {
         let event = row_to_event(&row)?;
         if event.org_seq != expected_seq {
-            return Ok((checked, Some(broken(expected_seq, format!("missing event (next stored is org_seq {})", event.org_seq)))));
+            return Ok((
+                checked,
+                Some(broken(expected_seq, format!("missing event (next stored is org_seq {})", event.org_seq))),
+            ));
         }
         if event.expected_hash(&prev_hash)[..] != event.hash[..] {
-            return Ok((checked, Some(broken(event.org_seq, "hash mismatch: row content or order was changed".into()))));
+            return Ok((
+                checked,
+                Some(broken(event.org_seq, "hash mismatch: row content or order was changed".into())),
+            ));
         }
         prev_hash = event.hash;
         expected_seq += 1;
@@ -88,10 +92,9 @@ pub async fn verify_org(pool: &PgPool, org: Uuid) -> Result<(u64, Option<BrokenL
     let last = expected_seq - 1;
     match head {
         None if last > 0 => Ok((checked, Some(broken(last, "org has events but no head row".into())))),
-        Some((seq, _)) if seq != last => Ok((
-            checked,
-            Some(broken(last + 1, format!("head says last org_seq is {seq}, chain ends at {last}"))),
-        )),
+        Some((seq, _)) if seq != last => {
+            Ok((checked, Some(broken(last + 1, format!("head says last org_seq is {seq}, chain ends at {last}")))))
+        }
         Some((_, hash)) if hash != prev_hash => {
             Ok((checked, Some(broken(last, "head hash differs from the chain's last hash".into()))))
         }

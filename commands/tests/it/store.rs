@@ -39,8 +39,12 @@ async fn racing_appenders_with_the_same_expected_version_one_wins_one_conflicts(
     store.append(o, "incident-1", ExpectedVersion::NoStream, vec![event("incident-1", 0)]).await.unwrap();
 
     let (s1, s2) = (store.clone(), store.clone());
-    let first = tokio::spawn(async move { s1.append(o, "incident-1", ExpectedVersion::Exact(1), vec![event("incident-1", 1)]).await });
-    let second = tokio::spawn(async move { s2.append(o, "incident-1", ExpectedVersion::Exact(1), vec![event("incident-1", 2)]).await });
+    let first = tokio::spawn(async move {
+        s1.append(o, "incident-1", ExpectedVersion::Exact(1), vec![event("incident-1", 1)]).await
+    });
+    let second = tokio::spawn(async move {
+        s2.append(o, "incident-1", ExpectedVersion::Exact(1), vec![event("incident-1", 2)]).await
+    });
     let results = [first.await.unwrap(), second.await.unwrap()];
     let wins = results.iter().filter(|r| r.is_ok()).count();
     let conflicts = results
@@ -133,7 +137,10 @@ async fn the_app_role_cannot_update_delete_or_truncate_the_log() {
         "UPDATE event_log_p0 SET payload = '{}'::jsonb",
     ] {
         let err = db.pool.execute(sql).await.expect_err(sql);
-        assert!(err.to_string().contains("permission denied") || err.to_string().contains("append-only"), "{sql}: {err}");
+        assert!(
+            err.to_string().contains("permission denied") || err.to_string().contains("append-only"),
+            "{sql}: {err}"
+        );
     }
     assert_eq!(store.read_org(o, 0, 10).await.unwrap().len(), 1);
 }

@@ -105,4 +105,3 @@ async fn a_tail_sees_every_committed_event_exactly_once_in_order_under_concurren
         assert!(seen.iter().all(|e| e.org_id == org.0));
     }
 }
-

@@ -20,13 +20,8 @@ pub enum SourceType {
 }
 
 impl SourceType {
-    pub const ALL: [SourceType; 5] = [
-        SourceType::Cowrie,
-        SourceType::Sshd,
-        SourceType::Suricata,
-        SourceType::Cef,
-        SourceType::Json,
-    ];
+    pub const ALL: [SourceType; 5] =
+        [SourceType::Cowrie, SourceType::Sshd, SourceType::Suricata, SourceType::Cef, SourceType::Json];
 
     pub fn as_str(self) -> &'static str {
         match self {
