@@ -75,7 +75,10 @@ async fn run_append(scratch: &ScratchDb, args: &BenchAppendArgs) -> anyhow::Resu
     let org = OrgId(Uuid::new_v4());
     let events: Vec<NewEvent> = (0..args.events)
         .map(|i| NewEvent {
-            event_id: Uuid::new_v4(),
+            event_id: xdr_domain::telemetry::telemetry_event_id(
+                chrono::DateTime::from_timestamp(1_764_190_800 + (i / 100) as i64, 0).unwrap_or_default(),
+                format!("bench/{i}").as_bytes(),
+            ),
             stream_id: format!("telemetry-sensor-{}", i % 4),
             event_type: "SecurityEventObserved".into(),
             schema_version: 1,

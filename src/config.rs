@@ -5,6 +5,8 @@ use serde::Deserialize;
 use std::path::Path;
 
 #[derive(Debug, Clone)]
+// Secrets are read by `serve` (identity issue); kept here so config errors surface early.
+#[allow(dead_code)]
 pub struct Settings {
     pub database_url: Option<String>,
     pub nats_url: String,

@@ -121,6 +121,7 @@ pub async fn execute<A: Aggregate + Clone>(
 pub fn event_id(command_id: Option<Uuid>, index: usize) -> Uuid {
     match command_id {
         Some(id) => Uuid::new_v5(&id, index.to_string().as_bytes()),
-        None => Uuid::new_v4(),
+        // Time-ordered, so appends land at the end of the event-id index.
+        None => Uuid::now_v7(),
     }
 }

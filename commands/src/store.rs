@@ -219,7 +219,7 @@ impl EventStore {
         }
         let mut versions = HashMap::from([(stream_id.to_owned(), actual)]);
         let written = fresh.len();
-        let head = write_rows(tx, org, last_seq, prev_hash, &mut versions, fresh).await?;
+        let head = write_rows(tx, org, last_seq, &prev_hash, &mut versions, &fresh).await?;
         last_seq = head;
         Ok(Appended { written, last_seq, stream_version: versions[stream_id] })
     }
@@ -242,16 +242,33 @@ impl EventStore {
         events: Vec<NewEvent>,
     ) -> Result<Appended, StoreError> {
         let (last_seq, prev_hash) = lock_head(tx, org).await?;
-        let fresh = drop_known_ids(tx, org, events).await?;
-        if fresh.is_empty() {
+        let mut seen = HashSet::with_capacity(events.len());
+        let events: Vec<NewEvent> = events.into_iter().filter(|e| seen.insert(e.event_id)).collect();
+        if events.is_empty() {
             return Ok(Appended { written: 0, last_seq, stream_version: 0 });
         }
         let streams: Vec<String> =
-            fresh.iter().map(|e| e.stream_id.clone()).collect::<HashSet<_>>().into_iter().collect();
-        let mut versions = stream_versions(tx, org, &streams).await?;
-        let written = fresh.len();
-        let head = write_rows(tx, org, last_seq, prev_hash, &mut versions, fresh).await?;
-        Ok(Appended { written, last_seq: head, stream_version: 0 })
+            events.iter().map(|e| e.stream_id.clone()).collect::<HashSet<_>>().into_iter().collect();
+        let versions = stream_versions(tx, org, &streams).await?;
+        // Redeliveries are rare: write optimistically and let the unique index find a
+        // duplicate, instead of probing the index for every id of every batch up front.
+        sqlx::query("SAVEPOINT xdr_append_batch").execute(&mut **tx).await?;
+        match write_rows(tx, org, last_seq, &prev_hash, &mut versions.clone(), &events).await {
+            Ok(head) => {
+                sqlx::query("RELEASE SAVEPOINT xdr_append_batch").execute(&mut **tx).await?;
+                Ok(Appended { written: events.len(), last_seq: head, stream_version: 0 })
+            }
+            Err(e) if is_duplicate_event_id(&e) => {
+                sqlx::query("ROLLBACK TO SAVEPOINT xdr_append_batch").execute(&mut **tx).await?;
+                let fresh = drop_known_ids(tx, org, events).await?;
+                if fresh.is_empty() {
+                    return Ok(Appended { written: 0, last_seq, stream_version: 0 });
+                }
+                let head = write_rows(tx, org, last_seq, &prev_hash, &mut versions.clone(), &fresh).await?;
+                Ok(Appended { written: fresh.len(), last_seq: head, stream_version: 0 })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// All events of one stream, in version order.
@@ -368,20 +385,30 @@ async fn write_rows(
     conn: &mut PgConnection,
     org: OrgId,
     mut last_seq: i64,
-    mut prev_hash: Vec<u8>,
+    prev_hash: &[u8],
     versions: &mut HashMap<String, i64>,
-    events: Vec<NewEvent>,
+    events: &[NewEvent],
 ) -> Result<i64, StoreError> {
+    let mut prev_hash = prev_hash.to_vec();
     let recorded_at = chain::to_db_precision(Utc::now());
     let recorded_text = recorded_at.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string();
     let org_text = org.0.to_string();
-    let mut buf = String::with_capacity(events.len() * 512);
+    // Stream rows to the server while later ones are still being hashed, so client CPU
+    // and server CPU overlap.
+    const CHUNK: usize = 256 * 1024;
+    let mut copy = conn
+        .copy_in_raw(
+            "COPY event_log (org_id, org_seq, stream_id, stream_version, event_id, event_type, \
+             schema_version, payload, metadata, recorded_at, hash) FROM STDIN",
+        )
+        .await?;
+    let mut buf = String::with_capacity(CHUNK + 4096);
     for e in events {
         last_seq += 1;
         let version = versions.entry(e.stream_id.clone()).or_insert(0);
         *version += 1;
-        let payload = chain::canonical_json(&without_nul(e.payload));
-        let metadata = chain::canonical_json(&without_nul(e.metadata));
+        let payload = chain::canonical_json(&without_nul(e.payload.clone()));
+        let metadata = chain::canonical_json(&without_nul(e.metadata.clone()));
         let hash = chain::link_hash(
             &prev_hash,
             &ChainRow {
@@ -418,14 +445,13 @@ async fn write_rows(
         }
         buf.push('\n');
         prev_hash = hash.to_vec();
+        if buf.len() >= CHUNK {
+            copy.send(std::mem::replace(&mut buf, String::with_capacity(CHUNK + 4096)).into_bytes()).await?;
+        }
     }
-    let mut copy = conn
-        .copy_in_raw(
-            "COPY event_log (org_id, org_seq, stream_id, stream_version, event_id, event_type, \
-             schema_version, payload, metadata, recorded_at, hash) FROM STDIN",
-        )
-        .await?;
-    copy.send(buf.into_bytes()).await?;
+    if !buf.is_empty() {
+        copy.send(buf.into_bytes()).await?;
+    }
     copy.finish().await?;
     sqlx::query("UPDATE org_heads SET last_seq = $2, last_hash = $3 WHERE org_id = $1")
         .bind(org.0)
@@ -439,6 +465,15 @@ async fn write_rows(
         .execute(&mut *conn)
         .await?;
     Ok(last_seq)
+}
+
+fn is_duplicate_event_id(e: &StoreError) -> bool {
+    match e {
+        StoreError::Database(sqlx::Error::Database(db)) => {
+            db.code().as_deref() == Some("23505") && db.constraint().is_some_and(|c| c.contains("event_id"))
+        }
+        _ => false,
+    }
 }
 
 /// `jsonb` cannot store U+0000; producers do send it. Replace it with U+FFFD before hashing,

@@ -6,6 +6,11 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::identity::{
+    AccountLocked, AccountUnlocked, InvitationAccepted, LoginFailed, LoginSucceeded, OrganizationRegistered,
+    PasswordSet, RefreshTokenReuseDetected, RefreshTokenRotated, SessionRevoked, SessionStarted, UserCreated,
+    UserInvited,
+};
 use crate::telemetry::SecurityEvent;
 
 /// Who caused an event and from where: the audit trail that comes for free.
@@ -27,19 +32,35 @@ pub struct EventMetadata {
 
 impl EventMetadata {
     pub fn system(actor: &str) -> Self {
-        EventMetadata {
-            actor: Some(actor.to_owned()),
-            ..Default::default()
-        }
+        EventMetadata { actor: Some(actor.to_owned()), ..Default::default() }
     }
 }
 
 /// Every fact the system records. Variants are grouped by the stream category they live in.
+// Telemetry records dwarf the other payloads; they are built and dropped one at a time on the
+// ingest path, where a box per record would cost more than the extra bytes.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event_type", content = "payload")]
 pub enum Event {
     /// Telemetry: one normalized record from a producer.
     SecurityEventObserved(SecurityEvent),
+    /// Identity (`org-<uuid>`): a tenant was registered.
+    OrganizationRegistered(OrganizationRegistered),
+    /// Identity (`user-<uuid>`): membership, invitation, credentials and login lockout.
+    UserCreated(UserCreated),
+    UserInvited(UserInvited),
+    InvitationAccepted(InvitationAccepted),
+    PasswordSet(PasswordSet),
+    LoginSucceeded(LoginSucceeded),
+    LoginFailed(LoginFailed),
+    AccountLocked(AccountLocked),
+    AccountUnlocked(AccountUnlocked),
+    /// Identity (`session-<uuid>`): one login's family of refresh tokens.
+    SessionStarted(SessionStarted),
+    RefreshTokenRotated(RefreshTokenRotated),
+    RefreshTokenReuseDetected(RefreshTokenReuseDetected),
+    SessionRevoked(SessionRevoked),
 }
 
 impl Event {
@@ -47,6 +68,19 @@ impl Event {
     pub fn event_type(&self) -> &'static str {
         match self {
             Event::SecurityEventObserved(_) => "SecurityEventObserved",
+            Event::OrganizationRegistered(_) => "OrganizationRegistered",
+            Event::UserCreated(_) => "UserCreated",
+            Event::UserInvited(_) => "UserInvited",
+            Event::InvitationAccepted(_) => "InvitationAccepted",
+            Event::PasswordSet(_) => "PasswordSet",
+            Event::LoginSucceeded(_) => "LoginSucceeded",
+            Event::LoginFailed(_) => "LoginFailed",
+            Event::AccountLocked(_) => "AccountLocked",
+            Event::AccountUnlocked(_) => "AccountUnlocked",
+            Event::SessionStarted(_) => "SessionStarted",
+            Event::RefreshTokenRotated(_) => "RefreshTokenRotated",
+            Event::RefreshTokenReuseDetected(_) => "RefreshTokenReuseDetected",
+            Event::SessionRevoked(_) => "SessionRevoked",
         }
     }
 
@@ -58,10 +92,7 @@ impl Event {
     /// Split into the stored `(event_type, payload)` pair.
     pub fn to_parts(&self) -> (&'static str, serde_json::Value) {
         let mut v = serde_json::to_value(self).expect("events always serialize");
-        let payload = v
-            .get_mut("payload")
-            .map(serde_json::Value::take)
-            .unwrap_or(serde_json::Value::Null);
+        let payload = v.get_mut("payload").map(serde_json::Value::take).unwrap_or(serde_json::Value::Null);
         (self.event_type(), payload)
     }
 

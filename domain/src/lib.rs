@@ -7,6 +7,7 @@
 
 pub mod aggregate;
 pub mod event;
+pub mod identity;
 pub mod ids;
 pub mod telemetry;
 
