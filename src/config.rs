@@ -5,14 +5,18 @@ use serde::Deserialize;
 use std::path::Path;
 
 #[derive(Debug, Clone)]
-// Secrets are read by `serve` (identity issue); kept here so config errors surface early.
-#[allow(dead_code)]
 pub struct Settings {
     pub database_url: Option<String>,
     pub nats_url: String,
     pub bind: String,
     pub jwt_secret_key: Option<SecretString>,
+    // Reserved for secrets at rest (agent and ingest key material); validated early.
+    #[allow(dead_code)]
     pub encryption_key: Option<SecretString>,
+    /// Login attempts per minute per client address (`XDR_LOGIN_RATE_PER_MINUTE`).
+    pub login_rate_per_minute: u32,
+    /// Trust `X-Forwarded-For` for the client address (`XDR_TRUST_FORWARDED_FOR`, behind an ALB).
+    pub trust_forwarded_for: bool,
 }
 
 /// The TOML file's shape: every key optional, names as the environment variables in lower case.
@@ -24,6 +28,8 @@ struct FileSettings {
     xdr_bind: Option<String>,
     jwt_secret_key: Option<String>,
     encryption_key: Option<String>,
+    xdr_login_rate_per_minute: Option<u32>,
+    xdr_trust_forwarded_for: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +63,17 @@ impl Settings {
             bind: pick("XDR_BIND", from_file.xdr_bind).unwrap_or_else(|| "127.0.0.1:8000".into()),
             jwt_secret_key: pick("JWT_SECRET_KEY", from_file.jwt_secret_key).map(SecretString::from),
             encryption_key: pick("ENCRYPTION_KEY", from_file.encryption_key).map(SecretString::from),
+            login_rate_per_minute: match env("XDR_LOGIN_RATE_PER_MINUTE").filter(|v| !v.is_empty()) {
+                Some(v) => v.parse().map_err(|_| ConfigError::Malformed {
+                    var: "XDR_LOGIN_RATE_PER_MINUTE",
+                    reason: format!("{v:?} is not a whole number"),
+                })?,
+                None => from_file.xdr_login_rate_per_minute.unwrap_or(30),
+            },
+            trust_forwarded_for: match env("XDR_TRUST_FORWARDED_FOR").filter(|v| !v.is_empty()) {
+                Some(v) => matches!(v.as_str(), "1" | "true" | "yes"),
+                None => from_file.xdr_trust_forwarded_for.unwrap_or(false),
+            },
         };
         settings.validate()?;
         Ok(settings)
@@ -85,6 +102,18 @@ impl Settings {
             });
         }
         Ok(())
+    }
+
+    pub fn jwt_secret_key(&self) -> Result<&SecretString, ConfigError> {
+        use secrecy::ExposeSecret;
+        let key = self.jwt_secret_key.as_ref().ok_or(ConfigError::Missing("JWT_SECRET_KEY"))?;
+        if key.expose_secret().len() < 32 {
+            return Err(ConfigError::Malformed {
+                var: "JWT_SECRET_KEY",
+                reason: "must be at least 32 characters (use 32 random bytes, hex-encoded)".into(),
+            });
+        }
+        Ok(key)
     }
 
     pub fn database_url(&self) -> Result<&str, ConfigError> {

@@ -15,9 +15,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify(&settings, args).await,
         Command::Replay(args) => replay(&settings, args).await,
         Command::Bench(BenchCommand::Append(args)) => crate::bench::append(&settings, args).await,
-        Command::Serve
-        | Command::Api
-        | Command::Ingestor
+        Command::Serve => serve(&settings).await,
+        Command::Api => api(&settings).await,
+        Command::Ingestor
         | Command::Projector
         | Command::Detector
         | Command::Rebuild(_)
@@ -34,6 +34,37 @@ fn cli_name(command: &Command) -> String {
 fn not_implemented(name: &str) -> anyhow::Result<ExitCode> {
     eprintln!("mini-xdr {name}: not implemented yet");
     Ok(ExitCode::from(3))
+}
+
+/// Everything in one process. Roles that have not landed yet are not started (see README).
+async fn serve(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let options = db::connect_options(settings.database_url()?)?;
+    db::migrate(&options).await?;
+    api(settings).await
+}
+
+/// The HTTP API: REST compatibility routes, health, metrics.
+async fn api(settings: &Settings) -> anyhow::Result<ExitCode> {
+    use xdr_commands::auth::{Clock, IdentityService, PasswordHasher, TokenService};
+    let options = db::connect_options(settings.database_url()?)?;
+    let pool = db::app_pool(&options, 20).await?;
+    let identity = IdentityService::new(
+        xdr_commands::EventStore::new(pool.clone()),
+        PasswordHasher::owasp()?,
+        TokenService::new(settings.jwt_secret_key()?),
+        Clock::system(),
+    );
+    let config = xdr_graphql::ServerConfig {
+        bind: settings.bind.clone(),
+        login_rate_per_minute: settings.login_rate_per_minute,
+        trust_forwarded_for: settings.trust_forwarded_for,
+        ..Default::default()
+    };
+    let app = xdr_graphql::Application::build(config, identity, pool)
+        .with_context(|| format!("Failed to bind the HTTP server to {}", settings.bind))?;
+    tracing::info!(bind = %settings.bind, port = app.port(), "HTTP API listening");
+    app.run_until_stopped().await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn migrate(settings: &Settings) -> anyhow::Result<ExitCode> {

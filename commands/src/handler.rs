@@ -10,7 +10,7 @@ use xdr_domain::{Event, EventMetadata};
 use crate::store::{Appended, EventStore, ExpectedVersion, NewEvent, StoreError};
 
 /// How often a command is re-decided after losing an optimistic-concurrency race.
-pub const MAX_ATTEMPTS: usize = 20;
+pub const MAX_ATTEMPTS: usize = 64;
 
 /// Run `attempt` until it does not end in [`StoreError::Conflict`], at most `max_attempts`
 /// times. The one place where "reload → decide → append" is retried.

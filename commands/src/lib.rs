@@ -2,6 +2,7 @@
 //! subscriptions, and the command pipeline (load → decide → append, retried on conflict).
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod chain;
 pub mod db;
 pub mod handler;

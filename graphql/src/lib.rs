@@ -1,1 +1,13 @@
-//! placeholder
+//! The HTTP face of Mini-XDR: REST compatibility routes (`/api/auth/*`), health and metrics,
+//! and (as it lands) GraphQL, on actix-web. Handlers parse input, call a command handler, and
+//! map its error; tenant scope comes only from the verified token.
+#![forbid(unsafe_code)]
+
+mod error;
+mod extract;
+mod metrics;
+mod rate_limit;
+mod routes;
+pub mod startup;
+
+pub use startup::{Application, ServerConfig};

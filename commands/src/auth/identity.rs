@@ -1,0 +1,610 @@
+//! Identity command handlers: register, login with lockout, tokens, invitations, admin
+//! lock/unlock. Each is load → decide (pure, in `xdr_domain::identity`) → append, with the
+//! actor and request IP in every event's metadata, so the audit trail is the log itself.
+//!
+//! Reads here come from the aggregates' own streams, not from read models: authentication
+//! must see a logout or a lock the instant it is committed.
+
+use chrono::{DateTime, Duration, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+use xdr_domain::aggregate::Aggregate;
+use xdr_domain::identity::{
+    check_password_policy, login_outcome, rotation_outcome, Email, IdentityError, LoginOutcome, OrgName, Organization,
+    Permission, RegisterOrganization, Role, RotationOutcome, Session, SessionCommand, Slug, User, UserCommand,
+};
+use xdr_domain::ids::{OrgId, SessionId, UserId};
+use xdr_domain::{Event, EventMetadata};
+
+use super::passwords::{PasswordError, PasswordHasher};
+use super::tokens::{TokenKind, TokenPair, TokenService};
+use super::Clock;
+use crate::handler::{self, CommandError};
+use crate::store::{EventStore, ExpectedVersion, NewEvent, StoreError};
+
+/// How long an invitation token is valid.
+pub const INVITATION_TTL: Duration = Duration::hours(72);
+/// How long an admin lock lasts when the admin does not say.
+pub const DEFAULT_ADMIN_LOCK: Duration = Duration::days(365);
+
+/// Why a request was refused. Messages are user-facing; internals stay in `Internal` and are
+/// logged, never returned.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("{0}")]
+    Validation(String),
+    #[error("Incorrect email or password")]
+    InvalidCredentials,
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    #[error("Account locked until {}", .0.to_rfc3339())]
+    Locked(DateTime<Utc>),
+    #[error("Insufficient permissions")]
+    Forbidden,
+    #[error("Not found")]
+    NotFound,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<IdentityError> for AuthError {
+    fn from(e: IdentityError) -> Self {
+        match e {
+            IdentityError::NotFound => AuthError::NotFound,
+            IdentityError::SessionRevoked | IdentityError::InvalidToken => {
+                AuthError::Unauthenticated("Could not validate credentials")
+            }
+            other => AuthError::Validation(other.to_string()),
+        }
+    }
+}
+
+impl From<CommandError<IdentityError>> for AuthError {
+    fn from(e: CommandError<IdentityError>) -> Self {
+        match e {
+            CommandError::Domain(d) => d.into(),
+            other => AuthError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        AuthError::Internal(e.to_string())
+    }
+}
+
+impl From<sqlx::Error> for AuthError {
+    fn from(e: sqlx::Error) -> Self {
+        AuthError::Internal(e.to_string())
+    }
+}
+
+impl From<PasswordError> for AuthError {
+    fn from(e: PasswordError) -> Self {
+        AuthError::Internal(e.to_string())
+    }
+}
+
+/// Who is calling, from the verified access token and the current state of their streams.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    pub user_id: UserId,
+    pub org_id: OrgId,
+    pub role: Role,
+    pub session_id: SessionId,
+}
+
+impl Principal {
+    /// The one permission check every route and mutation goes through.
+    pub fn require(&self, permission: Permission) -> Result<(), AuthError> {
+        if self.role.can(permission) {
+            Ok(())
+        } else {
+            Err(AuthError::Forbidden)
+        }
+    }
+}
+
+/// Request facts recorded in event metadata.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub ip: Option<String>,
+}
+
+/// `user` of the REST contract.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserView {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub email: String,
+    pub full_name: String,
+    pub role: Role,
+    pub is_active: bool,
+    pub created_at: Option<DateTime<Utc>>,
+    pub last_login: Option<DateTime<Utc>>,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        UserView {
+            id: u.user_id.0,
+            organization_id: u.org_id.0,
+            email: u.email.as_str().to_owned(),
+            full_name: u.full_name.clone(),
+            role: u.role,
+            is_active: u.is_active,
+            created_at: u.created_at,
+            last_login: u.last_login,
+        }
+    }
+}
+
+/// `organization` of the REST contract.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrganizationView {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub status: &'static str,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Organization> for OrganizationView {
+    fn from(o: &Organization) -> Self {
+        OrganizationView {
+            id: o.org_id.0,
+            name: o.name.clone(),
+            slug: o.slug.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            status: "active",
+            created_at: o.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub tokens: TokenPair,
+    pub user: UserView,
+    pub organization: OrganizationView,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Invited {
+    pub user: UserView,
+    /// Shown once; only its SHA-256 is stored.
+    pub invitation_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Clone)]
+pub struct IdentityService {
+    store: EventStore,
+    hasher: PasswordHasher,
+    tokens: TokenService,
+    clock: Clock,
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+fn random_secret() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+fn metadata(actor: Option<UserId>, ctx: &RequestContext) -> EventMetadata {
+    EventMetadata {
+        actor_user_id: actor.map(|u| u.0),
+        actor: Some(actor.map_or_else(|| "anonymous".to_owned(), |u| format!("user:{u}"))),
+        request_ip: ctx.ip.clone(),
+        ..Default::default()
+    }
+}
+
+fn new_events(stream_id: &str, events: &[Event], meta: &EventMetadata) -> Vec<NewEvent> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| NewEvent::from_event(handler::event_id(None, i), stream_id, e, meta))
+        .collect()
+}
+
+/// Map a unique violation on a reservation table to the user-facing message.
+fn reservation_error(e: sqlx::Error, message: &str) -> AuthError {
+    match &e {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => AuthError::Validation(message.into()),
+        _ => e.into(),
+    }
+}
+
+impl IdentityService {
+    pub fn new(store: EventStore, hasher: PasswordHasher, tokens: TokenService, clock: Clock) -> Self {
+        IdentityService { store, hasher, tokens, clock }
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub fn store(&self) -> &EventStore {
+        &self.store
+    }
+
+    fn pool(&self) -> &PgPool {
+        self.store.pool()
+    }
+
+    async fn load<A: Aggregate>(&self, org: OrgId, stream: &str) -> Result<A, AuthError>
+    where
+        A::Error: std::fmt::Debug,
+    {
+        let (state, _) =
+            handler::load::<A>(&self.store, org, stream).await.map_err(|e| AuthError::Internal(format!("{e:?}")))?;
+        Ok(state)
+    }
+
+    /// `(org, user)` of an e-mail address.
+    async fn find_email(&self, email: &Email) -> Result<Option<(OrgId, UserId)>, AuthError> {
+        let row: Option<(Uuid, Uuid)> = sqlx::query_as("SELECT org_id, user_id FROM user_emails WHERE email = $1")
+            .bind(email.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|(o, u)| (OrgId(o), UserId(u))))
+    }
+
+    /// The org a user belongs to (users are found across tenants only by the registry).
+    async fn find_user_org(&self, user: UserId) -> Result<Option<OrgId>, AuthError> {
+        let org: Option<Uuid> = sqlx::query_scalar("SELECT org_id FROM user_emails WHERE user_id = $1")
+            .bind(user.0)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(org.map(OrgId))
+    }
+
+    /// Register an organization and its first admin, and log the admin in.
+    pub async fn register(
+        &self,
+        organization_name: &str,
+        admin_email: &str,
+        admin_password: SecretString,
+        admin_name: &str,
+        ctx: &RequestContext,
+    ) -> Result<Registration, AuthError> {
+        let name = OrgName::parse(organization_name)?;
+        let slug = Slug::from_name(name.as_str())?;
+        let email = Email::parse(admin_email)?;
+        check_password_policy(admin_password.expose_secret())?;
+        let password_hash = self.hasher.hash(admin_password).await?;
+        let now = self.clock.now();
+        let (org_id, user_id, session_id) = (OrgId(Uuid::new_v4()), UserId(Uuid::new_v4()), SessionId(Uuid::new_v4()));
+        let refresh_jti = Uuid::new_v4();
+
+        let mut org = Organization::default();
+        let org_events = org.decide(&RegisterOrganization { org_id, name: name.as_str().to_owned(), now })?;
+        let mut user = User::default();
+        let user_events = user.decide(&UserCommand::Create {
+            user_id,
+            org_id,
+            email: email.clone(),
+            full_name: admin_name.to_owned(),
+            role: Role::Admin,
+            password_hash: Some(password_hash),
+            invitation: None,
+            now,
+        })?;
+        let session_events =
+            Session::default().decide(&SessionCommand::Start { session_id, user_id, refresh_jti, now })?;
+        let meta = metadata(Some(user_id), ctx);
+
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("INSERT INTO org_slugs (slug, org_id) VALUES ($1, $2)")
+            .bind(slug.as_str())
+            .bind(org_id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| reservation_error(e, "Organization slug already exists"))?;
+        sqlx::query("INSERT INTO user_emails (email, org_id, user_id) VALUES ($1, $2, $3)")
+            .bind(email.as_str())
+            .bind(org_id.0)
+            .bind(user_id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| reservation_error(e, "Email already registered"))?;
+        for (stream, events) in [
+            (org_id.stream_id(), &org_events),
+            (user_id.stream_id(), &user_events),
+            (session_id.stream_id(), &session_events),
+        ] {
+            self.store
+                .append_in_tx(&mut tx, org_id, &stream, ExpectedVersion::NoStream, new_events(&stream, events, &meta))
+                .await?;
+        }
+        tx.commit().await?;
+
+        org_events.iter().for_each(|e| org.apply(e));
+        user_events.iter().for_each(|e| user.apply(e));
+        let tokens = self.tokens.issue_pair(user_id, org_id, Role::Admin, session_id, refresh_jti, now);
+        Ok(Registration { tokens, user: (&user).into(), organization: (&org).into() })
+    }
+
+    /// Password login with lockout. Every attempt is an event; every refusal looks the same.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: SecretString,
+        ctx: &RequestContext,
+    ) -> Result<TokenPair, AuthError> {
+        let found = match Email::parse(email) {
+            Ok(email) => self.find_email(&email).await?,
+            Err(_) => None,
+        };
+        let Some((org_id, user_id)) = found else {
+            // Same argon2 work as a wrong password: no user enumeration by timing.
+            self.hasher.verify(password, None).await?;
+            return Err(AuthError::InvalidCredentials);
+        };
+        let stream = user_id.stream_id();
+        let user: User = self.load(org_id, &stream).await?;
+        let password_ok = self.hasher.verify(password, user.password_hash.clone()).await?;
+        let now = self.clock.now();
+        let executed = handler::execute::<User>(
+            &self.store,
+            org_id,
+            &stream,
+            &UserCommand::RecordLogin { password_ok, now },
+            &metadata(Some(user_id), ctx),
+            None,
+        )
+        .await?;
+        match login_outcome(&executed.events) {
+            LoginOutcome::Succeeded => {
+                self.start_session(org_id, user_id, executed.state.role, now, &metadata(Some(user_id), ctx)).await
+            }
+            LoginOutcome::Failed | LoginOutcome::Locked { .. } => Err(AuthError::InvalidCredentials),
+        }
+    }
+
+    async fn start_session(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        role: Role,
+        now: DateTime<Utc>,
+        meta: &EventMetadata,
+    ) -> Result<TokenPair, AuthError> {
+        let session_id = SessionId(Uuid::new_v4());
+        let refresh_jti = Uuid::new_v4();
+        let stream = session_id.stream_id();
+        let events = Session::default().decide(&SessionCommand::Start { session_id, user_id, refresh_jti, now })?;
+        self.store.append(org_id, &stream, ExpectedVersion::NoStream, new_events(&stream, &events, meta)).await?;
+        Ok(self.tokens.issue_pair(user_id, org_id, role, session_id, refresh_jti, now))
+    }
+
+    /// Verify an access token and the live state behind it: the session is not revoked, the
+    /// user exists and is not locked. Returns the caller with their *current* role.
+    pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
+        let now = self.clock.now();
+        let claims = self
+            .tokens
+            .verify(access_token, TokenKind::Access, now)
+            .map_err(|_| AuthError::Unauthenticated("Could not validate credentials"))?;
+        let session: Session = self.load(claims.org, &claims.sid.stream_id()).await?;
+        if !session.is_active() || session.user_id != claims.sub {
+            return Err(AuthError::Unauthenticated("Could not validate credentials"));
+        }
+        let user: User = self.load(claims.org, &claims.sub.stream_id()).await?;
+        if !user.created || user.org_id != claims.org || !user.is_active {
+            return Err(AuthError::Unauthenticated("Could not validate credentials"));
+        }
+        if let Some(until) = user.is_locked_at(now) {
+            return Err(AuthError::Locked(until));
+        }
+        Ok(Principal { user_id: claims.sub, org_id: claims.org, role: user.role, session_id: claims.sid })
+    }
+
+    /// `{user, organization}` of the caller.
+    pub async fn me(&self, principal: &Principal) -> Result<(UserView, OrganizationView), AuthError> {
+        let user: User = self.load(principal.org_id, &principal.user_id.stream_id()).await?;
+        let org: Organization = self.load(principal.org_id, &principal.org_id.stream_id()).await?;
+        Ok(((&user).into(), (&org).into()))
+    }
+
+    /// Exchange a refresh token for a new pair. A spent token revokes its whole family.
+    pub async fn refresh(&self, refresh_token: &str, ctx: &RequestContext) -> Result<TokenPair, AuthError> {
+        let now = self.clock.now();
+        let claims = self
+            .tokens
+            .verify(refresh_token, TokenKind::Refresh, now)
+            .map_err(|_| AuthError::Unauthenticated("Could not validate credentials"))?;
+        let new_jti = Uuid::new_v4();
+        let executed = handler::execute::<Session>(
+            &self.store,
+            claims.org,
+            &claims.sid.stream_id(),
+            &SessionCommand::Rotate { presented_jti: claims.jti, new_jti, now },
+            &metadata(Some(claims.sub), ctx),
+            None,
+        )
+        .await?;
+        match rotation_outcome(&executed.events) {
+            RotationOutcome::Revoked => {
+                tracing::warn!(org_id = %claims.org, user_id = %claims.sub, "refresh token reuse: session revoked");
+                Err(AuthError::Unauthenticated("Refresh token reuse detected; session revoked"))
+            }
+            RotationOutcome::Rotated { new_jti } => {
+                let user: User = self.load(claims.org, &claims.sub.stream_id()).await?;
+                if let Some(until) = user.is_locked_at(now) {
+                    return Err(AuthError::Locked(until));
+                }
+                Ok(self.tokens.issue_pair(claims.sub, claims.org, user.role, claims.sid, new_jti, now))
+            }
+        }
+    }
+
+    /// Revoke the caller's session: its access tokens and refresh family stop working now.
+    pub async fn logout(&self, principal: &Principal, ctx: &RequestContext) -> Result<(), AuthError> {
+        handler::execute::<Session>(
+            &self.store,
+            principal.org_id,
+            &principal.session_id.stream_id(),
+            &SessionCommand::Logout { by_user: principal.user_id, now: self.clock.now() },
+            &metadata(Some(principal.user_id), ctx),
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Invite a user into the caller's org (admin). Returns the one-time invitation token.
+    pub async fn invite(
+        &self,
+        principal: &Principal,
+        email: &str,
+        full_name: &str,
+        role: &str,
+        ctx: &RequestContext,
+    ) -> Result<Invited, AuthError> {
+        principal.require(Permission::InviteUser)?;
+        let email = Email::parse(email)?;
+        let role = Role::parse(role)?;
+        let now = self.clock.now();
+        let user_id = UserId(Uuid::new_v4());
+        // The user id in the token finds the stream; only the digest of the whole is stored.
+        let token = format!("{}.{}", user_id.0.simple(), random_secret());
+        let expires_at = now + INVITATION_TTL;
+        let mut user = User::default();
+        let events = user.decide(&UserCommand::Create {
+            user_id,
+            org_id: principal.org_id,
+            email: email.clone(),
+            full_name: full_name.to_owned(),
+            role,
+            password_hash: None,
+            invitation: Some((sha256_hex(&token), expires_at)),
+            now,
+        })?;
+        let stream = user_id.stream_id();
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("INSERT INTO user_emails (email, org_id, user_id) VALUES ($1, $2, $3)")
+            .bind(email.as_str())
+            .bind(principal.org_id.0)
+            .bind(user_id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| reservation_error(e, "Email already registered"))?;
+        self.store
+            .append_in_tx(
+                &mut tx,
+                principal.org_id,
+                &stream,
+                ExpectedVersion::NoStream,
+                new_events(&stream, &events, &metadata(Some(principal.user_id), ctx)),
+            )
+            .await?;
+        tx.commit().await?;
+        events.iter().for_each(|e| user.apply(e));
+        Ok(Invited { user: (&user).into(), invitation_token: token, expires_at })
+    }
+
+    /// Accept an invitation with a policy-compliant password.
+    pub async fn accept_invite(
+        &self,
+        token: &str,
+        password: SecretString,
+        ctx: &RequestContext,
+    ) -> Result<UserView, AuthError> {
+        let invalid = || AuthError::Validation(IdentityError::InvalidInvitation.to_string());
+        let user_id =
+            token.split_once('.').and_then(|(id, _)| Uuid::parse_str(id).ok()).map(UserId).ok_or_else(invalid)?;
+        let org_id = self.find_user_org(user_id).await?.ok_or_else(invalid)?;
+        check_password_policy(password.expose_secret())?;
+        let token_hash = sha256_hex(token);
+        let now = self.clock.now();
+        // Refuse a bad token before paying for argon2.
+        let current: User = self.load(org_id, &user_id.stream_id()).await?;
+        current.decide(&UserCommand::AcceptInvitation {
+            token_hash: token_hash.clone(),
+            password_hash: String::new(),
+            now,
+        })?;
+        let password_hash = self.hasher.hash(password).await?;
+        let executed = handler::execute::<User>(
+            &self.store,
+            org_id,
+            &user_id.stream_id(),
+            &UserCommand::AcceptInvitation { token_hash, password_hash, now },
+            &metadata(Some(user_id), ctx),
+            None,
+        )
+        .await?;
+        Ok((&executed.state).into())
+    }
+
+    /// A user of the caller's org; users of other orgs do not exist for the caller.
+    pub async fn get_user(&self, principal: &Principal, user_id: UserId) -> Result<UserView, AuthError> {
+        principal.require(Permission::ReadOrgData)?;
+        self.user_in_org(principal.org_id, user_id).await.map(|u| (&u).into())
+    }
+
+    async fn user_in_org(&self, org: OrgId, user_id: UserId) -> Result<User, AuthError> {
+        if self.find_user_org(user_id).await? != Some(org) {
+            return Err(AuthError::NotFound);
+        }
+        let user: User = self.load(org, &user_id.stream_id()).await?;
+        if !user.created {
+            return Err(AuthError::NotFound);
+        }
+        Ok(user)
+    }
+
+    /// Admin lock (`until` defaults to a year from now).
+    pub async fn lock_user(
+        &self,
+        principal: &Principal,
+        user_id: UserId,
+        until: Option<DateTime<Utc>>,
+        ctx: &RequestContext,
+    ) -> Result<UserView, AuthError> {
+        principal.require(Permission::LockUser)?;
+        self.user_in_org(principal.org_id, user_id).await?;
+        let now = self.clock.now();
+        let command =
+            UserCommand::Lock { until: until.unwrap_or(now + DEFAULT_ADMIN_LOCK), by_user: principal.user_id, now };
+        self.execute_user(principal, user_id, command, ctx).await
+    }
+
+    pub async fn unlock_user(
+        &self,
+        principal: &Principal,
+        user_id: UserId,
+        ctx: &RequestContext,
+    ) -> Result<UserView, AuthError> {
+        principal.require(Permission::UnlockUser)?;
+        self.user_in_org(principal.org_id, user_id).await?;
+        let command = UserCommand::Unlock { by_user: principal.user_id, now: self.clock.now() };
+        self.execute_user(principal, user_id, command, ctx).await
+    }
+
+    async fn execute_user(
+        &self,
+        principal: &Principal,
+        user_id: UserId,
+        command: UserCommand,
+        ctx: &RequestContext,
+    ) -> Result<UserView, AuthError> {
+        let executed = handler::execute::<User>(
+            &self.store,
+            principal.org_id,
+            &user_id.stream_id(),
+            &command,
+            &metadata(Some(principal.user_id), ctx),
+            None,
+        )
+        .await?;
+        Ok((&executed.state).into())
+    }
+}

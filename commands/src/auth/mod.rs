@@ -1,0 +1,12 @@
+//! Authentication: password hashing (argon2id on the blocking pool), tokens (HS256 JWT),
+//! an injectable clock, and the identity command handlers that use them.
+
+pub mod clock;
+pub mod identity;
+pub mod passwords;
+pub mod tokens;
+
+pub use clock::Clock;
+pub use identity::{AuthError, IdentityService};
+pub use passwords::PasswordHasher;
+pub use tokens::{Claims, TokenKind, TokenPair, TokenService};

@@ -1,0 +1,48 @@
+//! API errors as `{"detail": "…"}` with the right status. Internal causes are logged with
+//! their chain and never returned.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use xdr_commands::auth::AuthError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("Too many requests; slow down")]
+    RateLimited,
+    #[error("{0}")]
+    Unprocessable(String),
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Auth(e) => match e {
+                AuthError::Validation(_) => StatusCode::BAD_REQUEST,
+                AuthError::InvalidCredentials | AuthError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+                AuthError::Locked(_) | AuthError::Forbidden => StatusCode::FORBIDDEN,
+                AuthError::NotFound => StatusCode::NOT_FOUND,
+                AuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let detail = match self {
+            ApiError::Auth(AuthError::Internal(cause)) => {
+                tracing::error!(error.cause_chain = %cause, "request failed");
+                "Internal server error".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.json(serde_json::json!({ "detail": detail }))
+    }
+}

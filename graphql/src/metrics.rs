@@ -1,0 +1,33 @@
+//! Prometheus metrics in text exposition format.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Default)]
+pub struct Metrics {
+    pub http_requests: AtomicU64,
+    pub logins_succeeded: AtomicU64,
+    pub logins_refused: AtomicU64,
+    pub logins_rate_limited: AtomicU64,
+}
+
+impl Metrics {
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (name, help, value) in [
+            ("xdr_http_requests_total", "HTTP requests handled", &self.http_requests),
+            ("xdr_logins_succeeded_total", "Successful logins", &self.logins_succeeded),
+            ("xdr_logins_refused_total", "Refused logins (bad credentials or locked)", &self.logins_refused),
+            ("xdr_logins_rate_limited_total", "Logins refused by the per-IP rate limit", &self.logins_rate_limited),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                value.load(Ordering::Relaxed)
+            ));
+        }
+        out
+    }
+}

@@ -1,0 +1,25 @@
+//! Route table: every route of the server is registered here.
+
+mod auth;
+mod health;
+
+use actix_web::web;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/auth")
+            .route("/register", web::post().to(auth::register))
+            .route("/login", web::post().to(auth::login))
+            .route("/refresh", web::post().to(auth::refresh))
+            .route("/me", web::get().to(auth::me))
+            .route("/invite", web::post().to(auth::invite))
+            .route("/accept-invite", web::post().to(auth::accept_invite))
+            .route("/logout", web::post().to(auth::logout))
+            .route("/users/{id}", web::get().to(auth::get_user))
+            .route("/users/{id}/lock", web::post().to(auth::lock_user))
+            .route("/users/{id}/unlock", web::post().to(auth::unlock_user)),
+    )
+    .route("/healthz", web::get().to(health::healthz))
+    .route("/readyz", web::get().to(health::readyz))
+    .route("/metrics", web::get().to(health::metrics));
+}

@@ -1,0 +1,92 @@
+//! Wiring of the HTTP server: one `App` with every route, bound before it runs so port 0 works
+//! and the caller learns the real port.
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use sqlx::PgPool;
+use std::net::TcpListener;
+use std::sync::Arc;
+use xdr_commands::auth::IdentityService;
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::rate_limit::LoginLimiter;
+use crate::routes;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub bind: String,
+    /// Login attempts per minute per client address.
+    pub login_rate_per_minute: u32,
+    /// Use `X-Forwarded-For` as the client address (only behind a trusted proxy such as an ALB).
+    pub trust_forwarded_for: bool,
+    /// Largest JSON body accepted on the auth routes.
+    pub json_limit_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1:8000".into(),
+            login_rate_per_minute: 30,
+            trust_forwarded_for: false,
+            json_limit_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Shared by every request.
+pub struct AppState {
+    pub identity: IdentityService,
+    pub pool: PgPool,
+    pub login_limiter: LoginLimiter,
+    pub metrics: Arc<Metrics>,
+    pub config: ServerConfig,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    pub fn build(config: ServerConfig, identity: IdentityService, pool: PgPool) -> std::io::Result<Application> {
+        let listener = TcpListener::bind(&config.bind)?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            identity,
+            pool,
+            login_limiter: LoginLimiter::per_minute(config.login_rate_per_minute),
+            metrics: Arc::new(Metrics::default()),
+            config: config.clone(),
+        });
+        let json_limit = config.json_limit_bytes;
+        let server = HttpServer::new(move || {
+            let json_config = web::JsonConfig::default().limit(json_limit).error_handler(|err, _req| {
+                let message = match &err {
+                    actix_web::error::JsonPayloadError::Overflow { .. }
+                    | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => "Request body too large".into(),
+                    other => format!("Malformed request body: {other}"),
+                };
+                ApiError::Unprocessable(message).into()
+            });
+            App::new().wrap(tracing_actix()).app_data(state.clone()).app_data(json_config).configure(routes::configure)
+        })
+        .listen(listener)?
+        .run();
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// A span per request (method, path, status) without a dependency of its own.
+fn tracing_actix() -> actix_web::middleware::Logger {
+    actix_web::middleware::Logger::new("%a \"%r\" %s %Dms").log_target("xdr_http")
+}

@@ -1,0 +1,5 @@
+//! HTTP tests of the API server against the real PostgreSQL, one fresh database each.
+
+mod auth;
+mod helpers;
+mod tokens;
