@@ -41,6 +41,8 @@ pub enum Command {
     Rebuild(RebuildArgs),
     /// Publish a log file through NATS with a progress bar.
     Ingest(IngestArgs),
+    /// Print the GraphQL schema (SDL).
+    Schema,
     /// Inspect the detection models.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -162,6 +164,7 @@ mod tests {
             &["rebuild", "--projection", "incidents"],
             &["ingest", "--key", "k", "--source", "cowrie", "f.json"],
             &["models", "verify"],
+            &["schema"],
             &["bench", "append", "--events", "10"],
         ] {
             assert!(parse(args).is_ok(), "{args:?}");

@@ -12,6 +12,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::from_env(cli.config.as_deref())?;
     match cli.command {
         Command::Migrate => migrate(&settings).await,
+        Command::Schema => {
+            print!("{}", xdr_graphql::schema::sdl());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Verify(args) => verify(&settings, args).await,
         Command::Replay(args) => replay(&settings, args).await,
         Command::Bench(BenchCommand::Append(args)) => crate::bench::append(&settings, args).await,

@@ -5,9 +5,11 @@
 
 mod error;
 mod extract;
+mod graphql_route;
 mod metrics;
 mod rate_limit;
 mod routes;
+pub mod schema;
 pub mod startup;
 
 pub use startup::{Application, ServerConfig};

@@ -22,6 +22,8 @@ pub struct ServerConfig {
     pub trust_forwarded_for: bool,
     /// Largest JSON body accepted on the auth routes.
     pub json_limit_bytes: usize,
+    /// GraphQL introspection (GraphiQL needs it; production may switch it off).
+    pub introspection: bool,
 }
 
 impl Default for ServerConfig {
@@ -31,6 +33,7 @@ impl Default for ServerConfig {
             login_rate_per_minute: 30,
             trust_forwarded_for: false,
             json_limit_bytes: 64 * 1024,
+            introspection: true,
         }
     }
 }
@@ -61,6 +64,7 @@ impl Application {
             config: config.clone(),
         });
         let json_limit = config.json_limit_bytes;
+        let schema = web::Data::new(crate::schema::build(config.introspection).finish());
         let server = HttpServer::new(move || {
             let json_config = web::JsonConfig::default().limit(json_limit).error_handler(|err, _req| {
                 let message = match &err {
@@ -70,7 +74,12 @@ impl Application {
                 };
                 ApiError::Unprocessable(message).into()
             });
-            App::new().wrap(tracing_actix()).app_data(state.clone()).app_data(json_config).configure(routes::configure)
+            App::new()
+                .wrap(tracing_actix())
+                .app_data(state.clone())
+                .app_data(schema.clone())
+                .app_data(json_config)
+                .configure(routes::configure)
         })
         .listen(listener)?
         .run();

@@ -19,6 +19,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/users/{id}/lock", web::post().to(auth::lock_user))
             .route("/users/{id}/unlock", web::post().to(auth::unlock_user)),
     )
+    .route("/graphql", web::post().to(crate::graphql_route::graphql))
+    .route("/graphql", web::get().to(crate::graphql_route::graphiql))
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))
     .route("/metrics", web::get().to(health::metrics));

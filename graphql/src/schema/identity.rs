@@ -1,0 +1,158 @@
+//! Identity queries and mutations: the same operations as `/api/auth/*`.
+
+use async_graphql::{Context, InputObject, Object, Result, ID};
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use uuid::Uuid;
+use xdr_commands::auth::identity::{Principal, RequestContext};
+use xdr_commands::auth::AuthError;
+use xdr_domain::ids::UserId;
+
+use super::errors::{gql_error, rate_limited};
+use super::types::{AuthPayload, Invitation, Me, Role, User};
+use crate::graphql_route::RequestAuth;
+use crate::startup::AppState;
+
+fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
+    ctx.data_unchecked::<actix_web::web::Data<AppState>>()
+}
+
+fn request(ctx: &Context<'_>) -> RequestContext {
+    ctx.data_opt::<RequestAuth>().map(|r| r.context.clone()).unwrap_or_default()
+}
+
+/// The caller from the request's bearer token; every resolver that needs one calls this.
+async fn caller(ctx: &Context<'_>) -> Result<Principal> {
+    let token = ctx
+        .data_opt::<RequestAuth>()
+        .and_then(|r| r.token.clone())
+        .ok_or_else(|| gql_error(AuthError::Unauthenticated("Not authenticated")))?;
+    state(ctx).identity.authenticate(&token).await.map_err(gql_error)
+}
+
+fn user_id(id: &ID) -> Result<UserId> {
+    Uuid::parse_str(id).map(UserId).map_err(|_| gql_error(AuthError::NotFound))
+}
+
+#[derive(Default)]
+pub struct IdentityQuery;
+
+#[Object]
+impl IdentityQuery {
+    /// The caller and their organization.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Me> {
+        let principal = caller(ctx).await?;
+        let (user, organization) = state(ctx).identity.me(&principal).await.map_err(gql_error)?;
+        Ok(Me { user: user.into(), organization: organization.into() })
+    }
+}
+
+#[derive(InputObject)]
+pub struct RegisterOrganizationInput {
+    pub organization_name: String,
+    pub admin_email: String,
+    pub admin_password: String,
+    pub admin_name: String,
+}
+
+#[derive(Default)]
+pub struct IdentityMutation;
+
+#[Object]
+impl IdentityMutation {
+    /// Register an organization with its first admin, who is logged in.
+    async fn register_organization(&self, ctx: &Context<'_>, input: RegisterOrganizationInput) -> Result<AuthPayload> {
+        let r = state(ctx)
+            .identity
+            .register(
+                &input.organization_name,
+                &input.admin_email,
+                SecretString::from(input.admin_password),
+                &input.admin_name,
+                &request(ctx),
+            )
+            .await
+            .map_err(gql_error)?;
+        Ok(AuthPayload {
+            access_token: r.tokens.access_token,
+            refresh_token: r.tokens.refresh_token,
+            token_type: r.tokens.token_type.into(),
+            user: Some(r.user.into()),
+            organization: Some(r.organization.into()),
+        })
+    }
+
+    async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> Result<AuthPayload> {
+        let state = state(ctx);
+        let req = request(ctx);
+        if !state.login_limiter.check(req.ip.as_deref().unwrap_or_default()) {
+            return Err(rate_limited());
+        }
+        let t = state.identity.login(&email, SecretString::from(password), &req).await.map_err(gql_error)?;
+        Ok(AuthPayload {
+            access_token: t.access_token,
+            refresh_token: t.refresh_token,
+            token_type: t.token_type.into(),
+            user: None,
+            organization: None,
+        })
+    }
+
+    async fn refresh_token(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
+        let t = state(ctx).identity.refresh(&refresh_token, &request(ctx)).await.map_err(gql_error)?;
+        Ok(AuthPayload {
+            access_token: t.access_token,
+            refresh_token: t.refresh_token,
+            token_type: t.token_type.into(),
+            user: None,
+            organization: None,
+        })
+    }
+
+    /// Revoke the caller's session.
+    async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
+        let principal = caller(ctx).await?;
+        state(ctx).identity.logout(&principal, &request(ctx)).await.map_err(gql_error)?;
+        Ok(true)
+    }
+
+    /// Invite a user into the caller's organization (admin).
+    async fn invite_user(&self, ctx: &Context<'_>, email: String, full_name: String, role: Role) -> Result<Invitation> {
+        let principal = caller(ctx).await?;
+        let role: xdr_domain::identity::Role = role.into();
+        let invited = state(ctx)
+            .identity
+            .invite(&principal, &email, &full_name, role.as_str(), &request(ctx))
+            .await
+            .map_err(gql_error)?;
+        Ok(Invitation {
+            user: invited.user.into(),
+            invitation_token: invited.invitation_token,
+            expires_at: invited.expires_at,
+        })
+    }
+
+    async fn accept_invite(&self, ctx: &Context<'_>, token: String, password: String) -> Result<User> {
+        let user = state(ctx)
+            .identity
+            .accept_invite(&token, SecretString::from(password), &request(ctx))
+            .await
+            .map_err(gql_error)?;
+        Ok(user.into())
+    }
+
+    /// Lock a user of the caller's organization (admin); `until` defaults to a year.
+    async fn lock_user(&self, ctx: &Context<'_>, id: ID, until: Option<DateTime<Utc>>) -> Result<User> {
+        let principal = caller(ctx).await?;
+        let user =
+            state(ctx).identity.lock_user(&principal, user_id(&id)?, until, &request(ctx)).await.map_err(gql_error)?;
+        Ok(user.into())
+    }
+
+    async fn unlock_user(&self, ctx: &Context<'_>, id: ID) -> Result<User> {
+        let principal = caller(ctx).await?;
+        let user =
+            state(ctx).identity.unlock_user(&principal, user_id(&id)?, &request(ctx)).await.map_err(gql_error)?;
+        Ok(user.into())
+    }
+}

@@ -1,0 +1,41 @@
+//! The GraphQL schema: camelCase fields, `ID` ids, SCREAMING_CASE enums, errors carrying a
+//! machine-readable `extensions.code`. Resolvers call the same command handlers as REST.
+
+mod errors;
+mod identity;
+#[cfg(test)]
+mod sdl_test;
+mod types;
+
+use async_graphql::{EmptySubscription, MergedObject, Schema};
+
+pub use errors::code_of;
+
+#[derive(MergedObject, Default)]
+pub struct Query(identity::IdentityQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(identity::IdentityMutation);
+
+pub type XdrSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Limits that keep one request from exhausting the server.
+pub const MAX_DEPTH: usize = 12;
+pub const MAX_COMPLEXITY: usize = 1_000;
+
+/// The schema without request data (resolvers read `AppState` and the caller from context).
+pub fn build(introspection: bool) -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
+    let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY);
+    if introspection {
+        builder
+    } else {
+        builder.disable_introspection()
+    }
+}
+
+/// The SDL, as committed in `graphql/schema.graphql`.
+pub fn sdl() -> String {
+    build(true).finish().sdl()
+}
