@@ -10,7 +10,7 @@ use uuid::Uuid;
 use xdr_commands::{db, EventStore, NewEvent};
 use xdr_domain::ids::OrgId;
 
-use crate::cli::BenchAppendArgs;
+use crate::cli::{BenchAppendArgs, BenchAuthArgs};
 use crate::config::Settings;
 
 /// A fresh database for one benchmark, dropped on the way out.
@@ -145,4 +145,139 @@ async fn run_append(scratch: &ScratchDb, args: &BenchAppendArgs) -> anyhow::Resu
     let append_rate = args.events as f64 / started.elapsed().as_secs_f64();
     pool.close().await;
     Ok((append_rate, copy_rate, payload_bytes))
+}
+
+/// p50 and p99 of a set of latencies, in milliseconds.
+fn percentiles(mut samples: Vec<std::time::Duration>) -> (f64, f64) {
+    samples.sort();
+    let at = |q: f64| {
+        let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
+        samples.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    (at(0.50), at(0.99))
+}
+
+/// Run `total` requests from `concurrency` clients; returns each request's latency.
+async fn load<F, Fut>(total: usize, concurrency: usize, request: F) -> anyhow::Result<Vec<std::time::Duration>>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (next, request) = (next.clone(), request.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
+                    let started = Instant::now();
+                    request().await?;
+                    latencies.push(started.elapsed());
+                }
+                anyhow::Ok(latencies)
+            })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(total);
+    for w in workers {
+        all.extend(w.await??);
+    }
+    Ok(all)
+}
+
+pub async fn auth(settings: &Settings, args: BenchAuthArgs) -> anyhow::Result<ExitCode> {
+    let scratch = ScratchDb::create(settings).await?;
+    let result = run_auth(&scratch, &args).await;
+    scratch.drop_db().await?;
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_auth(scratch: &ScratchDb, args: &BenchAuthArgs) -> anyhow::Result<()> {
+    use xdr_commands::auth::{Clock, IdentityService, PasswordHasher, TokenService};
+    let pool = db::app_pool(&scratch.options, 20).await?;
+    let identity = IdentityService::new(
+        EventStore::new(pool.clone()),
+        PasswordHasher::owasp()?,
+        TokenService::new(&secrecy::SecretString::from(Uuid::new_v4().simple().to_string().repeat(2))),
+        Clock::system(),
+    );
+    let config =
+        xdr_graphql::ServerConfig { bind: "127.0.0.1:0".into(), login_rate_per_minute: u32::MAX, ..Default::default() };
+    let app = xdr_graphql::Application::build(config, identity, pool)?;
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let server = tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::new();
+    let password = "SecurePass123!@#";
+    let reg: serde_json::Value = client
+        .post(format!("{base}/api/auth/register"))
+        .json(&json!({"organization_name": "Bench Corp", "admin_email": "bench@bench.test",
+                      "admin_password": password, "admin_name": "Bench"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let token = reg["access_token"].as_str().context("no access token")?.to_owned();
+
+    let me = {
+        let (client, url, token) = (client.clone(), format!("{base}/graphql"), token.clone());
+        move || {
+            let (client, url, token) = (client.clone(), url.clone(), token.clone());
+            async move {
+                let body: serde_json::Value = client
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&json!({"query": "{ me { user { id email } organization { slug } } }"}))
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                anyhow::ensure!(body["data"]["me"]["organization"]["slug"] == "bench-corp", "me failed: {body}");
+                Ok(())
+            }
+        }
+    };
+    let login = {
+        let (client, url) = (client.clone(), format!("{base}/api/auth/login"));
+        move || {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                client
+                    .post(url)
+                    .json(&json!({"email": "bench@bench.test", "password": password}))
+                    .send()
+                    .await?
+                    .error_for_status()?;
+                Ok(())
+            }
+        }
+    };
+
+    load(50, 4, me.clone()).await?; // warm-up
+    let (me_p50, me_p99) = percentiles(load(args.me_requests, 8, me.clone()).await?);
+
+    let started = Instant::now();
+    let flood = tokio::spawn(load(args.logins, args.concurrency, login.clone()));
+    let me_under_flood = load(args.me_requests, 8, me).await?;
+    let logins = flood.await??;
+    let flood_secs = started.elapsed().as_secs_f64();
+    let (login_p50, login_p99) = percentiles(logins);
+    let (flood_p50, flood_p99) = percentiles(me_under_flood);
+    server.abort();
+
+    println!(
+        "argon2id m=19456 KiB t=2 p=1; {} hashing permits",
+        std::thread::available_parallelism().map_or(2, |n| n.get()).saturating_sub(1).max(1)
+    );
+    println!(
+        "login: {} at concurrency {}: {:.1}/s  p50 {login_p50:.1} ms  p99 {login_p99:.1} ms",
+        args.logins,
+        args.concurrency,
+        args.logins as f64 / flood_secs
+    );
+    println!("GraphQL me alone:        p50 {me_p50:.2} ms  p99 {me_p99:.2} ms");
+    println!("GraphQL me during flood: p50 {flood_p50:.2} ms  p99 {flood_p99:.2} ms");
+    println!("p99 ratio flood/alone:   {:.2}", flood_p99 / me_p99.max(0.001));
+    Ok(())
 }

@@ -100,6 +100,21 @@ pub enum ModelsCommand {
 pub enum BenchCommand {
     /// Batch append to the event log vs raw COPY into a plain table, in a scratch database.
     Append(BenchAppendArgs),
+    /// Login throughput and latency, and GraphQL `me` latency with and without a login flood.
+    Auth(BenchAuthArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchAuthArgs {
+    /// Logins in the flood.
+    #[arg(long, default_value_t = 400)]
+    pub logins: usize,
+    /// Concurrent login clients.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// GraphQL `me` requests per measurement.
+    #[arg(long, default_value_t = 2_000)]
+    pub me_requests: usize,
 }
 
 #[derive(Debug, Args)]
@@ -166,6 +181,7 @@ mod tests {
             &["models", "verify"],
             &["schema"],
             &["bench", "append", "--events", "10"],
+            &["bench", "auth", "--logins", "10"],
         ] {
             assert!(parse(args).is_ok(), "{args:?}");
         }

@@ -19,6 +19,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify(&settings, args).await,
         Command::Replay(args) => replay(&settings, args).await,
         Command::Bench(BenchCommand::Append(args)) => crate::bench::append(&settings, args).await,
+        Command::Bench(BenchCommand::Auth(args)) => crate::bench::auth(&settings, args).await,
         Command::Serve => serve(&settings).await,
         Command::Api => api(&settings).await,
         Command::Ingestor

@@ -20,6 +20,9 @@ pub enum PasswordError {
 pub struct PasswordHasher {
     params: Params,
     dummy_hash: Arc<String>,
+    /// At most this many hashes run at once, leaving a core for everything else: a login
+    /// flood queues here instead of starving the other requests of CPU.
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl PasswordHasher {
@@ -35,7 +38,9 @@ impl PasswordHasher {
         let salt = SaltString::generate(&mut OsRng);
         let dummy =
             argon.hash_password(random.as_bytes(), &salt).map_err(|e| PasswordError::Hash(e.to_string()))?.to_string();
-        Ok(PasswordHasher { params, dummy_hash: Arc::new(dummy) })
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let permits = Arc::new(tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1)));
+        Ok(PasswordHasher { params, dummy_hash: Arc::new(dummy), permits })
     }
 
     fn argon(&self) -> Argon2<'static> {
@@ -46,6 +51,7 @@ impl PasswordHasher {
     pub async fn hash(&self, password: SecretString) -> Result<String, PasswordError> {
         let argon = self.argon();
         let span = tracing::Span::current();
+        let _permit = self.permits.acquire().await.expect("semaphore never closed");
         tokio::task::spawn_blocking(move || {
             let _guard = span.enter();
             let salt = SaltString::generate(&mut OsRng);
@@ -64,6 +70,7 @@ impl PasswordHasher {
         let phc = stored.unwrap_or_else(|| self.dummy_hash.as_str().to_owned());
         let argon = self.argon();
         let span = tracing::Span::current();
+        let _permit = self.permits.acquire().await.expect("semaphore never closed");
         let ok = tokio::task::spawn_blocking(move || {
             let _guard = span.enter();
             match PasswordHash::new(&phc) {
