@@ -2,7 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use xdr_projections::replay::Until;
+use xdr_projections::replay::{Format, Position};
 
 /// Mini-XDR: multi-tenant, event-sourced threat detection and response.
 ///
@@ -56,12 +56,28 @@ pub struct ReplayArgs {
     /// Organization id or slug.
     #[arg(long, value_name = "ORG")]
     pub org: String,
+    /// Only events after this org_seq, or recorded at or after this RFC 3339 time.
+    #[arg(long, value_name = "RFC3339|SEQ")]
+    pub since: Option<Position>,
     /// Last event to include: an org_seq number or an RFC 3339 timestamp.
     #[arg(long, value_name = "RFC3339|SEQ")]
-    pub until: Option<Until>,
+    pub until: Option<Position>,
     /// Only events of this stream (e.g. `user-<uuid>`).
     #[arg(long, value_name = "ID")]
     pub stream: Option<String>,
+    /// Only events of this type (e.g. `AccountLocked`).
+    #[arg(long = "type", value_name = "EVENT_TYPE")]
+    pub event_type: Option<String>,
+    /// Only events caused by this user id or actor label (`operator`, `detector`, …).
+    #[arg(long, value_name = "USER")]
+    pub actor: Option<String>,
+    /// Output: `jsonl` for programs, `table` for people.
+    #[arg(long, default_value = "jsonl", value_name = "jsonl|table")]
+    pub format: Format,
+    /// Instead of events, print the state of this aggregate (user-…, session-…, org-…) as of
+    /// --until, with the history that led there.
+    #[arg(long, value_name = "STREAM_ID", conflicts_with_all = ["since", "stream", "event_type", "actor"])]
+    pub state: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -146,11 +162,24 @@ mod tests {
         let cli = parse(&["replay", "--org", "acme", "--until", "42", "--stream", "user-1"]).unwrap();
         let Command::Replay(r) = cli.command else { panic!("not replay") };
         assert_eq!(r.org, "acme");
-        assert_eq!(r.until, Some(Until::Seq(42)));
+        assert_eq!(r.until, Some(Position::Seq(42)));
         assert_eq!(r.stream.as_deref(), Some("user-1"));
         let cli = parse(&["replay", "--org", "acme", "--until", "2026-11-26T21:17:25Z"]).unwrap();
         let Command::Replay(r) = cli.command else { panic!("not replay") };
-        assert!(matches!(r.until, Some(Until::Time(_))));
+        assert!(matches!(r.until, Some(Position::Time(_))));
+    }
+
+    #[test]
+    fn replay_takes_type_actor_format_and_state() {
+        let cli = parse(&["replay", "--org", "a", "--type", "AccountLocked", "--actor", "operator", "--format", "table"])
+            .unwrap();
+        let Command::Replay(r) = cli.command else { panic!("not replay") };
+        assert_eq!((r.event_type.as_deref(), r.actor.as_deref(), r.format), (Some("AccountLocked"), Some("operator"), Format::Table));
+        let cli = parse(&["replay", "--org", "a", "--until", "7", "--state", "user-x"]).unwrap();
+        let Command::Replay(r) = cli.command else { panic!("not replay") };
+        assert_eq!(r.state.as_deref(), Some("user-x"));
+        assert!(parse(&["replay", "--org", "a", "--format", "xml"]).is_err());
+        assert!(parse(&["replay", "--org", "a", "--state", "user-x", "--type", "X"]).is_err());
     }
 
     #[test]

@@ -107,22 +107,50 @@ async fn verify(settings: &Settings, args: VerifyArgs) -> anyhow::Result<ExitCod
 }
 
 async fn replay(settings: &Settings, args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    use xdr_projections::replay::{self as r, ReplayError, ReplayFilter};
     let options = db::connect_options(settings.database_url()?)?;
     let pool = db::owner_pool(&options, 2).await?;
     let org = xdr_projections::orgs::resolve_org(&pool, &args.org).await?;
-    let filter = xdr_projections::replay::ReplayFilter { until: args.until, stream: args.stream };
+    if let Some(stream) = &args.state {
+        let state = r::state_at(&pool, org, stream, args.until).await?;
+        println!("{}", serde_json::to_string_pretty(&state)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let filter = ReplayFilter {
+        since: args.since,
+        until: args.until,
+        stream: args.stream,
+        event_type: args.event_type,
+        actor: args.actor,
+    };
     let stdout = std::io::stdout();
+    // A bar on stderr when the events go to a file or a pipe, not over them on a terminal.
+    let bar = if stdout.is_terminal() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar = indicatif::ProgressBar::new(r::count(&pool, org, &filter).await?);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} events {per_sec} eta {eta}")
+                .expect("valid template"),
+        );
+        bar
+    };
     let mut out = std::io::BufWriter::new(stdout.lock());
-    match xdr_projections::replay::replay(&pool, org, &filter, &mut out).await {
+    let tick = |n: u64| {
+        if n % 1024 == 0 {
+            bar.set_position(n)
+        }
+    };
+    match r::replay(&pool, org, &filter, args.format, &mut out, &tick).await {
         Ok(n) => {
             out.flush().ok();
+            bar.finish_and_clear();
             eprintln!("{n} events");
             Ok(ExitCode::SUCCESS)
         }
         // `mini-xdr replay … | head` is normal use, not an error.
-        Err(xdr_projections::replay::ReplayError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-            Ok(ExitCode::SUCCESS)
-        }
+        Err(ReplayError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
         Err(e) => Err(e.into()),
     }
 }

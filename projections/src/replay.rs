@@ -8,29 +8,56 @@ use std::io::Write;
 use xdr_commands::store::{row_to_event, EVENT_COLUMNS};
 use xdr_domain::ids::OrgId;
 
-/// Upper bound of a replay: a point in time or a sequence number (inclusive).
+/// A position in an org's log: a point in time or a sequence number (inclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Until {
+pub enum Position {
     Time(DateTime<Utc>),
     Seq(i64),
 }
 
-impl std::str::FromStr for Until {
+impl std::str::FromStr for Position {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if let Ok(seq) = s.parse::<i64>() {
-            return Ok(Until::Seq(seq));
+            return Ok(Position::Seq(seq));
         }
         DateTime::parse_from_rfc3339(s)
-            .map(|t| Until::Time(t.with_timezone(&Utc)))
+            .map(|t| Position::Time(t.with_timezone(&Utc)))
             .map_err(|_| format!("{s:?} is neither an org_seq number nor an RFC 3339 timestamp"))
+    }
+}
+
+/// How replayed events are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// One JSON object per line, for programs.
+    #[default]
+    Jsonl,
+    /// Aligned columns, for people.
+    Table,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "jsonl" => Ok(Format::Jsonl),
+            "table" => Ok(Format::Table),
+            other => Err(format!("unknown format {other:?}: use jsonl or table")),
+        }
     }
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct ReplayFilter {
-    pub until: Option<Until>,
+    /// Events after this position (exclusive for a seq, inclusive for a time).
+    pub since: Option<Position>,
+    /// Events up to this position (inclusive).
+    pub until: Option<Position>,
     pub stream: Option<String>,
+    pub event_type: Option<String>,
+    /// The acting user id, or an actor label such as `operator` or `detector`.
+    pub actor: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,34 +66,159 @@ pub enum ReplayError {
     Database(#[from] sqlx::Error),
     #[error("cannot write replay output: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Unsupported(String),
 }
 
-/// Write matching events as JSON lines; returns how many were written.
+fn bounds(p: Option<Position>) -> (Option<i64>, Option<DateTime<Utc>>) {
+    match p {
+        Some(Position::Seq(s)) => (Some(s), None),
+        Some(Position::Time(t)) => (None, Some(t)),
+        None => (None, None),
+    }
+}
+
+const FILTERED_SQL: &str = "FROM event_log WHERE org_id = $1 \
+     AND ($2::bigint IS NULL OR org_seq > $2) AND ($3::timestamptz IS NULL OR recorded_at >= $3) \
+     AND ($4::bigint IS NULL OR org_seq <= $4) AND ($5::timestamptz IS NULL OR recorded_at <= $5) \
+     AND ($6::text IS NULL OR stream_id = $6) AND ($7::text IS NULL OR event_type = $7) \
+     AND ($8::text IS NULL OR metadata->>'actor_user_id' = $8 OR metadata->>'actor' = $8)";
+
+/// Write matching events in `org_seq` order; returns how many were written. Streamed from the
+/// database, so memory stays flat however long the log is. `progress` is told of each event.
 pub async fn replay(
     pool: &PgPool,
     org: OrgId,
     filter: &ReplayFilter,
+    format: Format,
     out: &mut impl Write,
+    progress: &dyn Fn(u64),
 ) -> Result<u64, ReplayError> {
-    let (until_seq, until_time) = match filter.until {
-        Some(Until::Seq(s)) => (s, None),
-        Some(Until::Time(t)) => (i64::MAX, Some(t)),
-        None => (i64::MAX, None),
-    };
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM event_log WHERE org_id = $1 AND org_seq <= $2 \
-         AND ($3::timestamptz IS NULL OR recorded_at <= $3) AND ($4::text IS NULL OR stream_id = $4) \
-         ORDER BY org_seq"
-    );
-    let mut rows =
-        sqlx::query(&sql).bind(org.0).bind(until_seq).bind(until_time).bind(filter.stream.as_deref()).fetch(pool);
+    let (since_seq, since_time) = bounds(filter.since);
+    let (until_seq, until_time) = bounds(filter.until);
+    let sql = format!("SELECT {EVENT_COLUMNS} {FILTERED_SQL} ORDER BY org_seq");
+    let mut rows = sqlx::query(&sql)
+        .bind(org.0)
+        .bind(since_seq)
+        .bind(since_time)
+        .bind(until_seq)
+        .bind(until_time)
+        .bind(filter.stream.as_deref())
+        .bind(filter.event_type.as_deref())
+        .bind(filter.actor.as_deref())
+        .fetch(pool);
+    if format == Format::Table {
+        writeln!(out, "{:>8}  {:<27}  {:<44}  {:<26}  ACTOR", "ORG_SEQ", "RECORDED_AT", "STREAM", "EVENT_TYPE")?;
+    }
     let mut n = 0;
     while let Some(row) = rows.try_next().await? {
         let event = row_to_event(&row)?;
-        serde_json::to_writer(&mut *out, &event).map_err(std::io::Error::from)?;
-        out.write_all(b"\n")?;
+        match format {
+            Format::Jsonl => {
+                serde_json::to_writer(&mut *out, &event).map_err(std::io::Error::from)?;
+                out.write_all(b"\n")?;
+            }
+            Format::Table => {
+                let meta = event.metadata();
+                let actor = meta
+                    .actor_user_id
+                    .map(|u| u.to_string())
+                    .or(meta.actor)
+                    .unwrap_or_else(|| "-".into());
+                writeln!(
+                    out,
+                    "{:>8}  {:<27}  {:<44}  {:<26}  {actor}",
+                    event.org_seq,
+                    event.recorded_at.format("%Y-%m-%dT%H:%M:%S%.6fZ"),
+                    event.stream_id,
+                    event.event_type
+                )?;
+            }
+        }
         n += 1;
+        progress(n);
     }
     out.flush()?;
     Ok(n)
+}
+
+/// How many events a filter matches (for a progress bar's length).
+pub async fn count(pool: &PgPool, org: OrgId, filter: &ReplayFilter) -> Result<u64, ReplayError> {
+    let (since_seq, since_time) = bounds(filter.since);
+    let (until_seq, until_time) = bounds(filter.until);
+    let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) {FILTERED_SQL}"))
+        .bind(org.0)
+        .bind(since_seq)
+        .bind(since_time)
+        .bind(until_seq)
+        .bind(until_time)
+        .bind(filter.stream.as_deref())
+        .bind(filter.event_type.as_deref())
+        .bind(filter.actor.as_deref())
+        .fetch_one(pool)
+        .await?;
+    Ok(n as u64)
+}
+
+/// The state of one aggregate as it was at `until`: its events folded with the domain's
+/// `apply`, plus the history that led there (who did what, when).
+pub async fn state_at(
+    pool: &PgPool,
+    org: OrgId,
+    stream_id: &str,
+    until: Option<Position>,
+) -> Result<serde_json::Value, ReplayError> {
+    use xdr_domain::aggregate::Aggregate;
+    use xdr_domain::identity::{Organization, Session, User};
+
+    let filter = ReplayFilter { until, stream: Some(stream_id.to_owned()), ..Default::default() };
+    let mut buf = Vec::new();
+    replay(pool, org, &filter, Format::Jsonl, &mut buf, &|_| {}).await?;
+    let stored: Vec<xdr_commands::StoredEvent> = buf
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(serde_json::from_slice)
+        .collect::<Result<_, _>>()
+        .map_err(|e| ReplayError::Unsupported(format!("cannot read back event: {e}")))?;
+    let events: Vec<xdr_domain::Event> =
+        stored.iter().map(|s| s.event()).collect::<Result<_, _>>().map_err(ReplayError::Unsupported)?;
+    let category = stream_id.split('-').next().unwrap_or_default();
+    let state = match category {
+        "user" => serde_json::to_value(User::from_history(&events)),
+        "session" => serde_json::to_value(Session::from_history(&events)),
+        "org" => serde_json::to_value(Organization::from_history(&events)),
+        other => {
+            return Err(ReplayError::Unsupported(format!(
+                "no aggregate state for stream category {other:?} (supported: user, session, org)"
+            )))
+        }
+    }
+    .map_err(|e| ReplayError::Unsupported(e.to_string()))?;
+    let history: Vec<serde_json::Value> = stored
+        .iter()
+        .map(|s| {
+            let meta = s.metadata();
+            serde_json::json!({
+                "org_seq": s.org_seq,
+                "recorded_at": s.recorded_at,
+                "event_type": s.event_type,
+                "actor_user_id": meta.actor_user_id,
+                "actor": meta.actor,
+                "request_ip": meta.request_ip,
+            })
+        })
+        .collect();
+    let as_of = match until {
+        Some(Position::Time(t)) => serde_json::json!(t),
+        Some(Position::Seq(s)) => serde_json::json!({ "org_seq": s }),
+        None => serde_json::json!("now"),
+    };
+    Ok(serde_json::json!({
+        "org_id": org.0,
+        "stream_id": stream_id,
+        "as_of": as_of,
+        "events": stored.len(),
+        "state": state,
+        "history": history,
+    }))
 }

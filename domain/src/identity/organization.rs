@@ -39,7 +39,7 @@ pub struct RegisterOrganization {
 }
 
 /// State of one `org-<uuid>` stream.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Organization {
     pub registered: bool,
     pub org_id: OrgId,

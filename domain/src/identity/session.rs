@@ -77,7 +77,7 @@ pub enum SessionCommand {
 }
 
 /// State of one `session-<uuid>` stream. `started` is false until `SessionStarted`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Session {
     pub started: bool,
     pub session_id: SessionId,

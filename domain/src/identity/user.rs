@@ -140,15 +140,17 @@ pub enum UserCommand {
 // ---------------------------------------------------------------------------------------------
 
 /// A pending or past invitation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Invitation {
+    /// Never shown, not even in audit state dumps.
+    #[serde(skip_serializing)]
     pub token_hash: String,
     pub expires_at: DateTime<Utc>,
     pub accepted: bool,
 }
 
 /// State of one `user-<uuid>` stream. `created` is false until `UserCreated`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct User {
     pub created: bool,
     pub user_id: UserId,
@@ -156,7 +158,8 @@ pub struct User {
     pub email: Email,
     pub full_name: String,
     pub role: Role,
-    /// Opaque PHC string; `None` until set (pending invitation).
+    /// Opaque PHC string; `None` until set (pending invitation). Never serialized.
+    #[serde(skip_serializing)]
     pub password_hash: Option<String>,
     pub is_active: bool,
     /// Consecutive bad passwords since the last success, unlock or expired lock.
