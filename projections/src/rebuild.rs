@@ -65,7 +65,7 @@ pub async fn log_length(pool: &PgPool) -> Result<u64, sqlx::Error> {
 pub async fn rebuild(
     pool: &PgPool,
     only: Option<&str>,
-    on_batch: &mut (dyn FnMut(u64) + Send),
+    on_batch: impl FnMut(u64) + Send,
 ) -> Result<RebuildReport, RebuildError> {
     let projections = select(only)?;
     let start = Instant::now();

@@ -79,7 +79,7 @@ pub struct CatchUp {
 
 /// Bring every projection of every org up to the org's current head, then return.
 pub async fn catch_up_once(pool: &PgPool) -> Result<CatchUp, ProjectionError> {
-    catch_up_with(pool, &models::all(), DEFAULT_BATCH, &mut |_| {}).await
+    catch_up_with(pool, &models::all(), DEFAULT_BATCH, |_| {}).await
 }
 
 /// [`catch_up_once`] with an explicit set of projections and batch size; `on_batch` is
@@ -88,12 +88,12 @@ pub async fn catch_up_with(
     pool: &PgPool,
     projections: &[Box<dyn Projection>],
     batch: i64,
-    on_batch: &mut (dyn FnMut(u64) + Send),
+    mut on_batch: impl FnMut(u64) + Send,
 ) -> Result<CatchUp, ProjectionError> {
     let names = names(projections);
     let mut outcome = CatchUp::default();
     for org in orgs_behind(pool, &names).await? {
-        let n = catch_up_org(pool, org, projections, batch, on_batch).await?;
+        let n = catch_up_org(pool, org, projections, batch, &mut on_batch).await?;
         outcome.orgs += 1;
         outcome.events += n;
     }
@@ -123,7 +123,7 @@ pub async fn catch_up_org(
     org: OrgId,
     projections: &[Box<dyn Projection>],
     batch: i64,
-    on_batch: &mut (dyn FnMut(u64) + Send),
+    mut on_batch: impl FnMut(u64) + Send,
 ) -> Result<u64, ProjectionError> {
     let names = names(projections);
     let mut applied = 0;
@@ -230,10 +230,9 @@ pub async fn run_projector(pool: PgPool, shutdown: impl Future<Output = ()> + Se
     };
     tracing::info!(projections = ?names(&projections), "projector started");
     loop {
-        let mut ignore_progress = |_| {};
         tokio::select! {
             _ = &mut shutdown => break,
-            result = catch_up_with(&pool, &projections, DEFAULT_BATCH, &mut ignore_progress) => match result {
+            result = catch_up_with(&pool, &projections, DEFAULT_BATCH, |_| {}) => match result {
                 Ok(c) if c.events > 0 => tracing::debug!(orgs = c.orgs, events = c.events, "projected"),
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "projection pass failed; retrying"),

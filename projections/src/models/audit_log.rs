@@ -36,10 +36,19 @@ impl Projection for AuditLog {
         Box::pin(async move {
             let Some(first) = events.first() else { return Ok(()) };
             let n = events.len();
-            let (mut seq, mut id, mut at, mut stream, mut kind) =
-                (Vec::with_capacity(n), Vec::with_capacity(n), Vec::<DateTime<Utc>>::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-            let (mut actor_user, mut actor, mut ip, mut details) =
-                (Vec::<Option<Uuid>>::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+            let (mut seq, mut id, mut at, mut stream, mut kind) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::<DateTime<Utc>>::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            let (mut actor_user, mut actor, mut ip, mut details) = (
+                Vec::<Option<Uuid>>::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
             for e in events {
                 let m = e.metadata();
                 seq.push(e.org_seq);
@@ -80,9 +89,9 @@ impl Projection for AuditLog {
 /// (`password_hash`, `token_hash`, …) is dropped, at every depth.
 pub fn redact(value: &Value) -> Value {
     match value {
-        Value::Object(map) => Value::Object(
-            map.iter().filter(|(k, _)| !is_secret_key(k)).map(|(k, v)| (k.clone(), redact(v))).collect(),
-        ),
+        Value::Object(map) => {
+            Value::Object(map.iter().filter(|(k, _)| !is_secret_key(k)).map(|(k, v)| (k.clone(), redact(v))).collect())
+        }
         Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
         other => other.clone(),
     }

@@ -69,21 +69,23 @@ async fn apply_one(conn: &mut PgConnection, e: &StoredEvent) -> Result<(), Proje
         .bind(s.user_id.0)
         .bind(s.at)
         .bind(seq),
-        Event::RefreshTokenRotated(r) => {
-            sqlx::query(update!("rotations = rotations + 1, last_rotated_at = $4")).bind(org).bind(session).bind(seq).bind(r.at)
-        }
+        Event::RefreshTokenRotated(r) => sqlx::query(update!("rotations = rotations + 1, last_rotated_at = $4"))
+            .bind(org)
+            .bind(session)
+            .bind(seq)
+            .bind(r.at),
         Event::RefreshTokenReuseDetected(_) => {
             sqlx::query(update!("reuse_detected = true")).bind(org).bind(session).bind(seq)
         }
         // The first revocation is the one that ended the session.
-        Event::SessionRevoked(r) => sqlx::query(update!(
-            "revoked_at = COALESCE(revoked_at, $4), revoke_reason = COALESCE(revoke_reason, $5)"
-        ))
-        .bind(org)
-        .bind(session)
-        .bind(seq)
-        .bind(r.at)
-        .bind(enum_str(&r.reason)),
+        Event::SessionRevoked(r) => {
+            sqlx::query(update!("revoked_at = COALESCE(revoked_at, $4), revoke_reason = COALESCE(revoke_reason, $5)"))
+                .bind(org)
+                .bind(session)
+                .bind(seq)
+                .bind(r.at)
+                .bind(enum_str(&r.reason))
+        }
         other => return Err(apply_error(NAME, e, format!("unexpected {}", other.event_type()))),
     }
     .execute(&mut *conn)

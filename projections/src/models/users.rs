@@ -90,24 +90,34 @@ async fn apply_one(conn: &mut PgConnection, e: &StoredEvent) -> Result<(), Proje
     }
     let user = stream_uuid(NAME, e, "user")?;
     match &event {
-        Event::UserInvited(i) => {
-            sqlx::query(update!("role = $4, invitation_pending = true")).bind(e.org_id).bind(user).bind(e.org_seq).bind(i.role.as_str())
-        }
-        Event::InvitationAccepted(_) => sqlx::query(update!("invitation_pending = false")).bind(e.org_id).bind(user).bind(e.org_seq),
-        Event::PasswordSet(_) => sqlx::query(update!("has_password = true")).bind(e.org_id).bind(user).bind(e.org_seq),
-        Event::LoginSucceeded(s) => sqlx::query(update!("last_login = $4, failed_attempts = 0, ", clear_expired_lock!()))
+        Event::UserInvited(i) => sqlx::query(update!("role = $4, invitation_pending = true"))
             .bind(e.org_id)
             .bind(user)
             .bind(e.org_seq)
-            .bind(s.at),
+            .bind(i.role.as_str()),
+        Event::InvitationAccepted(_) => {
+            sqlx::query(update!("invitation_pending = false")).bind(e.org_id).bind(user).bind(e.org_seq)
+        }
+        Event::PasswordSet(_) => sqlx::query(update!("has_password = true")).bind(e.org_id).bind(user).bind(e.org_seq),
+        Event::LoginSucceeded(s) => {
+            sqlx::query(update!("last_login = $4, failed_attempts = 0, ", clear_expired_lock!()))
+                .bind(e.org_id)
+                .bind(user)
+                .bind(e.org_seq)
+                .bind(s.at)
+        }
         Event::LoginFailed(f) => sqlx::query(update!("failed_attempts = $5, ", clear_expired_lock!()))
             .bind(e.org_id)
             .bind(user)
             .bind(e.org_seq)
             .bind(f.at)
             .bind(i32::try_from(f.consecutive_failures).unwrap_or(i32::MAX)),
-        Event::AccountLocked(l) => sqlx::query(update!("locked_until = $4")).bind(e.org_id).bind(user).bind(e.org_seq).bind(l.until),
-        Event::AccountUnlocked(_) => sqlx::query(update!("failed_attempts = 0, locked_until = NULL")).bind(e.org_id).bind(user).bind(e.org_seq),
+        Event::AccountLocked(l) => {
+            sqlx::query(update!("locked_until = $4")).bind(e.org_id).bind(user).bind(e.org_seq).bind(l.until)
+        }
+        Event::AccountUnlocked(_) => {
+            sqlx::query(update!("failed_attempts = 0, locked_until = NULL")).bind(e.org_id).bind(user).bind(e.org_seq)
+        }
         other => return Err(super::apply_error(NAME, e, format!("unexpected {}", other.event_type()))),
     }
     .execute(&mut *conn)
