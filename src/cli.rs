@@ -98,6 +98,18 @@ pub enum ModelsCommand {
 pub enum BenchCommand {
     /// Batch append to the event log vs raw COPY into a plain table, in a scratch database.
     Append(BenchAppendArgs),
+    /// Rebuild of all read models vs a raw sequential scan of the same log, in a scratch database.
+    Rebuild(BenchRebuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchRebuildArgs {
+    /// Telemetry events in the log (plus a small identity history per org).
+    #[arg(long, default_value_t = 200_000)]
+    pub events: usize,
+    /// Organizations the events are spread over.
+    #[arg(long, default_value_t = 4)]
+    pub orgs: usize,
 }
 
 #[derive(Debug, Args)]
@@ -163,6 +175,8 @@ mod tests {
             &["ingest", "--key", "k", "--source", "cowrie", "f.json"],
             &["models", "verify"],
             &["bench", "append", "--events", "10"],
+            &["bench", "rebuild", "--events", "10", "--orgs", "2"],
+            &["rebuild"],
         ] {
             assert!(parse(args).is_ok(), "{args:?}");
         }

@@ -25,7 +25,9 @@ pub enum RebuildError {
     UnknownProjection { name: String, known: String },
     #[error(transparent)]
     Projection(#[from] ProjectionError),
-    #[error("database error during rebuild: {0} (rebuild clears tables with TRUNCATE: run it as the schema owner)")]
+    #[error(
+        "database error during rebuild: {0} (rebuild clears tables with TRUNCATE, which only the schema owner may do)"
+    )]
     Database(#[from] sqlx::Error),
 }
 
@@ -80,7 +82,8 @@ pub async fn rebuild(
     })
 }
 
-async fn clear(pool: &PgPool, projections: &[Box<dyn Projection>]) -> Result<(), sqlx::Error> {
+/// Empty the projections' tables and forget their checkpoints, in one transaction.
+pub async fn clear(pool: &PgPool, projections: &[Box<dyn Projection>]) -> Result<(), sqlx::Error> {
     let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
     let tables: Vec<&str> = projections.iter().flat_map(|p| p.tables().iter().map(|t| t.name)).collect();
     let mut tx = pool.begin().await?;
