@@ -102,6 +102,24 @@ CREATE TABLE rm_audit_log (
 
 GRANT SELECT, INSERT, UPDATE ON projection_checkpoints TO xdr_app;
 
+-- The audit view's copy of a payload: every key that names a password, token, secret or a
+-- hash (password_hash, token_hash, …) is dropped, at every depth.
+CREATE FUNCTION xdr_redact(v jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN CASE jsonb_typeof(v)
+        WHEN 'object' THEN (
+            SELECT COALESCE(jsonb_object_agg(key, xdr_redact(value)), '{}'::jsonb)
+            FROM jsonb_each(v)
+            WHERE NOT (lower(key) LIKE '%hash' OR lower(key) LIKE '%password%'
+                       OR lower(key) LIKE '%token%' OR lower(key) LIKE '%secret%'))
+        WHEN 'array' THEN (
+            SELECT COALESCE(jsonb_agg(xdr_redact(value) ORDER BY ord), '[]'::jsonb)
+            FROM jsonb_array_elements(v) WITH ORDINALITY AS e(value, ord))
+        ELSE v
+    END;
+END
+$$;
+
 DO $$
 DECLARE
     t text;

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 use uuid::Uuid;
-use xdr_commands::store::{read_org_with, NOTIFY_CHANNEL};
+use xdr_commands::store::{row_to_event, EVENT_COLUMNS, NOTIFY_CHANNEL};
 use xdr_commands::{StoreError, StoredEvent};
 use xdr_domain::ids::OrgId;
 
@@ -37,25 +37,78 @@ pub struct ReadModelTable {
     pub order_by: &'static str,
 }
 
+/// The event types a projection reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventTypes {
+    Only(&'static [&'static str]),
+    /// Every type but these, including types added later (the audit view).
+    AllExcept(&'static [&'static str]),
+}
+
+impl EventTypes {
+    pub fn contains(&self, event_type: &str) -> bool {
+        match self {
+            EventTypes::Only(types) => types.contains(&event_type),
+            EventTypes::AllExcept(types) => !types.contains(&event_type),
+        }
+    }
+}
+
+/// How a projection gets its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The runner reads the rows and hands them to [`Projection::apply`].
+    Rows,
+    /// [`Projection::apply_range`] projects an `org_seq` range with one `INSERT … SELECT`
+    /// over `event_log`, so high-volume events never travel to the client and back.
+    Sql,
+}
+
 /// One read model. Implementations hold no business rules: they copy what events say.
 ///
-/// `apply` receives, inside the org's transaction (with `app.org_id` set), the events of
-/// one org that this projection handles and has not applied yet, in `org_seq` order. It must
-/// be idempotent per `org_seq` (a redelivered event changes nothing), although the runner
-/// never redelivers: the checkpoint commits with the rows.
+/// Inside the org's transaction (with `app.org_id` set), the runner gives each projection
+/// only what it has not applied yet, in `org_seq` order: the decoded rows it handles
+/// ([`Source::Rows`]), or the range `(after, until]` ([`Source::Sql`]). Both must be
+/// idempotent per `org_seq` (a redelivered event changes nothing), although the runner never
+/// redelivers: the checkpoint commits with the rows.
 pub trait Projection: Send + Sync {
     /// Stable name: the checkpoint key and the `rebuild --projection` argument.
     fn name(&self) -> &'static str;
     /// Tables written only by this projection.
     fn tables(&self) -> &'static [ReadModelTable];
+    /// The event types this projection reads.
+    fn event_types(&self) -> EventTypes;
+    fn source(&self) -> Source {
+        Source::Rows
+    }
     /// Whether this projection reads events of this `event_type`.
-    fn handles(&self, event_type: &str) -> bool;
-    /// Write the effects of `events` (all of one org, ascending `org_seq`).
+    fn handles(&self, event_type: &str) -> bool {
+        self.event_types().contains(event_type)
+    }
+    /// Write the effects of `events` (all of one org, ascending `org_seq`). [`Source::Rows`].
     fn apply<'a>(
         &'a self,
-        conn: &'a mut PgConnection,
+        _conn: &'a mut PgConnection,
         events: &'a [&'a StoredEvent],
-    ) -> BoxFuture<'a, Result<(), ProjectionError>>;
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        let (org, org_seq) = events.first().map_or((Uuid::nil(), 0), |e| (e.org_id, e.org_seq));
+        let reason = "this projection reads ranges (Source::Sql), not rows".to_owned();
+        Box::pin(async move { Err(ProjectionError::Apply { projection: self.name(), org, org_seq, reason }) })
+    }
+    /// Write the effects of the org's events with `after < org_seq <= until` that it handles,
+    /// reading them from `event_log` in SQL. [`Source::Sql`].
+    fn apply_range<'a>(
+        &'a self,
+        _conn: &'a mut PgConnection,
+        org: OrgId,
+        after: i64,
+        _until: i64,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        let reason = "this projection reads rows (Source::Rows), not ranges".to_owned();
+        Box::pin(async move {
+            Err(ProjectionError::Apply { projection: self.name(), org: org.0, org_seq: after + 1, reason })
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,18 +194,24 @@ pub async fn catch_up_org(
             tx.commit().await?;
             return Ok(applied);
         }
-        // Gap-safe: every event ≤ head is committed and visible (see xdr_commands::subscription).
-        let events = read_org_with(pool, org, from, head, batch).await?;
-        check_contiguous(org, from, &events)?;
-        let Some(last) = events.last().map(|e| e.org_seq) else {
-            return Err(StoreError::Invalid(format!("org {org} head is {head} but no event follows {from}")).into());
-        };
+        // Gap-safe: every event ≤ head is committed and visible (see xdr_commands::subscription),
+        // and the batch never reaches beyond the head read in this transaction.
+        let last = head.min(from + batch);
+        let rows = read_rows(pool, org, projections, &checkpoints, last).await?;
         for p in projections {
             let done = checkpoints[p.name()];
-            let mine: Vec<&StoredEvent> =
-                events.iter().filter(|e| e.org_seq > done && p.handles(&e.event_type)).collect();
-            if !mine.is_empty() {
-                p.apply(&mut tx, &mine).await?;
+            if done >= last {
+                continue;
+            }
+            match p.source() {
+                Source::Sql => p.apply_range(&mut tx, org, done, last).await?,
+                Source::Rows => {
+                    let mine: Vec<&StoredEvent> =
+                        rows.iter().filter(|e| e.org_seq > done && p.handles(&e.event_type)).collect();
+                    if !mine.is_empty() {
+                        p.apply(&mut tx, &mine).await?;
+                    }
+                }
             }
         }
         sqlx::query(
@@ -165,8 +224,8 @@ pub async fn catch_up_org(
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        applied += events.len() as u64;
-        on_batch(events.len() as u64);
+        applied += (last - from) as u64;
+        on_batch((last - from) as u64);
     }
 }
 
@@ -196,17 +255,34 @@ async fn lock_checkpoints(
     read(sqlx::query(select).bind(org.0).bind(names).fetch_all(&mut **tx).await?)
 }
 
-fn check_contiguous(org: OrgId, from: i64, events: &[StoredEvent]) -> Result<(), StoreError> {
-    for (i, e) in events.iter().enumerate() {
-        let expected = from + 1 + i as i64;
-        if e.org_seq != expected {
-            return Err(StoreError::Invalid(format!(
-                "org {org} log has a gap: expected org_seq {expected}, found {}",
-                e.org_seq
-            )));
+/// The rows the row-reading projections still need in `(their checkpoint, until]`, only of
+/// the types they read (telemetry stays in the database when no row projection wants it).
+async fn read_rows(
+    pool: &PgPool,
+    org: OrgId,
+    projections: &[Box<dyn Projection>],
+    checkpoints: &HashMap<String, i64>,
+    until: i64,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let behind: Vec<&dyn Projection> = projections
+        .iter()
+        .map(|p| p.as_ref())
+        .filter(|p| p.source() == Source::Rows && checkpoints[p.name()] < until)
+        .collect();
+    let Some(from) = behind.iter().map(|p| checkpoints[p.name()]).min() else { return Ok(Vec::new()) };
+    let mut types: Option<Vec<&str>> = Some(Vec::new());
+    for p in &behind {
+        match (p.event_types(), types.as_mut()) {
+            (EventTypes::Only(only), Some(t)) => t.extend_from_slice(only),
+            _ => types = None,
         }
     }
-    Ok(())
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM event_log WHERE org_id = $1 AND org_seq > $2 AND org_seq <= $3 \
+         AND ($4::text[] IS NULL OR event_type = ANY($4)) ORDER BY org_seq"
+    );
+    let rows = sqlx::query(&sql).bind(org.0).bind(from).bind(until).bind(types).fetch_all(pool).await?;
+    rows.iter().map(row_to_event).collect::<Result<_, _>>().map_err(Into::into)
 }
 
 /// The projector role: catch up, then wait for a commit notification (or the poll

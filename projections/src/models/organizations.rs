@@ -6,7 +6,7 @@ use xdr_commands::StoredEvent;
 use xdr_domain::Event;
 
 use super::decode;
-use crate::runner::{Projection, ProjectionError, ReadModelTable};
+use crate::runner::{EventTypes, Projection, ProjectionError, ReadModelTable};
 
 pub struct Organizations;
 
@@ -21,8 +21,8 @@ impl Projection for Organizations {
         &[ReadModelTable { name: "rm_organizations", order_by: "org_id" }]
     }
 
-    fn handles(&self, event_type: &str) -> bool {
-        event_type == "OrganizationRegistered"
+    fn event_types(&self) -> EventTypes {
+        EventTypes::Only(&["OrganizationRegistered"])
     }
 
     fn apply<'a>(

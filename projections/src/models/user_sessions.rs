@@ -8,7 +8,7 @@ use xdr_domain::Event;
 
 use super::organizations::enum_str;
 use super::{apply_error, decode, stream_uuid};
-use crate::runner::{Projection, ProjectionError, ReadModelTable};
+use crate::runner::{EventTypes, Projection, ProjectionError, ReadModelTable};
 
 pub struct UserSessions;
 
@@ -37,8 +37,8 @@ impl Projection for UserSessions {
         &[ReadModelTable { name: "rm_user_sessions", order_by: "org_id, session_id" }]
     }
 
-    fn handles(&self, event_type: &str) -> bool {
-        HANDLES.contains(&event_type)
+    fn event_types(&self) -> EventTypes {
+        EventTypes::Only(&HANDLES)
     }
 
     fn apply<'a>(

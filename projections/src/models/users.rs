@@ -8,7 +8,7 @@ use xdr_commands::StoredEvent;
 use xdr_domain::Event;
 
 use super::{decode, stream_uuid};
-use crate::runner::{Projection, ProjectionError, ReadModelTable};
+use crate::runner::{EventTypes, Projection, ProjectionError, ReadModelTable};
 
 pub struct Users;
 
@@ -50,8 +50,8 @@ impl Projection for Users {
         &[ReadModelTable { name: "rm_users", order_by: "org_id, user_id" }]
     }
 
-    fn handles(&self, event_type: &str) -> bool {
-        HANDLES.contains(&event_type)
+    fn event_types(&self) -> EventTypes {
+        EventTypes::Only(&HANDLES)
     }
 
     fn apply<'a>(

@@ -12,7 +12,7 @@ use xdr_commands::testing::TestDb;
 use xdr_commands::{EventStore, StoredEvent};
 use xdr_domain::ids::OrgId;
 use xdr_projections::models;
-use xdr_projections::runner::{catch_up_with, Projection, ProjectionError, ReadModelTable};
+use xdr_projections::runner::{catch_up_with, EventTypes, Projection, ProjectionError, ReadModelTable, Source};
 use xdr_projections::{catch_up_once, digest, rebuild, run_projector, wait_for_projections};
 
 use crate::helpers::*;
@@ -30,12 +30,33 @@ enum Fault {
 }
 
 /// Wraps a real projection (same name, same checkpoint) and injects a fault at the N-th
-/// event it is given.
+/// event it is given (rows, or `org_seq`s of a range).
 struct Faulty {
     inner: Box<dyn Projection>,
     fail_at: usize,
     seen: AtomicUsize,
     fault: Fault,
+}
+
+impl Faulty {
+    /// How many of `n` events to write before failing, or `None` to pass through.
+    fn strike(&self, n: usize) -> Option<usize> {
+        let before = self.seen.fetch_add(n, Ordering::SeqCst);
+        if before + n < self.fail_at {
+            return None;
+        }
+        Some(match self.fault {
+            Fault::MidBatch => self.fail_at.saturating_sub(before + 1).min(n),
+            Fault::AfterWrite | Fault::Stall => n,
+        })
+    }
+
+    async fn fail(&self, org: uuid::Uuid, org_seq: i64) -> Result<(), ProjectionError> {
+        if let Fault::Stall = self.fault {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        Err(ProjectionError::Apply { projection: "faulty", org, org_seq, reason: "injected fault".into() })
+    }
 }
 
 impl Projection for Faulty {
@@ -45,8 +66,11 @@ impl Projection for Faulty {
     fn tables(&self) -> &'static [ReadModelTable] {
         self.inner.tables()
     }
-    fn handles(&self, event_type: &str) -> bool {
-        self.inner.handles(event_type)
+    fn event_types(&self) -> EventTypes {
+        self.inner.event_types()
+    }
+    fn source(&self) -> Source {
+        self.inner.source()
     }
     fn apply<'a>(
         &'a self,
@@ -54,32 +78,29 @@ impl Projection for Faulty {
         events: &'a [&'a StoredEvent],
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
-            let before = self.seen.fetch_add(events.len(), Ordering::SeqCst);
-            if before + events.len() < self.fail_at {
-                return self.inner.apply(conn, events).await;
+            let Some(k) = self.strike(events.len()) else { return self.inner.apply(conn, events).await };
+            if k > 0 {
+                self.inner.apply(conn, &events[..k]).await?;
             }
-            let injected = |e: &StoredEvent| ProjectionError::Apply {
-                projection: "faulty",
-                org: e.org_id,
-                org_seq: e.org_seq,
-                reason: "injected fault".into(),
+            let e = events[k.min(events.len() - 1)];
+            self.fail(e.org_id, e.org_seq).await
+        })
+    }
+    fn apply_range<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        org: OrgId,
+        after: i64,
+        until: i64,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            let Some(k) = self.strike((until - after) as usize) else {
+                return self.inner.apply_range(conn, org, after, until).await;
             };
-            match self.fault {
-                Fault::MidBatch => {
-                    let k = self.fail_at.saturating_sub(before + 1).min(events.len());
-                    self.inner.apply(conn, &events[..k]).await?;
-                    Err(injected(events[k.min(events.len() - 1)]))
-                }
-                Fault::AfterWrite => {
-                    self.inner.apply(conn, events).await?;
-                    Err(injected(events[events.len() - 1]))
-                }
-                Fault::Stall => {
-                    self.inner.apply(conn, events).await?;
-                    tokio::time::sleep(Duration::from_secs(3600)).await;
-                    Ok(())
-                }
+            if k > 0 {
+                self.inner.apply_range(conn, org, after, after + k as i64).await?;
             }
+            self.fail(org.0, after + k as i64 + 1).await
         })
     }
 }

@@ -161,3 +161,24 @@ async fn many_orgs_are_projected_by_one_runner_each_into_its_own_rows() {
     // Nothing left to do: a second pass finds no org behind.
     assert_eq!(catch_up_once(&db.pool).await.unwrap().orgs, 0);
 }
+
+#[tokio::test]
+async fn the_audit_copy_of_a_payload_drops_secrets_at_every_depth() {
+    let db = TestDb::new().await;
+    let redacted: serde_json::Value = sqlx::query_scalar("SELECT xdr_redact($1)")
+        .bind(serde_json::json!({
+            "email": "a@example.com", "role": "admin", "password_hash": "$argon2id$x", "Refresh_Token": "t",
+            "invite": {"token_hash": "abc", "expires_at": "2026-01-01T00:00:00Z"},
+            "list": [{"client_secret": 1, "ok": 2}, 3]
+        }))
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        redacted,
+        serde_json::json!({
+            "email": "a@example.com", "role": "admin",
+            "invite": {"expires_at": "2026-01-01T00:00:00Z"}, "list": [{"ok": 2}, 3]
+        })
+    );
+}
