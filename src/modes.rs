@@ -95,7 +95,7 @@ async fn replay(settings: &Settings, args: ReplayArgs) -> anyhow::Result<ExitCod
 /// The projection runner alone, as the app role, until Ctrl-C / SIGTERM.
 async fn projector(settings: &Settings) -> anyhow::Result<ExitCode> {
     let options = db::connect_options(settings.database_url()?)?;
-    let pool = db::app_pool(&options, 4).await?;
+    let pool = db::app_pool(&options, 6).await?;
     xdr_projections::run_projector(pool, shutdown_signal()).await;
     Ok(ExitCode::SUCCESS)
 }

@@ -17,7 +17,7 @@ use crate::runner::{catch_up_with, Projection, ProjectionError, ReadModelTable};
 use crate::tenant::begin_org_tx;
 
 /// Events per transaction while rebuilding (bigger than the live runner's: nobody waits).
-pub const REBUILD_BATCH: i64 = 5_000;
+pub const REBUILD_BATCH: i64 = 25_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RebuildError {

@@ -135,22 +135,37 @@ pub async fn catch_up_once(pool: &PgPool) -> Result<CatchUp, ProjectionError> {
     catch_up_with(pool, &models::all(), DEFAULT_BATCH, |_| {}).await
 }
 
+/// Orgs caught up at the same time (one connection each).
+pub const PARALLEL_ORGS: usize = 2;
+
 /// [`catch_up_once`] with an explicit set of projections and batch size; `on_batch` is
-/// called with the number of events of each committed batch (progress bars).
+/// called with the number of events of each committed batch (progress bars). Orgs are
+/// independent, so up to [`PARALLEL_ORGS`] are caught up at once; the first error stops the
+/// pass (transactions in flight roll back).
 pub async fn catch_up_with(
     pool: &PgPool,
     projections: &[Box<dyn Projection>],
     batch: i64,
-    mut on_batch: impl FnMut(u64) + Send,
+    on_batch: impl FnMut(u64) + Send,
 ) -> Result<CatchUp, ProjectionError> {
+    use futures::{StreamExt, TryStreamExt};
     let names = names(projections);
-    let mut outcome = CatchUp::default();
-    for org in orgs_behind(pool, &names).await? {
-        let n = catch_up_org(pool, org, projections, batch, &mut on_batch).await?;
-        outcome.orgs += 1;
-        outcome.events += n;
-    }
-    Ok(outcome)
+    let orgs = orgs_behind(pool, &names).await?;
+    let on_batch = std::sync::Mutex::new(on_batch);
+    let report = |n: u64| {
+        if let Ok(mut f) = on_batch.lock() {
+            f(n)
+        }
+    };
+    let counts: Vec<u64> = futures::stream::iter(orgs)
+        .map(|org| {
+            let mut report = report;
+            async move { catch_up_org(pool, org, projections, batch, &mut report).await }
+        })
+        .buffer_unordered(PARALLEL_ORGS)
+        .try_collect()
+        .await?;
+    Ok(CatchUp { orgs: counts.len(), events: counts.iter().sum() })
 }
 
 fn names(projections: &[Box<dyn Projection>]) -> Vec<String> {
@@ -183,6 +198,9 @@ pub async fn catch_up_org(
     loop {
         let mut tx = pool.begin().await?;
         set_org(&mut tx, org).await?;
+        // Rows and checkpoint commit together, so a commit lost in a server crash loses both
+        // and the batch is simply projected again: no need to wait for the WAL flush.
+        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
         let checkpoints = lock_checkpoints(&mut tx, org, &names).await?;
         let head: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM org_heads WHERE org_id = $1")
             .bind(org.0)
@@ -197,7 +215,7 @@ pub async fn catch_up_org(
         // Gap-safe: every event ≤ head is committed and visible (see xdr_commands::subscription),
         // and the batch never reaches beyond the head read in this transaction.
         let last = head.min(from + batch);
-        let rows = read_rows(pool, org, projections, &checkpoints, last).await?;
+        let rows = read_rows(&mut tx, org, projections, &checkpoints, last).await?;
         for p in projections {
             let done = checkpoints[p.name()];
             if done >= last {
@@ -258,7 +276,7 @@ async fn lock_checkpoints(
 /// The rows the row-reading projections still need in `(their checkpoint, until]`, only of
 /// the types they read (telemetry stays in the database when no row projection wants it).
 async fn read_rows(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     org: OrgId,
     projections: &[Box<dyn Projection>],
     checkpoints: &HashMap<String, i64>,
@@ -281,7 +299,7 @@ async fn read_rows(
         "SELECT {EVENT_COLUMNS} FROM event_log WHERE org_id = $1 AND org_seq > $2 AND org_seq <= $3 \
          AND ($4::text[] IS NULL OR event_type = ANY($4)) ORDER BY org_seq"
     );
-    let rows = sqlx::query(&sql).bind(org.0).bind(from).bind(until).bind(types).fetch_all(pool).await?;
+    let rows = sqlx::query(&sql).bind(org.0).bind(from).bind(until).bind(types).fetch_all(conn).await?;
     rows.iter().map(row_to_event).collect::<Result<_, _>>().map_err(Into::into)
 }
 

@@ -47,7 +47,6 @@ impl Projection for AuditLog {
                    xdr_redact(payload) \
                  FROM event_log \
                  WHERE org_id = $1 AND org_seq > $2 AND org_seq <= $3 AND event_type <> 'SecurityEventObserved' \
-                 ORDER BY org_seq \
                  ON CONFLICT (org_id, org_seq) DO NOTHING",
             )
             .bind(org.0)

@@ -54,7 +54,6 @@ impl Projection for SecurityEvents {
                    COALESCE(payload->'raw', 'null'::jsonb) \
                  FROM event_log \
                  WHERE org_id = $1 AND org_seq > $2 AND org_seq <= $3 AND event_type = 'SecurityEventObserved' \
-                 ORDER BY org_seq \
                  ON CONFLICT (org_id, org_seq) DO NOTHING",
             )
             .bind(org.0)
