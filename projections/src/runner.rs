@@ -140,15 +140,16 @@ pub const PARALLEL_ORGS: usize = 2;
 
 /// [`catch_up_once`] with an explicit set of projections and batch size; `on_batch` is
 /// called with the number of events of each committed batch (progress bars). Orgs are
-/// independent, so up to [`PARALLEL_ORGS`] are caught up at once; the first error stops the
-/// pass (transactions in flight roll back).
+/// independent, so up to [`PARALLEL_ORGS`] are caught up at once, and an org that fails
+/// (its batch rolls back, its checkpoint stays) does not hold the others up; the pass then
+/// returns the first error.
 pub async fn catch_up_with(
     pool: &PgPool,
     projections: &[Box<dyn Projection>],
     batch: i64,
     on_batch: impl FnMut(u64) + Send,
 ) -> Result<CatchUp, ProjectionError> {
-    use futures::{StreamExt, TryStreamExt};
+    use futures::StreamExt;
     let names = names(projections);
     let orgs = orgs_behind(pool, &names).await?;
     let on_batch = std::sync::Mutex::new(on_batch);
@@ -157,15 +158,26 @@ pub async fn catch_up_with(
             f(n)
         }
     };
-    let counts: Vec<u64> = futures::stream::iter(orgs)
+    let results: Vec<Result<u64, ProjectionError>> = futures::stream::iter(orgs)
         .map(|org| {
             let mut report = report;
-            async move { catch_up_org(pool, org, projections, batch, &mut report).await }
+            async move {
+                let result = catch_up_org(pool, org, projections, batch, &mut report).await;
+                if let Err(e) = &result {
+                    tracing::error!(org_id = %org, error = %e, "org projection stopped at its last checkpoint");
+                }
+                result
+            }
         })
         .buffer_unordered(PARALLEL_ORGS)
-        .try_collect()
-        .await?;
-    Ok(CatchUp { orgs: counts.len(), events: counts.iter().sum() })
+        .collect()
+        .await;
+    let mut outcome = CatchUp::default();
+    for result in results {
+        outcome.events += result?;
+        outcome.orgs += 1;
+    }
+    Ok(outcome)
 }
 
 fn names(projections: &[Box<dyn Projection>]) -> Vec<String> {

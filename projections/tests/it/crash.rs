@@ -240,3 +240,33 @@ async fn concurrent_appenders_while_the_runner_runs_lose_nothing() {
     let rebuilt = rebuild(&owner_pool(&db).await, None, |_| {}).await.unwrap();
     assert_eq!(live, rebuilt.digest);
 }
+
+#[tokio::test]
+async fn an_org_whose_events_cannot_be_projected_does_not_hold_up_the_others() {
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let healthy = seed_identity(&store, "Healthy Org").await;
+    let poisoned = seed_identity(&store, "Poisoned Org").await;
+    // A user event whose payload does not decode (written behind the domain's back).
+    store
+        .append(
+            poisoned.id,
+            &poisoned.analyst.stream_id(),
+            xdr_commands::ExpectedVersion::Any,
+            vec![xdr_commands::NewEvent {
+                event_id: uuid::Uuid::new_v4(),
+                stream_id: poisoned.analyst.stream_id(),
+                event_type: "PasswordSet".into(),
+                schema_version: 1,
+                payload: serde_json::json!({"unexpected": true}),
+                metadata: serde_json::json!({}),
+            }],
+        )
+        .await
+        .unwrap();
+    let head = seed_telemetry(&store, healthy.id, 50, "h").await;
+    let err = catch_up_once(&db.pool).await.unwrap_err();
+    assert!(err.to_string().contains("cannot decode PasswordSet"), "{err}");
+    assert!(checkpoints(&db.pool, healthy.id).await.iter().all(|(_, s)| *s == head), "the healthy org caught up");
+    assert!(checkpoints(&db.pool, poisoned.id).await.iter().all(|(_, s)| *s < IDENTITY_EVENTS + 1));
+}
