@@ -2,11 +2,14 @@
 //!
 //! A [`Projection`] is a name, the event types it handles, the tables it owns and an apply
 //! step that writes SQL. The runner finds orgs whose `org_heads.last_seq` is beyond some
-//! projection's checkpoint, reads a batch of their events gap-safely (only events ≤ the head
-//! it read; see `xdr_commands::subscription`), and in ONE transaction per (org, batch):
-//! takes the org's checkpoint rows `FOR UPDATE`, sets `app.org_id` (row-level security),
-//! applies every projection to the events after its own checkpoint, advances the
-//! checkpoints and commits. A crash anywhere before the commit rolls everything back, so
+//! projection's checkpoint and, in ONE transaction per (org, batch): sets `app.org_id`
+//! (row-level security), takes the org's checkpoint rows `FOR UPDATE`, reads the head, and
+//! applies every projection to the events after its own checkpoint and ≤ that head — gap-safe
+//! for the reason given in `xdr_commands::subscription` — then advances the checkpoints and
+//! commits. Row projections get the decoded rows of the types they read; range projections
+//! (`Source::Sql`) project the `org_seq` range in SQL. (So the runner reads with its own
+//! type-filtered query rather than `read_org_with`: telemetry rows no row projection wants
+//! never leave the database.) A crash anywhere before the commit rolls everything back, so
 //! nothing is skipped and nothing is applied twice; a second runner on the same org waits on
 //! the row locks and then continues from the committed checkpoint.
 
