@@ -270,3 +270,21 @@ async fn an_org_whose_events_cannot_be_projected_does_not_hold_up_the_others() {
     assert!(checkpoints(&db.pool, healthy.id).await.iter().all(|(_, s)| *s == head), "the healthy org caught up");
     assert!(checkpoints(&db.pool, poisoned.id).await.iter().all(|(_, s)| *s < IDENTITY_EVENTS + 1));
 }
+
+#[tokio::test]
+async fn two_runners_on_the_same_orgs_apply_every_event_once() {
+    let (db, orgs) = seeded().await;
+    let (first, second) = (models::all(), models::all());
+    let (a, b) =
+        tokio::join!(catch_up_with(&db.pool, &first, 13, |_| {}), catch_up_with(&db.pool, &second, 17, |_| {}));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let total: i64 = orgs.iter().map(|(_, head)| head).sum();
+    // Each event was applied by exactly one of them: they serialize on the checkpoint rows.
+    assert_eq!(a.events + b.events, total as u64);
+    for &(org, head) in &orgs {
+        assert_eq!(count(&db.pool, org, "rm_security_events").await, head - IDENTITY_EVENTS);
+        assert_eq!(count(&db.pool, org, "rm_audit_log").await, IDENTITY_EVENTS);
+    }
+    let live = digest(&db.pool).await.unwrap();
+    assert_eq!(live, rebuild(&owner_pool(&db).await, None, |_| {}).await.unwrap().digest);
+}
