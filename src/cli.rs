@@ -118,6 +118,8 @@ pub enum BenchCommand {
     Append(BenchAppendArgs),
     /// Login throughput and latency, and GraphQL `me` latency with and without a login flood.
     Auth(BenchAuthArgs),
+    /// Rebuild of all read models vs a raw sequential scan of the same log, in a scratch database.
+    Rebuild(BenchRebuildArgs),
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +133,16 @@ pub struct BenchAuthArgs {
     /// GraphQL `me` requests per measurement.
     #[arg(long, default_value_t = 2_000)]
     pub me_requests: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchRebuildArgs {
+    /// Telemetry events in the log (plus a small identity history per org).
+    #[arg(long, default_value_t = 200_000)]
+    pub events: usize,
+    /// Organizations the events are spread over.
+    #[arg(long, default_value_t = 4)]
+    pub orgs: usize,
 }
 
 #[derive(Debug, Args)]
@@ -171,10 +183,14 @@ mod tests {
 
     #[test]
     fn replay_takes_type_actor_format_and_state() {
-        let cli = parse(&["replay", "--org", "a", "--type", "AccountLocked", "--actor", "operator", "--format", "table"])
-            .unwrap();
+        let cli =
+            parse(&["replay", "--org", "a", "--type", "AccountLocked", "--actor", "operator", "--format", "table"])
+                .unwrap();
         let Command::Replay(r) = cli.command else { panic!("not replay") };
-        assert_eq!((r.event_type.as_deref(), r.actor.as_deref(), r.format), (Some("AccountLocked"), Some("operator"), Format::Table));
+        assert_eq!(
+            (r.event_type.as_deref(), r.actor.as_deref(), r.format),
+            (Some("AccountLocked"), Some("operator"), Format::Table)
+        );
         let cli = parse(&["replay", "--org", "a", "--until", "7", "--state", "user-x"]).unwrap();
         let Command::Replay(r) = cli.command else { panic!("not replay") };
         assert_eq!(r.state.as_deref(), Some("user-x"));
@@ -211,6 +227,8 @@ mod tests {
             &["schema"],
             &["bench", "append", "--events", "10"],
             &["bench", "auth", "--logins", "10"],
+            &["bench", "rebuild", "--events", "10", "--orgs", "2"],
+            &["rebuild"],
         ] {
             assert!(parse(args).is_ok(), "{args:?}");
         }

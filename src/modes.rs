@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use xdr_commands::db;
 
-use crate::cli::{BenchCommand, Cli, Command, ReplayArgs, VerifyArgs};
+use crate::cli::{BenchCommand, Cli, Command, RebuildArgs, ReplayArgs, VerifyArgs};
 use crate::config::Settings;
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -18,16 +18,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Verify(args) => verify(&settings, args).await,
         Command::Replay(args) => replay(&settings, args).await,
+        Command::Projector => projector(&settings).await,
+        Command::Rebuild(args) => rebuild(&settings, args).await,
         Command::Bench(BenchCommand::Append(args)) => crate::bench::append(&settings, args).await,
         Command::Bench(BenchCommand::Auth(args)) => crate::bench::auth(&settings, args).await,
+        Command::Bench(BenchCommand::Rebuild(args)) => crate::bench::rebuild(&settings, args).await,
         Command::Serve => serve(&settings).await,
         Command::Api => api(&settings).await,
-        Command::Ingestor
-        | Command::Projector
-        | Command::Detector
-        | Command::Rebuild(_)
-        | Command::Ingest(_)
-        | Command::Models(_) => not_implemented(&cli_name(&cli.command)),
+        Command::Ingestor | Command::Detector | Command::Ingest(_) | Command::Models(_) => {
+            not_implemented(&cli_name(&cli.command))
+        }
     }
 }
 
@@ -138,7 +138,7 @@ async fn replay(settings: &Settings, args: ReplayArgs) -> anyhow::Result<ExitCod
     };
     let mut out = std::io::BufWriter::new(stdout.lock());
     let tick = |n: u64| {
-        if n % 1024 == 0 {
+        if n.is_multiple_of(1024) {
             bar.set_position(n)
         }
     };
@@ -153,4 +153,62 @@ async fn replay(settings: &Settings, args: ReplayArgs) -> anyhow::Result<ExitCod
         Err(ReplayError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The projection runner alone, as the app role, until Ctrl-C / SIGTERM.
+async fn projector(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let options = db::connect_options(settings.database_url()?)?;
+    let pool = db::app_pool(&options, 6).await?;
+    xdr_projections::run_projector(pool, shutdown_signal()).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what Kubernetes sends).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// Clear and replay read models with a progress bar on stderr; the digest on stdout.
+async fn rebuild(settings: &Settings, args: RebuildArgs) -> anyhow::Result<ExitCode> {
+    let options = db::connect_options(settings.database_url()?)?;
+    // Rebuild TRUNCATEs read models, which the app role may not do: run as the owner.
+    let pool = db::owner_pool(&options, 4).await?;
+    xdr_projections::rebuild::select(args.projection.as_deref())?;
+    let total = xdr_projections::rebuild::log_length(&pool).await.context("Failed to read the log heads")?;
+    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} rebuild [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let report = xdr_projections::rebuild(&pool, args.projection.as_deref(), |n| bar.inc(n)).await?;
+    bar.finish_and_clear();
+    eprintln!(
+        "rebuilt {} from {} events in {:.2?} ({:.0} events/s)",
+        report.projections.join(", "),
+        report.events,
+        report.elapsed,
+        report.events as f64 / report.elapsed.as_secs_f64().max(1e-9)
+    );
+    println!("{}", report.digest);
+    Ok(ExitCode::SUCCESS)
 }

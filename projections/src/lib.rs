@@ -1,7 +1,15 @@
-//! Read side of Mini-XDR: audit tools over the log (verify, replay) and, as they land,
-//! the projection runner and read models.
+//! Read side of Mini-XDR: the projection runner and read models (with row-level security),
+//! rebuild with a digest, and the audit tools over the log (verify, replay).
 #![forbid(unsafe_code)]
 
+pub mod models;
 pub mod orgs;
+pub mod rebuild;
 pub mod replay;
+pub mod runner;
+pub mod tenant;
 pub mod verify;
+
+pub use rebuild::{digest, rebuild};
+pub use runner::{catch_up_once, run_projector, wait_for_projections, Projection, ProjectionError, ProjectionLag};
+pub use tenant::begin_org_tx;

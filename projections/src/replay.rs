@@ -120,11 +120,7 @@ pub async fn replay(
             }
             Format::Table => {
                 let meta = event.metadata();
-                let actor = meta
-                    .actor_user_id
-                    .map(|u| u.to_string())
-                    .or(meta.actor)
-                    .unwrap_or_else(|| "-".into());
+                let actor = meta.actor_user_id.map(|u| u.to_string()).or(meta.actor).unwrap_or_else(|| "-".into());
                 writeln!(
                     out,
                     "{:>8}  {:<27}  {:<44}  {:<26}  {actor}",

@@ -1,4 +1,5 @@
 //! End-to-end tests of the `mini-xdr` binary against the real services.
 
+mod projector_cli;
 mod replay_cli;
 mod verify_cli;

@@ -104,7 +104,8 @@ async fn state_shows_the_lock_at_an_instant_and_who_lifted_it() {
     assert!(locked["state"].get("password_hash").is_none(), "hashes never leave the log");
 
     let now: Value =
-        serde_json::from_slice(&mini_xdr(&h.db, &["replay", "--org", "audit-corp", "--state", &stream]).stdout).unwrap();
+        serde_json::from_slice(&mini_xdr(&h.db, &["replay", "--org", "audit-corp", "--state", &stream]).stdout)
+            .unwrap();
     assert!(now["state"]["locked_until"].is_null(), "{now}");
     let unlock = now["history"].as_array().unwrap().iter().find(|e| e["event_type"] == "AccountUnlocked").unwrap();
     assert_eq!(unlock["actor_user_id"], h.admin_id.as_str());

@@ -1,0 +1,126 @@
+//! `rm_users`: one row per user, without any credential (no password hash, no invitation
+//! token digest). Every update is guarded by `last_seq < org_seq`, so a redelivered event
+//! changes nothing; the column values mirror what the events say.
+
+use futures::future::BoxFuture;
+use sqlx::PgConnection;
+use xdr_commands::StoredEvent;
+use xdr_domain::Event;
+
+use super::{decode, stream_uuid};
+use crate::runner::{EventTypes, Projection, ProjectionError, ReadModelTable};
+
+pub struct Users;
+
+const NAME: &str = "users";
+
+const HANDLES: [&str; 8] = [
+    "UserCreated",
+    "UserInvited",
+    "InvitationAccepted",
+    "PasswordSet",
+    "LoginSucceeded",
+    "LoginFailed",
+    "AccountLocked",
+    "AccountUnlocked",
+];
+
+/// `UPDATE` of one user row unless it already reflects this `org_seq` ($1 org, $2 user,
+/// $3 org_seq; the event's values from $4).
+macro_rules! update {
+    ($($set:expr),+) => {
+        concat!("UPDATE rm_users SET ", $($set),+, ", last_seq = $3 WHERE org_id = $1 AND user_id = $2 AND last_seq < $3")
+    };
+}
+
+/// `locked_until` after an event at `$4`: a lock that has expired by then is gone (as the
+/// `User` aggregate folds it).
+macro_rules! clear_expired_lock {
+    () => {
+        "locked_until = CASE WHEN locked_until <= $4 THEN NULL ELSE locked_until END"
+    };
+}
+
+impl Projection for Users {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn tables(&self) -> &'static [ReadModelTable] {
+        &[ReadModelTable { name: "rm_users", order_by: "org_id, user_id" }]
+    }
+
+    fn event_types(&self) -> EventTypes {
+        EventTypes::Only(&HANDLES)
+    }
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        events: &'a [&'a StoredEvent],
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            for e in events {
+                apply_one(conn, e).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+async fn apply_one(conn: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
+    let event = decode(NAME, e)?;
+    if let Event::UserCreated(c) = &event {
+        sqlx::query(
+            "INSERT INTO rm_users (org_id, user_id, email, full_name, role, is_active, has_password, \
+               created_at, last_seq) VALUES ($1, $2, $3, $4, $5, true, $6, $7, $8) \
+             ON CONFLICT (org_id, user_id) DO NOTHING",
+        )
+        .bind(e.org_id)
+        .bind(c.user_id.0)
+        .bind(c.email.as_str())
+        .bind(&c.full_name)
+        .bind(c.role.as_str())
+        .bind(c.password_hash.is_some())
+        .bind(c.created_at)
+        .bind(e.org_seq)
+        .execute(&mut *conn)
+        .await?;
+        return Ok(());
+    }
+    let user = stream_uuid(NAME, e, "user")?;
+    match &event {
+        Event::UserInvited(i) => sqlx::query(update!("role = $4, invitation_pending = true"))
+            .bind(e.org_id)
+            .bind(user)
+            .bind(e.org_seq)
+            .bind(i.role.as_str()),
+        Event::InvitationAccepted(_) => {
+            sqlx::query(update!("invitation_pending = false")).bind(e.org_id).bind(user).bind(e.org_seq)
+        }
+        Event::PasswordSet(_) => sqlx::query(update!("has_password = true")).bind(e.org_id).bind(user).bind(e.org_seq),
+        Event::LoginSucceeded(s) => {
+            sqlx::query(update!("last_login = $4, failed_attempts = 0, ", clear_expired_lock!()))
+                .bind(e.org_id)
+                .bind(user)
+                .bind(e.org_seq)
+                .bind(s.at)
+        }
+        Event::LoginFailed(f) => sqlx::query(update!("failed_attempts = $5, ", clear_expired_lock!()))
+            .bind(e.org_id)
+            .bind(user)
+            .bind(e.org_seq)
+            .bind(f.at)
+            .bind(i32::try_from(f.consecutive_failures).unwrap_or(i32::MAX)),
+        Event::AccountLocked(l) => {
+            sqlx::query(update!("locked_until = $4")).bind(e.org_id).bind(user).bind(e.org_seq).bind(l.until)
+        }
+        Event::AccountUnlocked(_) => {
+            sqlx::query(update!("failed_attempts = 0, locked_until = NULL")).bind(e.org_id).bind(user).bind(e.org_seq)
+        }
+        other => return Err(super::apply_error(NAME, e, format!("unexpected {}", other.event_type()))),
+    }
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,424 @@
+//! The projection runner: turns each org's log into read-model rows, exactly once.
+//!
+//! A [`Projection`] is a name, the event types it handles, the tables it owns and an apply
+//! step that writes SQL. The runner finds orgs whose `org_heads.last_seq` is beyond some
+//! projection's checkpoint and, in ONE transaction per (org, batch): sets `app.org_id`
+//! (row-level security), takes the org's checkpoint rows `FOR UPDATE`, reads the head, and
+//! applies every projection to the events after its own checkpoint and ≤ that head — gap-safe
+//! for the reason given in `xdr_commands::subscription` — then advances the checkpoints and
+//! commits. Row projections get the decoded rows of the types they read; range projections
+//! (`Source::Sql`) project the `org_seq` range in SQL. (So the runner reads with its own
+//! type-filtered query rather than `read_org_with`: telemetry rows no row projection wants
+//! never leave the database.) A crash anywhere before the commit rolls everything back, so
+//! nothing is skipped and nothing is applied twice; a second runner on the same org waits on
+//! the row locks and then continues from the committed checkpoint.
+
+use futures::future::BoxFuture;
+use sqlx::postgres::PgListener;
+use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+use uuid::Uuid;
+use xdr_commands::store::{row_to_event, EVENT_COLUMNS, NOTIFY_CHANNEL};
+use xdr_commands::{StoreError, StoredEvent};
+use xdr_domain::ids::OrgId;
+
+use crate::models;
+use crate::tenant::set_org;
+
+/// Events read per (org, transaction) by the live runner.
+pub const DEFAULT_BATCH: i64 = 1_000;
+/// The runner re-checks for work this often even without a notification.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A read-model table: its name and the `ORDER BY` that lists its rows deterministically
+/// (its primary key), used by rebuild (clear) and digest (hash in order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadModelTable {
+    pub name: &'static str,
+    pub order_by: &'static str,
+}
+
+/// The event types a projection reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventTypes {
+    Only(&'static [&'static str]),
+    /// Every type but these, including types added later (the audit view).
+    AllExcept(&'static [&'static str]),
+}
+
+impl EventTypes {
+    pub fn contains(&self, event_type: &str) -> bool {
+        match self {
+            EventTypes::Only(types) => types.contains(&event_type),
+            EventTypes::AllExcept(types) => !types.contains(&event_type),
+        }
+    }
+}
+
+/// How a projection gets its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The runner reads the rows and hands them to [`Projection::apply`].
+    Rows,
+    /// [`Projection::apply_range`] projects an `org_seq` range with one `INSERT … SELECT`
+    /// over `event_log`, so high-volume events never travel to the client and back.
+    Sql,
+}
+
+/// One read model. Implementations hold no business rules: they copy what events say.
+///
+/// Inside the org's transaction (with `app.org_id` set), the runner gives each projection
+/// only what it has not applied yet, in `org_seq` order: the decoded rows it handles
+/// ([`Source::Rows`]), or the range `(after, until]` ([`Source::Sql`]). Both must be
+/// idempotent per `org_seq` (a redelivered event changes nothing), although the runner never
+/// redelivers: the checkpoint commits with the rows.
+pub trait Projection: Send + Sync {
+    /// Stable name: the checkpoint key and the `rebuild --projection` argument.
+    fn name(&self) -> &'static str;
+    /// Tables written only by this projection.
+    fn tables(&self) -> &'static [ReadModelTable];
+    /// The event types this projection reads.
+    fn event_types(&self) -> EventTypes;
+    fn source(&self) -> Source {
+        Source::Rows
+    }
+    /// Whether this projection reads events of this `event_type`.
+    fn handles(&self, event_type: &str) -> bool {
+        self.event_types().contains(event_type)
+    }
+    /// Write the effects of `events` (all of one org, ascending `org_seq`). [`Source::Rows`].
+    fn apply<'a>(
+        &'a self,
+        _conn: &'a mut PgConnection,
+        events: &'a [&'a StoredEvent],
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        let (org, org_seq) = events.first().map_or((Uuid::nil(), 0), |e| (e.org_id, e.org_seq));
+        let reason = "this projection reads ranges (Source::Sql), not rows".to_owned();
+        Box::pin(async move { Err(ProjectionError::Apply { projection: self.name(), org, org_seq, reason }) })
+    }
+    /// Write the effects of the org's events with `after < org_seq <= until` that it handles,
+    /// reading them from `event_log` in SQL. [`Source::Sql`].
+    fn apply_range<'a>(
+        &'a self,
+        _conn: &'a mut PgConnection,
+        org: OrgId,
+        after: i64,
+        _until: i64,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        let reason = "this projection reads rows (Source::Rows), not ranges".to_owned();
+        Box::pin(async move {
+            Err(ProjectionError::Apply { projection: self.name(), org: org.0, org_seq: after + 1, reason })
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("read-model database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("cannot read the event log: {0}")]
+    Store(#[from] StoreError),
+    #[error("projection {projection} cannot apply org {org} org_seq {org_seq}: {reason}")]
+    Apply { projection: &'static str, org: Uuid, org_seq: i64, reason: String },
+}
+
+/// What one catch-up pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CatchUp {
+    /// Orgs that had work.
+    pub orgs: usize,
+    /// Events read and applied (each event counted once, whatever the number of projections).
+    pub events: u64,
+}
+
+/// Bring every projection of every org up to the org's current head, then return.
+pub async fn catch_up_once(pool: &PgPool) -> Result<CatchUp, ProjectionError> {
+    catch_up_with(pool, &models::all(), DEFAULT_BATCH, |_| {}).await
+}
+
+/// Orgs caught up at the same time (one connection each).
+pub const PARALLEL_ORGS: usize = 2;
+
+/// [`catch_up_once`] with an explicit set of projections and batch size; `on_batch` is
+/// called with the number of events of each committed batch (progress bars). Orgs are
+/// independent, so up to [`PARALLEL_ORGS`] are caught up at once, and an org that fails
+/// (its batch rolls back, its checkpoint stays) does not hold the others up; the pass then
+/// returns the first error.
+pub async fn catch_up_with(
+    pool: &PgPool,
+    projections: &[Box<dyn Projection>],
+    batch: i64,
+    on_batch: impl FnMut(u64) + Send,
+) -> Result<CatchUp, ProjectionError> {
+    use futures::StreamExt;
+    let names = names(projections);
+    let orgs = orgs_behind(pool, &names).await?;
+    let on_batch = std::sync::Mutex::new(on_batch);
+    let report = |n: u64| {
+        if let Ok(mut f) = on_batch.lock() {
+            f(n)
+        }
+    };
+    let results: Vec<Result<u64, ProjectionError>> = futures::stream::iter(orgs)
+        .map(|org| {
+            let mut report = report;
+            async move {
+                let result = catch_up_org(pool, org, projections, batch, &mut report).await;
+                if let Err(e) = &result {
+                    tracing::error!(org_id = %org, error = %e, "org projection stopped at its last checkpoint");
+                }
+                result
+            }
+        })
+        .buffer_unordered(PARALLEL_ORGS)
+        .collect()
+        .await;
+    let mut outcome = CatchUp::default();
+    for result in results {
+        outcome.events += result?;
+        outcome.orgs += 1;
+    }
+    Ok(outcome)
+}
+
+fn names(projections: &[Box<dyn Projection>]) -> Vec<String> {
+    projections.iter().map(|p| p.name().to_owned()).collect()
+}
+
+/// Orgs whose head is beyond the checkpoint of at least one of the projections.
+async fn orgs_behind(pool: &PgPool, names: &[String]) -> Result<Vec<OrgId>, sqlx::Error> {
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT h.org_id FROM org_heads h CROSS JOIN unnest($1::text[]) AS p(name) \
+         LEFT JOIN projection_checkpoints c ON c.org_id = h.org_id AND c.projection = p.name \
+         WHERE h.last_seq > COALESCE(c.last_seq, 0) GROUP BY h.org_id ORDER BY h.org_id",
+    )
+    .bind(names)
+    .fetch_all(pool)
+    .await?;
+    Ok(ids.into_iter().map(OrgId).collect())
+}
+
+/// Apply one org's pending events in batches, one transaction each; returns events applied.
+pub async fn catch_up_org(
+    pool: &PgPool,
+    org: OrgId,
+    projections: &[Box<dyn Projection>],
+    batch: i64,
+    mut on_batch: impl FnMut(u64) + Send,
+) -> Result<u64, ProjectionError> {
+    let names = names(projections);
+    let mut applied = 0;
+    loop {
+        let mut tx = pool.begin().await?;
+        set_org(&mut tx, org).await?;
+        // Rows and checkpoint commit together, so a commit lost in a server crash loses both
+        // and the batch is simply projected again: no need to wait for the WAL flush.
+        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
+        let checkpoints = lock_checkpoints(&mut tx, org, &names).await?;
+        let head: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM org_heads WHERE org_id = $1")
+            .bind(org.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let head = head.unwrap_or(0);
+        let from = checkpoints.values().copied().min().unwrap_or(0);
+        if from >= head {
+            tx.commit().await?;
+            return Ok(applied);
+        }
+        // Gap-safe: every event ≤ head is committed and visible (see xdr_commands::subscription),
+        // and the batch never reaches beyond the head read in this transaction.
+        let last = head.min(from + batch);
+        let rows = read_rows(&mut tx, org, projections, &checkpoints, last).await?;
+        for p in projections {
+            let done = checkpoints[p.name()];
+            if done >= last {
+                continue;
+            }
+            match p.source() {
+                Source::Sql => p.apply_range(&mut tx, org, done, last).await?,
+                Source::Rows => {
+                    let mine: Vec<&StoredEvent> =
+                        rows.iter().filter(|e| e.org_seq > done && p.handles(&e.event_type)).collect();
+                    if !mine.is_empty() {
+                        p.apply(&mut tx, &mine).await?;
+                    }
+                }
+            }
+        }
+        sqlx::query(
+            "UPDATE projection_checkpoints SET last_seq = $3 \
+             WHERE org_id = $1 AND projection = ANY($2) AND last_seq < $3",
+        )
+        .bind(org.0)
+        .bind(&names)
+        .bind(last)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        applied += (last - from) as u64;
+        on_batch((last - from) as u64);
+    }
+}
+
+/// The org's checkpoint of each projection, created at 0 when missing, locked until commit.
+async fn lock_checkpoints(
+    tx: &mut Transaction<'static, Postgres>,
+    org: OrgId,
+    names: &[String],
+) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let select = "SELECT projection, last_seq FROM projection_checkpoints \
+                  WHERE org_id = $1 AND projection = ANY($2) ORDER BY projection FOR UPDATE";
+    let read = |rows: Vec<sqlx::postgres::PgRow>| -> Result<HashMap<String, i64>, sqlx::Error> {
+        rows.iter().map(|r| Ok((r.try_get("projection")?, r.try_get("last_seq")?))).collect()
+    };
+    let found = read(sqlx::query(select).bind(org.0).bind(names).fetch_all(&mut **tx).await?)?;
+    if found.len() == names.len() {
+        return Ok(found);
+    }
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (projection, org_id, last_seq) \
+         SELECT name, $1, 0 FROM unnest($2::text[]) AS p(name) ON CONFLICT DO NOTHING",
+    )
+    .bind(org.0)
+    .bind(names)
+    .execute(&mut **tx)
+    .await?;
+    read(sqlx::query(select).bind(org.0).bind(names).fetch_all(&mut **tx).await?)
+}
+
+/// The rows the row-reading projections still need in `(their checkpoint, until]`, only of
+/// the types they read (telemetry stays in the database when no row projection wants it).
+async fn read_rows(
+    conn: &mut PgConnection,
+    org: OrgId,
+    projections: &[Box<dyn Projection>],
+    checkpoints: &HashMap<String, i64>,
+    until: i64,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let behind: Vec<&dyn Projection> = projections
+        .iter()
+        .map(|p| p.as_ref())
+        .filter(|p| p.source() == Source::Rows && checkpoints[p.name()] < until)
+        .collect();
+    let Some(from) = behind.iter().map(|p| checkpoints[p.name()]).min() else { return Ok(Vec::new()) };
+    let mut types: Option<Vec<&str>> = Some(Vec::new());
+    for p in &behind {
+        match (p.event_types(), types.as_mut()) {
+            (EventTypes::Only(only), Some(t)) => t.extend_from_slice(only),
+            _ => types = None,
+        }
+    }
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM event_log WHERE org_id = $1 AND org_seq > $2 AND org_seq <= $3 \
+         AND ($4::text[] IS NULL OR event_type = ANY($4)) ORDER BY org_seq"
+    );
+    let rows = sqlx::query(&sql).bind(org.0).bind(from).bind(until).bind(types).fetch_all(conn).await?;
+    rows.iter().map(row_to_event).collect::<Result<_, _>>().map_err(Into::into)
+}
+
+/// The projector role: catch up, then wait for a commit notification (or the poll
+/// interval), forever, until `shutdown` resolves. Errors are logged and retried; dropping
+/// the future mid-batch is safe (the open transaction rolls back).
+pub async fn run_projector(pool: PgPool, shutdown: impl Future<Output = ()> + Send) {
+    let projections = models::all();
+    tokio::pin!(shutdown);
+    let mut listener = match PgListener::connect_with(&pool).await {
+        Ok(mut l) => match l.listen(NOTIFY_CHANNEL).await {
+            Ok(()) => Some(l),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot LISTEN on the event log; polling only");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot open a LISTEN connection; polling only");
+            None
+        }
+    };
+    tracing::info!(projections = ?names(&projections), "projector started");
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            result = catch_up_with(&pool, &projections, DEFAULT_BATCH, |_| {}) => match result {
+                Ok(c) if c.events > 0 => tracing::debug!(orgs = c.orgs, events = c.events, "projected"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "projection pass failed; retrying"),
+            },
+        }
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = wait_for_commit(listener.as_mut()) => {}
+        }
+    }
+    tracing::info!("projector stopped");
+}
+
+/// Sleep until some org commits (a notification) or the poll interval passes.
+async fn wait_for_commit(listener: Option<&mut PgListener>) {
+    let Some(listener) = listener else {
+        tokio::time::sleep(POLL_INTERVAL).await;
+        return;
+    };
+    match tokio::time::timeout(POLL_INTERVAL, listener.recv()).await {
+        Ok(Ok(_)) | Err(_) => {}
+        // The listener reconnects on its next recv; poll meanwhile.
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "event log listener failed; polling");
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+}
+
+/// Read-your-writes did not happen in time.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionLag {
+    #[error(
+        "read models of org {org} did not reach org_seq {seq} within {waited:?} \
+         (behind: {behind:?}); is the projector running?"
+    )]
+    TimedOut { org: OrgId, seq: i64, waited: Duration, behind: Vec<(String, i64)> },
+    #[error("cannot read projection checkpoints: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Return once every projection's checkpoint for `org` is ≥ `seq` (the `last_seq` an
+/// append returned), so the caller's next query sees its own write; give up after `timeout`.
+pub async fn wait_for_projections(pool: &PgPool, org: OrgId, seq: i64, timeout: Duration) -> Result<(), ProjectionLag> {
+    let names: Vec<String> = models::all().iter().map(|p| p.name().to_owned()).collect();
+    wait_for(pool, org, seq, &names, timeout).await
+}
+
+/// [`wait_for_projections`] for some projections only (those a mutation affects).
+pub async fn wait_for(
+    pool: &PgPool,
+    org: OrgId,
+    seq: i64,
+    names: &[String],
+    timeout: Duration,
+) -> Result<(), ProjectionLag> {
+    let start = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(2);
+    loop {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT p.name, COALESCE(c.last_seq, 0) FROM unnest($2::text[]) AS p(name) \
+             LEFT JOIN projection_checkpoints c ON c.org_id = $1 AND c.projection = p.name \
+             WHERE COALESCE(c.last_seq, 0) < $3 ORDER BY p.name",
+        )
+        .bind(org.0)
+        .bind(names)
+        .bind(seq)
+        .fetch_all(pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let waited = start.elapsed();
+        if waited >= timeout {
+            return Err(ProjectionLag::TimedOut { org, seq, waited, behind: rows });
+        }
+        tokio::time::sleep(pause.min(timeout - waited)).await;
+        pause = (pause * 2).min(Duration::from_millis(25));
+    }
+}

@@ -1,0 +1,290 @@
+//! Crashes at any point lose nothing and apply nothing twice: a projection that fails in
+//! the middle of a batch or after writing its rows (before the commit), and a runner future
+//! dropped mid-batch, leave read models exactly at a committed checkpoint; restarting
+//! converges to the same digest as a clean rebuild. Concurrent appenders while the runner
+//! runs: nothing is skipped.
+
+use futures::future::BoxFuture;
+use sqlx::{PgConnection, PgPool};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use xdr_commands::testing::TestDb;
+use xdr_commands::{EventStore, StoredEvent};
+use xdr_domain::ids::OrgId;
+use xdr_projections::models;
+use xdr_projections::runner::{catch_up_with, EventTypes, Projection, ProjectionError, ReadModelTable, Source};
+use xdr_projections::{catch_up_once, digest, rebuild, run_projector, wait_for_projections};
+
+use crate::helpers::*;
+
+/// When the injected fault strikes.
+#[derive(Clone, Copy)]
+enum Fault {
+    /// Write the events before the N-th, then fail: a crash in the middle of a batch.
+    MidBatch,
+    /// Write the whole batch that contains the N-th event, then fail: a crash between the
+    /// read-model write and the commit.
+    AfterWrite,
+    /// Write, then stall: the runner future gets dropped while the transaction is open.
+    Stall,
+}
+
+/// Wraps a real projection (same name, same checkpoint) and injects a fault at the N-th
+/// event it is given (rows, or `org_seq`s of a range).
+struct Faulty {
+    inner: Box<dyn Projection>,
+    fail_at: usize,
+    seen: AtomicUsize,
+    fault: Fault,
+}
+
+impl Faulty {
+    /// How many of `n` events to write before failing, or `None` to pass through.
+    fn strike(&self, n: usize) -> Option<usize> {
+        let before = self.seen.fetch_add(n, Ordering::SeqCst);
+        if before + n < self.fail_at {
+            return None;
+        }
+        Some(match self.fault {
+            Fault::MidBatch => self.fail_at.saturating_sub(before + 1).min(n),
+            Fault::AfterWrite | Fault::Stall => n,
+        })
+    }
+
+    async fn fail(&self, org: uuid::Uuid, org_seq: i64) -> Result<(), ProjectionError> {
+        if let Fault::Stall = self.fault {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        Err(ProjectionError::Apply { projection: "faulty", org, org_seq, reason: "injected fault".into() })
+    }
+}
+
+impl Projection for Faulty {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn tables(&self) -> &'static [ReadModelTable] {
+        self.inner.tables()
+    }
+    fn event_types(&self) -> EventTypes {
+        self.inner.event_types()
+    }
+    fn source(&self) -> Source {
+        self.inner.source()
+    }
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        events: &'a [&'a StoredEvent],
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            let Some(k) = self.strike(events.len()) else { return self.inner.apply(conn, events).await };
+            if k > 0 {
+                self.inner.apply(conn, &events[..k]).await?;
+            }
+            let e = events[k.min(events.len() - 1)];
+            self.fail(e.org_id, e.org_seq).await
+        })
+    }
+    fn apply_range<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        org: OrgId,
+        after: i64,
+        until: i64,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            let Some(k) = self.strike((until - after) as usize) else {
+                return self.inner.apply_range(conn, org, after, until).await;
+            };
+            if k > 0 {
+                self.inner.apply_range(conn, org, after, after + k as i64).await?;
+            }
+            self.fail(org.0, after + k as i64 + 1).await
+        })
+    }
+}
+
+/// All real projections, with `name`'s wrapped in a fault.
+fn with_fault(name: &str, fail_at: usize, fault: Fault) -> Vec<Box<dyn Projection>> {
+    models::all()
+        .into_iter()
+        .map(|p| -> Box<dyn Projection> {
+            if p.name() == name {
+                Box::new(Faulty { inner: p, fail_at, seen: AtomicUsize::new(0), fault })
+            } else {
+                p
+            }
+        })
+        .collect()
+}
+
+/// Read models hold exactly the effects of events ≤ each org's (common) checkpoint: no
+/// partial batch anywhere. Returns the checkpoints; at least one org is left behind.
+async fn assert_at_committed_checkpoints(db: &TestDb, orgs: &[(OrgId, i64)]) -> Vec<i64> {
+    let mut owner = db.owner_conn().await;
+    let mut result = Vec::new();
+    for &(org, head) in orgs {
+        let cps = checkpoints(&db.pool, org).await;
+        assert!(cps.is_empty() || cps.len() == models::all().len(), "{cps:?}");
+        let c = cps.first().map_or(0, |cp| cp.1);
+        assert!(cps.iter().all(|(_, s)| *s == c), "checkpoints move together: {cps:?}");
+        let (telemetry, other): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE event_type = 'SecurityEventObserved'), \
+                    count(*) FILTER (WHERE event_type <> 'SecurityEventObserved') \
+             FROM event_log WHERE org_id = $1 AND org_seq <= $2",
+        )
+        .bind(org.0)
+        .bind(c)
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+        assert_eq!(count(&db.pool, org, "rm_security_events").await, telemetry);
+        assert_eq!(count(&db.pool, org, "rm_audit_log").await, other);
+        assert!(c <= head);
+        result.push(c);
+    }
+    assert!(orgs.iter().zip(&result).any(|((_, head), c)| c < head), "the fault stopped the runner: {result:?}");
+    result
+}
+
+/// Restart with the real projections and compare with a clean rebuild of the same log.
+async fn assert_restart_equals_rebuild(db: &TestDb, pool: &PgPool, orgs: &[(OrgId, i64)]) {
+    catch_up_once(pool).await.unwrap();
+    for &(org, head) in orgs {
+        assert!(checkpoints(pool, org).await.iter().all(|(_, s)| *s == head));
+        assert_eq!(count(pool, org, "rm_security_events").await, head - IDENTITY_EVENTS);
+        assert_eq!(count(pool, org, "rm_audit_log").await, IDENTITY_EVENTS);
+    }
+    let live = digest(pool).await.unwrap();
+    let rebuilt = rebuild(&owner_pool(db).await, None, |_| {}).await.unwrap();
+    assert_eq!(live, rebuilt.digest);
+}
+
+async fn seeded() -> (TestDb, Vec<(OrgId, i64)>) {
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let org = seed_identity(&store, "Crashy Corp").await;
+    seed_telemetry(&store, org.id, 300, "c1").await;
+    let org2 = seed_identity(&store, "Second Corp").await;
+    let head2 = seed_telemetry(&store, org2.id, 30, "c2").await;
+    let head = seed_telemetry(&store, org.id, 100, "c3").await;
+    (db, vec![(org.id, head), (org2.id, head2)])
+}
+
+#[tokio::test]
+async fn a_fault_in_the_middle_of_a_batch_rolls_the_whole_batch_back() {
+    let (db, orgs) = seeded().await;
+    let faulty = with_fault("security_events", 137, Fault::MidBatch);
+    let err = catch_up_with(&db.pool, &faulty, 50, |_| {}).await.unwrap_err();
+    assert!(err.to_string().contains("injected fault"), "{err}");
+    let c = assert_at_committed_checkpoints(&db, &orgs).await;
+    assert!(c.iter().sum::<i64>() > 0, "earlier batches stayed committed");
+    assert_restart_equals_rebuild(&db, &db.pool, &orgs).await;
+}
+
+#[tokio::test]
+async fn a_fault_after_the_read_model_write_and_before_the_commit_leaves_no_trace() {
+    let (db, orgs) = seeded().await;
+    // The audit projection is applied last in a batch: everything else is written by then.
+    let faulty = with_fault("audit_log", 10, Fault::AfterWrite);
+    catch_up_with(&db.pool, &faulty, 7, |_| {}).await.unwrap_err();
+    assert_at_committed_checkpoints(&db, &orgs).await;
+    assert_restart_equals_rebuild(&db, &db.pool, &orgs).await;
+}
+
+#[tokio::test]
+async fn a_runner_dropped_mid_batch_restarts_where_it_committed() {
+    let (db, orgs) = seeded().await;
+    let stalling = with_fault("security_events", 120, Fault::Stall);
+    let run = catch_up_with(&db.pool, &stalling, 40, |_| {});
+    assert!(tokio::time::timeout(Duration::from_secs(3), run).await.is_err(), "the runner stalled and was dropped");
+    // The dropped transaction is rolled back when its connection returns to the pool.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_at_committed_checkpoints(&db, &orgs).await;
+    assert_restart_equals_rebuild(&db, &db.pool, &orgs).await;
+}
+
+#[tokio::test]
+async fn concurrent_appenders_while_the_runner_runs_lose_nothing() {
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runner = tokio::spawn(run_projector(db.pool.clone(), async move {
+        let _ = stopped.await;
+    }));
+    let a = seed_identity(&store, "Busy One").await;
+    let b = seed_identity(&store, "Busy Two").await;
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let store = store.clone();
+        let org = if w % 2 == 0 { a.id } else { b.id };
+        writers.push(tokio::spawn(async move {
+            for round in 0..15 {
+                seed_telemetry(&store, org, 1 + (round * 7 + w) % 23, &format!("w{w}r{round}")).await;
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    for org in [a.id, b.id] {
+        let head = store.head(org).await.unwrap().unwrap().0;
+        wait_for_projections(&db.pool, org, head, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(count(&db.pool, org, "rm_security_events").await, head - IDENTITY_EVENTS);
+        assert_eq!(count(&db.pool, org, "rm_audit_log").await, IDENTITY_EVENTS);
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), runner).await.expect("runner stops on shutdown").unwrap();
+    let live = digest(&db.pool).await.unwrap();
+    let rebuilt = rebuild(&owner_pool(&db).await, None, |_| {}).await.unwrap();
+    assert_eq!(live, rebuilt.digest);
+}
+
+#[tokio::test]
+async fn an_org_whose_events_cannot_be_projected_does_not_hold_up_the_others() {
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let healthy = seed_identity(&store, "Healthy Org").await;
+    let poisoned = seed_identity(&store, "Poisoned Org").await;
+    // A user event whose payload does not decode (written behind the domain's back).
+    store
+        .append(
+            poisoned.id,
+            &poisoned.analyst.stream_id(),
+            xdr_commands::ExpectedVersion::Any,
+            vec![xdr_commands::NewEvent {
+                event_id: uuid::Uuid::new_v4(),
+                stream_id: poisoned.analyst.stream_id(),
+                event_type: "PasswordSet".into(),
+                schema_version: 1,
+                payload: serde_json::json!({"unexpected": true}),
+                metadata: serde_json::json!({}),
+            }],
+        )
+        .await
+        .unwrap();
+    let head = seed_telemetry(&store, healthy.id, 50, "h").await;
+    let err = catch_up_once(&db.pool).await.unwrap_err();
+    assert!(err.to_string().contains("cannot decode PasswordSet"), "{err}");
+    assert!(checkpoints(&db.pool, healthy.id).await.iter().all(|(_, s)| *s == head), "the healthy org caught up");
+    assert!(checkpoints(&db.pool, poisoned.id).await.iter().all(|(_, s)| *s < IDENTITY_EVENTS + 1));
+}
+
+#[tokio::test]
+async fn two_runners_on_the_same_orgs_apply_every_event_once() {
+    let (db, orgs) = seeded().await;
+    let (first, second) = (models::all(), models::all());
+    let (a, b) =
+        tokio::join!(catch_up_with(&db.pool, &first, 13, |_| {}), catch_up_with(&db.pool, &second, 17, |_| {}));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let total: i64 = orgs.iter().map(|(_, head)| head).sum();
+    // Each event was applied by exactly one of them: they serialize on the checkpoint rows.
+    assert_eq!(a.events + b.events, total as u64);
+    for &(org, head) in &orgs {
+        assert_eq!(count(&db.pool, org, "rm_security_events").await, head - IDENTITY_EVENTS);
+        assert_eq!(count(&db.pool, org, "rm_audit_log").await, IDENTITY_EVENTS);
+    }
+    let live = digest(&db.pool).await.unwrap();
+    assert_eq!(live, rebuild(&owner_pool(&db).await, None, |_| {}).await.unwrap().digest);
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the read side against the real PostgreSQL, one fresh database each.
+
+mod crash;
+mod helpers;
+mod projection;
+mod rebuild;
+mod rls;
+mod wait;
