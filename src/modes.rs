@@ -41,18 +41,34 @@ fn not_implemented(name: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(3))
 }
 
-/// Everything in one process. Roles that have not landed yet are not started (see README).
+/// Everything in one process: migrations, then every role that has landed as a task;
+/// whichever stops first stops the process.
 async fn serve(settings: &Settings) -> anyhow::Result<ExitCode> {
     let options = db::connect_options(settings.database_url()?)?;
     db::migrate(&options).await?;
-    api(settings).await
+    let pool = db::app_pool(&options, 30).await?;
+    let app = build_api(settings, pool.clone())?;
+    tracing::info!(bind = %settings.bind, port = app.port(), "serve: HTTP API, projector");
+    let projector = tokio::spawn(xdr_projections::run_projector(pool, shutdown_signal()));
+    tokio::select! {
+        r = app.run_until_stopped() => r.context("HTTP server stopped")?,
+        r = projector => r.context("projector stopped")?,
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
-/// The HTTP API: REST compatibility routes, health, metrics.
+/// The HTTP API: REST compatibility routes, GraphQL, health, metrics.
 async fn api(settings: &Settings) -> anyhow::Result<ExitCode> {
-    use xdr_commands::auth::{Clock, IdentityService, PasswordHasher, TokenService};
     let options = db::connect_options(settings.database_url()?)?;
     let pool = db::app_pool(&options, 20).await?;
+    let app = build_api(settings, pool)?;
+    tracing::info!(bind = %settings.bind, port = app.port(), "HTTP API listening");
+    app.run_until_stopped().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn build_api(settings: &Settings, pool: sqlx::PgPool) -> anyhow::Result<xdr_graphql::Application> {
+    use xdr_commands::auth::{Clock, IdentityService, PasswordHasher, TokenService};
     let identity = IdentityService::new(
         xdr_commands::EventStore::new(pool.clone()),
         PasswordHasher::owasp()?,
@@ -65,11 +81,8 @@ async fn api(settings: &Settings) -> anyhow::Result<ExitCode> {
         trust_forwarded_for: settings.trust_forwarded_for,
         ..Default::default()
     };
-    let app = xdr_graphql::Application::build(config, identity, pool)
-        .with_context(|| format!("Failed to bind the HTTP server to {}", settings.bind))?;
-    tracing::info!(bind = %settings.bind, port = app.port(), "HTTP API listening");
-    app.run_until_stopped().await?;
-    Ok(ExitCode::SUCCESS)
+    xdr_graphql::Application::build(config, identity, pool)
+        .with_context(|| format!("Failed to bind the HTTP server to {}", settings.bind))
 }
 
 async fn migrate(settings: &Settings) -> anyhow::Result<ExitCode> {

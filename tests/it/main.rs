@@ -2,4 +2,5 @@
 
 mod projector_cli;
 mod replay_cli;
+mod serve_cli;
 mod verify_cli;
