@@ -3,36 +3,10 @@
 use async_graphql::{Context, InputObject, Object, Result, ID};
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
-use uuid::Uuid;
-use xdr_commands::auth::identity::{Principal, RequestContext};
-use xdr_commands::auth::AuthError;
-use xdr_domain::ids::UserId;
 
+use super::context::{caller, request, state, user_id};
 use super::errors::{gql_error, rate_limited};
 use super::types::{AuthPayload, Invitation, Me, Role, User};
-use crate::graphql_route::RequestAuth;
-use crate::startup::AppState;
-
-fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
-    ctx.data_unchecked::<actix_web::web::Data<AppState>>()
-}
-
-fn request(ctx: &Context<'_>) -> RequestContext {
-    ctx.data_opt::<RequestAuth>().map(|r| r.context.clone()).unwrap_or_default()
-}
-
-/// The caller from the request's bearer token; every resolver that needs one calls this.
-async fn caller(ctx: &Context<'_>) -> Result<Principal> {
-    let token = ctx
-        .data_opt::<RequestAuth>()
-        .and_then(|r| r.token.clone())
-        .ok_or_else(|| gql_error(AuthError::Unauthenticated("Not authenticated")))?;
-    state(ctx).identity.authenticate(&token).await.map_err(gql_error)
-}
-
-fn user_id(id: &ID) -> Result<UserId> {
-    Uuid::parse_str(id).map(UserId).map_err(|_| gql_error(AuthError::NotFound))
-}
 
 #[derive(Default)]
 pub struct IdentityQuery;

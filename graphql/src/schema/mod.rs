@@ -1,8 +1,10 @@
 //! The GraphQL schema: camelCase fields, `ID` ids, SCREAMING_CASE enums, errors carrying a
 //! machine-readable `extensions.code`. Resolvers call the same command handlers as REST.
 
+mod context;
 mod errors;
 mod identity;
+mod read;
 #[cfg(test)]
 mod sdl_test;
 mod types;
@@ -12,7 +14,7 @@ use async_graphql::{EmptySubscription, MergedObject, Schema};
 pub use errors::code_of;
 
 #[derive(MergedObject, Default)]
-pub struct Query(identity::IdentityQuery);
+pub struct Query(identity::IdentityQuery, read::ReadQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(identity::IdentityMutation);

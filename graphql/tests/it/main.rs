@@ -3,4 +3,5 @@
 mod auth;
 mod graphql;
 mod helpers;
+mod read;
 mod tokens;

@@ -1,0 +1,74 @@
+//! What every resolver needs: the application state, the request, the verified caller, and
+//! page arguments.
+
+use async_graphql::{Context, ErrorExtensions, Result, ID};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use uuid::Uuid;
+use xdr_commands::auth::identity::{Principal, RequestContext};
+use xdr_commands::auth::AuthError;
+use xdr_domain::ids::UserId;
+
+use super::errors::gql_error;
+use crate::graphql_route::RequestAuth;
+use crate::startup::AppState;
+
+/// Largest page a list returns.
+pub const MAX_PAGE: usize = 500;
+pub const DEFAULT_PAGE: usize = 50;
+
+pub fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
+    ctx.data_unchecked::<actix_web::web::Data<AppState>>()
+}
+
+pub fn request(ctx: &Context<'_>) -> RequestContext {
+    ctx.data_opt::<RequestAuth>().map(|r| r.context.clone()).unwrap_or_default()
+}
+
+/// The caller from the request's bearer token; tenant scope comes only from here.
+pub async fn caller(ctx: &Context<'_>) -> Result<Principal> {
+    let token = ctx
+        .data_opt::<RequestAuth>()
+        .and_then(|r| r.token.clone())
+        .ok_or_else(|| gql_error(AuthError::Unauthenticated("Not authenticated")))?;
+    state(ctx).identity.authenticate(&token).await.map_err(gql_error)
+}
+
+pub fn user_id(id: &ID) -> Result<UserId> {
+    Uuid::parse_str(id).map(UserId).map_err(|_| gql_error(AuthError::NotFound))
+}
+
+pub fn bad_input(message: impl Into<String>) -> async_graphql::Error {
+    async_graphql::Error::new(message.into()).extend_with(|_, e| e.set("code", "BAD_USER_INPUT"))
+}
+
+/// `first` checked against the page limit.
+pub fn page_size(first: Option<i32>) -> Result<usize> {
+    match first {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if n < 1 => Err(bad_input("first must be at least 1")),
+        Some(n) if n as usize > MAX_PAGE => Err(bad_input(format!("first must be at most {MAX_PAGE}"))),
+        Some(n) => Ok(n as usize),
+    }
+}
+
+/// Opaque cursors: base64 of the sort key's text.
+pub fn encode_cursor(key: &str) -> String {
+    URL_SAFE_NO_PAD.encode(key)
+}
+
+pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>> {
+    cursor
+        .map(|c| {
+            URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| bad_input("invalid cursor"))
+        })
+        .transpose()
+}
+
+pub fn db_error(e: sqlx::Error) -> async_graphql::Error {
+    gql_error(AuthError::Internal(e.to_string()))
+}
