@@ -37,6 +37,9 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Check every hash chain; exit 0 when intact, 1 naming the first broken link otherwise.
     Verify(VerifyArgs),
+    /// Audit bundles: export an org's log for auditors, import it elsewhere.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Rebuild read models from the log and print their digest.
     Rebuild(RebuildArgs),
     /// Publish a log file through NATS with a progress bar.
@@ -85,6 +88,36 @@ pub struct VerifyArgs {
     /// Only this organization (id or slug); all organizations by default.
     #[arg(long, value_name = "ORG")]
     pub org: Option<String>,
+    /// Verify an audit bundle offline instead of the database (no DATABASE_URL needed).
+    #[arg(long, value_name = "FILE", conflicts_with = "org")]
+    pub bundle: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Write a portable, compressed, self-verifying bundle of an org's events.
+    Export(AuditExportArgs),
+    /// Restore a verified bundle into a database that has no events of that org.
+    Import(AuditImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditExportArgs {
+    /// Organization id or slug.
+    #[arg(long, value_name = "ORG")]
+    pub org: String,
+    /// Last event to include: an org_seq number or an RFC 3339 timestamp.
+    #[arg(long, value_name = "RFC3339|SEQ")]
+    pub until: Option<Position>,
+    /// Bundle file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditImportArgs {
+    /// Bundle file to restore.
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -225,6 +258,9 @@ mod tests {
             &["ingest", "--key", "k", "--source", "cowrie", "f.json"],
             &["models", "verify"],
             &["schema"],
+            &["audit", "export", "--org", "a", "--out", "b.gz"],
+            &["audit", "import", "b.gz"],
+            &["verify", "--bundle", "b.gz"],
             &["bench", "append", "--events", "10"],
             &["bench", "auth", "--logins", "10"],
             &["bench", "rebuild", "--events", "10", "--orgs", "2"],

@@ -2,6 +2,7 @@
 //! rebuild with a digest, and the audit tools over the log (verify, replay).
 #![forbid(unsafe_code)]
 
+pub mod bundle;
 pub mod models;
 pub mod orgs;
 pub mod rebuild;

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `mini-xdr` binary against the real services.
 
+mod audit_cli;
 mod projector_cli;
 mod replay_cli;
 mod serve_cli;
