@@ -75,7 +75,7 @@ pub async fn export(
     out: impl Write,
 ) -> Result<Manifest, BundleError> {
     let (until_seq, until_time) = match until {
-        Some(Position::Seq(s)) => (i64::MAX.min(s), None),
+        Some(Position::Seq(s)) => (s, None),
         Some(Position::Time(t)) => (i64::MAX, Some(t)),
         None => (i64::MAX, None),
     };
