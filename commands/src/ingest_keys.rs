@@ -115,7 +115,13 @@ pub async fn revoke_ingest_key(
         };
         let mut tx = store.pool().begin().await.map_err(StoreError::from)?;
         store
-            .append_in_tx(&mut tx, org, &stream, ExpectedVersion::Exact(version), to_new_events(&stream, &events, metadata))
+            .append_in_tx(
+                &mut tx,
+                org,
+                &stream,
+                ExpectedVersion::Exact(version),
+                to_new_events(&stream, &events, metadata),
+            )
             .await?;
         sqlx::query("UPDATE ingest_key_lookup SET revoked_at = $3 WHERE key_id = $1 AND org_id = $2")
             .bind(key_id.0)

@@ -8,8 +8,8 @@ pub mod db;
 pub mod handler;
 pub mod ingest;
 pub mod ingest_keys;
-pub mod store;
 pub mod relay;
+pub mod store;
 pub mod subscription;
 #[cfg(feature = "testing")]
 pub mod testing;

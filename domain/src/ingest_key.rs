@@ -96,7 +96,8 @@ impl Aggregate for IngestKey {
                 if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
                     return Err(IngestKeyError::InvalidName);
                 }
-                let hex_ok = c.key_hash.len() == 64 && c.key_hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+                let hex_ok =
+                    c.key_hash.len() == 64 && c.key_hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
                 if !hex_ok {
                     return Err(IngestKeyError::InvalidHash);
                 }
@@ -192,7 +193,8 @@ mod tests {
     fn it_should_remember_revocation() {
         let key = IngestKey::from_history(&[created()]);
         assert!(key.is_active());
-        let key = IngestKey::from_history(&[created(), Event::IngestKeyRevoked(IngestKeyRevoked { revoked_at: at(5) })]);
+        let key =
+            IngestKey::from_history(&[created(), Event::IngestKeyRevoked(IngestKeyRevoked { revoked_at: at(5) })]);
         assert!(!key.is_active());
         assert_eq!(key.revoked_at, Some(at(5)));
     }

@@ -27,8 +27,6 @@ use crate::store::{EventStore, NewEvent, StoreError};
 
 /// Header that carries the producer's ingest key.
 pub const HEADER_INGEST_KEY: &str = "Xdr-Ingest-Key";
-/// JetStream's de-duplication header, also our dedupe base.
-pub const HEADER_MSG_ID: &str = "Nats-Msg-Id";
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -185,7 +183,9 @@ impl Ingestor {
     ) -> Result<(), IngestError> {
         let subject = msg.subject.as_str().to_owned();
         let header = |name: &str| msg.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_owned());
-        let base = dedupe_base_of(header(HEADER_MSG_ID).as_deref(), &msg.payload);
+        // A standard header: looked up by its typed name (a string lookup would miss it).
+        let msg_id = msg.headers.as_ref().and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID));
+        let base = dedupe_base_of(msg_id.map(|v| v.as_str()), &msg.payload);
         let whole = |reason: String| DeadLetter {
             reason,
             source_subject: subject.clone(),

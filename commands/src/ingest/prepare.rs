@@ -104,7 +104,6 @@ mod tests {
 
     const COWRIE: &str = r#"{"eventid":"cowrie.session.connect","timestamp":"2026-11-26T21:17:25.529043Z","src_ip":"127.0.0.5","sensor":"s1"}"#;
 
-
     #[test]
     fn same_body_and_base_give_the_same_ids_and_other_bases_do_not() {
         let key = IngestKeyId(Uuid::from_u128(2));

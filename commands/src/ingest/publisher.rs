@@ -54,6 +54,14 @@ pub fn file_digest(path: &Path) -> Result<(String, u64), std::io::Error> {
     Ok((hex::encode(hasher.finalize()), lines))
 }
 
+/// `<key fingerprint>/<file sha256>/<batch size>`: the same file sent by two producers (two
+/// keys) must not be de-duplicated against each other, and record indices only line up
+/// between runs with the same batch size. The fingerprint is 32 bits of the key's SHA-256.
+pub fn message_id_base(key: &str, file_sha256: &str, batch_records: usize) -> String {
+    let fingerprint = hex::encode(&Sha256::digest(key.as_bytes())[..4]);
+    format!("{fingerprint}/{file_sha256}/{batch_records}")
+}
+
 /// Publish `path` as `source` records with `key`. `progress(records_done)` is called after
 /// each batch is acked by JetStream.
 pub async fn publish_file(
@@ -65,8 +73,10 @@ pub async fn publish_file(
     batch_records: usize,
     mut progress: impl FnMut(u64),
 ) -> Result<PublishSummary, PublishError> {
+    let batch_records = batch_records.max(1);
     let io_err = |source| PublishError::Io { path: path.display().to_string(), source };
     let (digest, _) = file_digest(path).map_err(io_err)?;
+    let id_base = message_id_base(key, &digest, batch_records);
     let js = jetstream::new(client);
     ensure_ingest_streams(&js, config).await?;
     let subject = config.ingest_subject(source.as_str());
@@ -102,7 +112,7 @@ pub async fn publish_file(
                 *summary.will_dead_letter.entry(e.0.chars().take(80).collect()).or_default() += 1;
             }
             batch.push(record);
-            if batch.len() < batch_records.max(1) {
+            if batch.len() < batch_records {
                 continue;
             }
         }
@@ -115,7 +125,7 @@ pub async fn publish_file(
         let n = batch.len() as u64;
         batch.clear();
         let publish =
-            Publish::build().headers(headers).payload(body.into()).message_id(format!("{digest}/{batch_index}"));
+            Publish::build().headers(headers).payload(body.into()).message_id(format!("{id_base}/{batch_index}"));
         batch_index += 1;
         let ack = js.send_publish(subject.clone(), publish).await.map_err(NatsError::from_display)?;
         in_flight.push_back((ack, n));
