@@ -27,6 +27,8 @@ pub enum Command {
     Api,
     /// Run only the NATS ingestor.
     Ingestor,
+    /// Run only the relay that publishes committed events to NATS (xdr.events.*).
+    Relay,
     /// Run only the projection runner.
     Projector,
     /// Run only the detection worker.
@@ -41,6 +43,9 @@ pub enum Command {
     Rebuild(RebuildArgs),
     /// Publish a log file through NATS with a progress bar.
     Ingest(IngestArgs),
+    /// Issue and revoke the keys log producers authenticate with.
+    #[command(subcommand, name = "ingest-key")]
+    IngestKey(IngestKeyCommand),
     /// Inspect the detection models.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -86,6 +91,37 @@ pub struct IngestArgs {
     pub source: String,
     /// The log file.
     pub file: PathBuf,
+    /// Records per NATS message. Re-publishing a file is de-duplicated only with the same value.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IngestKeyCommand {
+    /// Issue a key for an organization; the key is printed once and never stored.
+    Create(IngestKeyCreateArgs),
+    /// Revoke a key; producers using it are refused within seconds.
+    Revoke(IngestKeyRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestKeyCreateArgs {
+    /// Organization id or slug.
+    #[arg(long, value_name = "ORG")]
+    pub org: String,
+    /// A name that says which producer holds the key.
+    #[arg(long)]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestKeyRevokeArgs {
+    /// Organization id or slug.
+    #[arg(long, value_name = "ORG")]
+    pub org: String,
+    /// The key's id (printed by `ingest-key create`).
+    #[arg(long, value_name = "KEY_ID")]
+    pub id: uuid::Uuid,
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +149,17 @@ pub struct BenchAppendArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ingest_takes_a_batch_size_and_ingest_key_revoke_needs_a_uuid() {
+        let Command::Ingest(i) = parse(&["ingest", "--key", "k", "--source", "sshd", "a.log"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!((i.batch, i.source.as_str()), (500, "sshd"));
+        assert!(parse(&["ingest", "--key", "k", "--source", "sshd", "--batch", "0", "a.log"]).is_err());
+        assert!(parse(&["ingest-key", "revoke", "--org", "acme", "--id", "not-a-uuid"]).is_err());
+        assert!(parse(&["ingest-key", "create", "--org", "acme"]).is_err());
+    }
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("mini-xdr").chain(args.iter().copied()))
@@ -161,6 +208,9 @@ mod tests {
             &["migrate"],
             &["rebuild", "--projection", "incidents"],
             &["ingest", "--key", "k", "--source", "cowrie", "f.json"],
+            &["relay"],
+            &["ingest-key", "create", "--org", "acme", "--name", "honeypot"],
+            &["ingest-key", "revoke", "--org", "acme", "--id", "5f0c2b1e-8d0a-4c57-9a0e-2b7f3c1d9e42"],
             &["models", "verify"],
             &["bench", "append", "--events", "10"],
         ] {

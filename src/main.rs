@@ -5,6 +5,7 @@
 mod bench;
 mod cli;
 mod config;
+mod ingest_modes;
 mod modes;
 
 use clap::Parser;

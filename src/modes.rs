@@ -15,13 +15,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify(&settings, args).await,
         Command::Replay(args) => replay(&settings, args).await,
         Command::Bench(BenchCommand::Append(args)) => crate::bench::append(&settings, args).await,
+        Command::Ingestor => crate::ingest_modes::ingestor(&settings).await,
+        Command::Relay => crate::ingest_modes::relay(&settings).await,
+        Command::Ingest(args) => crate::ingest_modes::ingest(&settings, args).await,
+        Command::IngestKey(command) => crate::ingest_modes::ingest_key(&settings, command).await,
         Command::Serve
         | Command::Api
-        | Command::Ingestor
         | Command::Projector
         | Command::Detector
         | Command::Rebuild(_)
-        | Command::Ingest(_)
         | Command::Models(_) => not_implemented(&cli_name(&cli.command)),
     }
 }
