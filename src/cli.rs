@@ -134,6 +134,18 @@ pub enum ModelsCommand {
 pub enum BenchCommand {
     /// Batch append to the event log vs raw COPY into a plain table, in a scratch database.
     Append(BenchAppendArgs),
+    /// A Cowrie backlog in NATS drained by the ingestor vs raw COPY of the same rows, with peak RSS.
+    Ingest(BenchIngestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchIngestArgs {
+    /// Records in the backlog.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub records: usize,
+    /// Records per NATS message.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub batch: u32,
 }
 
 #[derive(Debug, Args)]
@@ -213,6 +225,7 @@ mod tests {
             &["ingest-key", "revoke", "--org", "acme", "--id", "5f0c2b1e-8d0a-4c57-9a0e-2b7f3c1d9e42"],
             &["models", "verify"],
             &["bench", "append", "--events", "10"],
+            &["bench", "ingest", "--records", "10", "--batch", "5"],
         ] {
             assert!(parse(args).is_ok(), "{args:?}");
         }

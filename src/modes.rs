@@ -15,6 +15,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify(&settings, args).await,
         Command::Replay(args) => replay(&settings, args).await,
         Command::Bench(BenchCommand::Append(args)) => crate::bench::append(&settings, args).await,
+        Command::Bench(BenchCommand::Ingest(args)) => crate::bench_ingest::ingest(&settings, args).await,
         Command::Ingestor => crate::ingest_modes::ingestor(&settings).await,
         Command::Relay => crate::ingest_modes::relay(&settings).await,
         Command::Ingest(args) => crate::ingest_modes::ingest(&settings, args).await,

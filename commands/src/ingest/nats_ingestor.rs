@@ -149,7 +149,17 @@ impl Ingestor {
             .map_err(NatsError::from_display)?;
         let mut out = Vec::new();
         while let Some(m) = batch.next().await {
-            out.push(m.map_err(NatsError::from_display)?);
+            match m {
+                Ok(m) => out.push(m),
+                // The server ends a pull whose byte budget the next message would exceed
+                // with a 409 status; what arrived so far is a full batch, not a failure
+                // (dropping it would leave it unacked until `ack_wait`).
+                Err(e) if !out.is_empty() => {
+                    tracing::debug!(error = %e, "pull batch ended early");
+                    break;
+                }
+                Err(e) => return Err(NatsError::from_display(e).into()),
+            }
         }
         Ok(out)
     }
