@@ -14,14 +14,14 @@ use crate::cli::{BenchAppendArgs, BenchAuthArgs, BenchRebuildArgs};
 use crate::config::Settings;
 
 /// A fresh database for one benchmark, dropped on the way out.
-struct ScratchDb {
+pub(crate) struct ScratchDb {
     admin: sqlx::postgres::PgConnectOptions,
     name: String,
-    options: sqlx::postgres::PgConnectOptions,
+    pub(crate) options: sqlx::postgres::PgConnectOptions,
 }
 
 impl ScratchDb {
-    async fn create(settings: &Settings) -> anyhow::Result<ScratchDb> {
+    pub(crate) async fn create(settings: &Settings) -> anyhow::Result<ScratchDb> {
         let admin = db::connect_options(settings.database_url()?)?;
         let name = format!("xdr_bench_{}", Uuid::new_v4().simple());
         let mut conn = PgConnection::connect_with(&admin).await.context("Failed to connect for the benchmark")?;
@@ -33,7 +33,7 @@ impl ScratchDb {
         Ok(ScratchDb { admin, name, options })
     }
 
-    async fn drop_db(self) -> anyhow::Result<()> {
+    pub(crate) async fn drop_db(self) -> anyhow::Result<()> {
         let mut conn = PgConnection::connect_with(&self.admin).await?;
         conn.execute(format!(r#"DROP DATABASE "{}" WITH (FORCE)"#, self.name).as_str()).await?;
         Ok(())

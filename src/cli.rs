@@ -27,6 +27,8 @@ pub enum Command {
     Api,
     /// Run only the NATS ingestor.
     Ingestor,
+    /// Run only the relay that publishes committed events to NATS (xdr.events.*).
+    Relay,
     /// Run only the projection runner.
     Projector,
     /// Run only the detection worker.
@@ -46,6 +48,9 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Issue and revoke the keys log producers authenticate with.
+    #[command(subcommand, name = "ingest-key")]
+    IngestKey(IngestKeyCommand),
     /// Inspect the detection models.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -137,6 +142,37 @@ pub struct IngestArgs {
     pub source: String,
     /// The log file.
     pub file: PathBuf,
+    /// Records per NATS message. Re-publishing a file is de-duplicated only with the same value.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IngestKeyCommand {
+    /// Issue a key for an organization; the key is printed once and never stored.
+    Create(IngestKeyCreateArgs),
+    /// Revoke a key; producers using it are refused within seconds.
+    Revoke(IngestKeyRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestKeyCreateArgs {
+    /// Organization id or slug.
+    #[arg(long, value_name = "ORG")]
+    pub org: String,
+    /// A name that says which producer holds the key.
+    #[arg(long)]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestKeyRevokeArgs {
+    /// Organization id or slug.
+    #[arg(long, value_name = "ORG")]
+    pub org: String,
+    /// The key's id (printed by `ingest-key create`).
+    #[arg(long, value_name = "KEY_ID")]
+    pub id: uuid::Uuid,
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,6 +189,8 @@ pub enum BenchCommand {
     Auth(BenchAuthArgs),
     /// Rebuild of all read models vs a raw sequential scan of the same log, in a scratch database.
     Rebuild(BenchRebuildArgs),
+    /// A Cowrie backlog in NATS drained by the ingestor vs raw COPY of the same rows, with peak RSS.
+    Ingest(BenchIngestArgs),
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +217,16 @@ pub struct BenchRebuildArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct BenchIngestArgs {
+    /// Records in the backlog.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub records: usize,
+    /// Records per NATS message.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub batch: u32,
+}
+
+#[derive(Debug, Args)]
 pub struct BenchAppendArgs {
     /// Number of telemetry events to append.
     #[arg(long, default_value_t = 200_000)]
@@ -191,6 +239,17 @@ pub struct BenchAppendArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ingest_takes_a_batch_size_and_ingest_key_revoke_needs_a_uuid() {
+        let Command::Ingest(i) = parse(&["ingest", "--key", "k", "--source", "sshd", "a.log"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!((i.batch, i.source.as_str()), (500, "sshd"));
+        assert!(parse(&["ingest", "--key", "k", "--source", "sshd", "--batch", "0", "a.log"]).is_err());
+        assert!(parse(&["ingest-key", "revoke", "--org", "acme", "--id", "not-a-uuid"]).is_err());
+        assert!(parse(&["ingest-key", "create", "--org", "acme"]).is_err());
+    }
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("mini-xdr").chain(args.iter().copied()))
@@ -256,6 +315,9 @@ mod tests {
             &["migrate"],
             &["rebuild", "--projection", "incidents"],
             &["ingest", "--key", "k", "--source", "cowrie", "f.json"],
+            &["relay"],
+            &["ingest-key", "create", "--org", "acme", "--name", "honeypot"],
+            &["ingest-key", "revoke", "--org", "acme", "--id", "5f0c2b1e-8d0a-4c57-9a0e-2b7f3c1d9e42"],
             &["models", "verify"],
             &["schema"],
             &["audit", "export", "--org", "a", "--out", "b.gz"],
@@ -265,6 +327,7 @@ mod tests {
             &["bench", "auth", "--logins", "10"],
             &["bench", "rebuild", "--events", "10", "--orgs", "2"],
             &["rebuild"],
+            &["bench", "ingest", "--records", "10", "--batch", "5"],
         ] {
             assert!(parse(args).is_ok(), "{args:?}");
         }

@@ -3,8 +3,10 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_ingest;
 mod cli;
 mod config;
+mod ingest_modes;
 mod modes;
 
 use clap::Parser;

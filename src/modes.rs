@@ -25,11 +25,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Append(args)) => crate::bench::append(&settings, args).await,
         Command::Bench(BenchCommand::Auth(args)) => crate::bench::auth(&settings, args).await,
         Command::Bench(BenchCommand::Rebuild(args)) => crate::bench::rebuild(&settings, args).await,
+        Command::Bench(BenchCommand::Ingest(args)) => crate::bench_ingest::ingest(&settings, args).await,
         Command::Serve => serve(&settings).await,
         Command::Api => api(&settings).await,
-        Command::Ingestor | Command::Detector | Command::Ingest(_) | Command::Models(_) => {
-            not_implemented(&cli_name(&cli.command))
-        }
+        Command::Ingestor => crate::ingest_modes::ingestor(&settings).await,
+        Command::Relay => crate::ingest_modes::relay(&settings).await,
+        Command::Ingest(args) => crate::ingest_modes::ingest(&settings, args).await,
+        Command::IngestKey(command) => crate::ingest_modes::ingest_key(&settings, command).await,
+        Command::Detector | Command::Models(_) => not_implemented(&cli_name(&cli.command)),
     }
 }
 
@@ -46,15 +49,37 @@ fn not_implemented(name: &str) -> anyhow::Result<ExitCode> {
 /// Everything in one process: migrations, then every role that has landed as a task;
 /// whichever stops first stops the process.
 async fn serve(settings: &Settings) -> anyhow::Result<ExitCode> {
+    use std::sync::Arc;
+    use xdr_commands::ingest_keys::IngestKeyResolver;
     let options = db::connect_options(settings.database_url()?)?;
     db::migrate(&options).await?;
-    let pool = db::app_pool(&options, 30).await?;
+    let pool = db::app_pool(&options, 40).await?;
+    let nats = crate::ingest_modes::nats(settings).await?;
+    let store = xdr_commands::EventStore::new(pool.clone());
     let app = build_api(settings, pool.clone())?;
-    tracing::info!(bind = %settings.bind, port = app.port(), "serve: HTTP API, projector");
+    tracing::info!(bind = %settings.bind, port = app.port(), "serve: HTTP API, ingestor, relay, projector");
+    let resolver = Arc::new(IngestKeyResolver::new(pool.clone(), IngestKeyResolver::DEFAULT_TTL));
+    let config = crate::ingest_modes::ingest_config();
+    let ingestor = tokio::spawn(xdr_commands::ingest::run_ingestor(
+        config.clone(),
+        nats.clone(),
+        store.clone(),
+        resolver,
+        shutdown_signal(),
+    ));
+    let relay = tokio::spawn(xdr_commands::relay::run_relay(
+        config,
+        nats,
+        store,
+        std::time::Duration::from_millis(500),
+        shutdown_signal(),
+    ));
     let projector = tokio::spawn(xdr_projections::run_projector(pool, shutdown_signal()));
     tokio::select! {
         r = app.run_until_stopped() => r.context("HTTP server stopped")?,
         r = projector => r.context("projector stopped")?,
+        r = ingestor => { r.context("ingestor panicked")?.context("ingestor stopped")?; }
+        r = relay => r.context("relay panicked")?.context("relay stopped")?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -81,6 +106,7 @@ fn build_api(settings: &Settings, pool: sqlx::PgPool) -> anyhow::Result<xdr_grap
         bind: settings.bind.clone(),
         login_rate_per_minute: settings.login_rate_per_minute,
         trust_forwarded_for: settings.trust_forwarded_for,
+        read_your_writes: Some(std::time::Duration::from_secs(5)),
         ..Default::default()
     };
     xdr_graphql::Application::build(config, identity, pool)

@@ -1,11 +1,15 @@
 //! Write side of Mini-XDR: the event store on PostgreSQL, the hash chain, catch-up
-//! subscriptions, and the command pipeline (load → decide → append, retried on conflict).
+//! subscriptions, the command pipeline (load → decide → append, retried on conflict), ingest
+//! keys, the ingest pipeline (NATS and HTTP producers → the log) and the relay (log → NATS).
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod chain;
 pub mod db;
 pub mod handler;
+pub mod ingest;
+pub mod ingest_keys;
+pub mod relay;
 pub mod store;
 pub mod subscription;
 #[cfg(feature = "testing")]

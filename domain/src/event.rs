@@ -11,6 +11,7 @@ use crate::identity::{
     PasswordSet, RefreshTokenReuseDetected, RefreshTokenRotated, SessionRevoked, SessionStarted, UserCreated,
     UserInvited,
 };
+use crate::ingest_key::{IngestKeyCreated, IngestKeyRevoked};
 use crate::telemetry::SecurityEvent;
 
 /// Who caused an event and from where: the audit trail that comes for free.
@@ -61,6 +62,9 @@ pub enum Event {
     RefreshTokenRotated(RefreshTokenRotated),
     RefreshTokenReuseDetected(RefreshTokenReuseDetected),
     SessionRevoked(SessionRevoked),
+    /// Ingest (`ingestkey-<uuid>`): a producer credential was issued or revoked.
+    IngestKeyCreated(IngestKeyCreated),
+    IngestKeyRevoked(IngestKeyRevoked),
 }
 
 impl Event {
@@ -81,6 +85,8 @@ impl Event {
             Event::RefreshTokenRotated(_) => "RefreshTokenRotated",
             Event::RefreshTokenReuseDetected(_) => "RefreshTokenReuseDetected",
             Event::SessionRevoked(_) => "SessionRevoked",
+            Event::IngestKeyCreated(_) => "IngestKeyCreated",
+            Event::IngestKeyRevoked(_) => "IngestKeyRevoked",
         }
     }
 

@@ -13,6 +13,8 @@ pub enum ApiError {
     RateLimited,
     #[error("{0}")]
     Unprocessable(String),
+    #[error("Request body larger than {0} bytes")]
+    PayloadTooLarge(usize),
 }
 
 impl ResponseError for ApiError {
@@ -27,6 +29,7 @@ impl ResponseError for ApiError {
             },
             ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 

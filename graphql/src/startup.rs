@@ -22,6 +22,11 @@ pub struct ServerConfig {
     pub trust_forwarded_for: bool,
     /// Largest JSON body accepted on the auth routes.
     pub json_limit_bytes: usize,
+    /// Largest body accepted on the ingest routes.
+    pub ingest_limit_bytes: usize,
+    /// Mutations wait this long for the projections to catch up (read your writes); `None`
+    /// when no projector runs beside this server (tests that project by hand).
+    pub read_your_writes: Option<std::time::Duration>,
     /// GraphQL introspection (GraphiQL needs it; production may switch it off).
     pub introspection: bool,
 }
@@ -34,6 +39,8 @@ impl Default for ServerConfig {
             trust_forwarded_for: false,
             json_limit_bytes: 64 * 1024,
             introspection: true,
+            read_your_writes: None,
+            ingest_limit_bytes: 10 * 1024 * 1024,
         }
     }
 }
@@ -41,6 +48,7 @@ impl Default for ServerConfig {
 /// Shared by every request.
 pub struct AppState {
     pub identity: IdentityService,
+    pub ingest_keys: Arc<xdr_commands::ingest_keys::IngestKeyResolver>,
     pub pool: PgPool,
     pub login_limiter: LoginLimiter,
     pub metrics: Arc<Metrics>,
@@ -56,8 +64,13 @@ impl Application {
     pub fn build(config: ServerConfig, identity: IdentityService, pool: PgPool) -> std::io::Result<Application> {
         let listener = TcpListener::bind(&config.bind)?;
         let port = listener.local_addr()?.port();
+        let ingest_keys = Arc::new(xdr_commands::ingest_keys::IngestKeyResolver::new(
+            pool.clone(),
+            xdr_commands::ingest_keys::IngestKeyResolver::DEFAULT_TTL,
+        ));
         let state = web::Data::new(AppState {
             identity,
+            ingest_keys,
             pool,
             login_limiter: LoginLimiter::per_minute(config.login_rate_per_minute),
             metrics: Arc::new(Metrics::default()),

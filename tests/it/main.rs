@@ -1,6 +1,7 @@
 //! End-to-end tests of the `mini-xdr` binary against the real services.
 
 mod audit_cli;
+mod ingest_cli;
 mod projector_cli;
 mod replay_cli;
 mod serve_cli;

@@ -21,6 +21,7 @@ fn free_port() -> u16 {
 async fn serve_migrates_serves_the_api_and_projects_what_it_writes() {
     let db = TestDb::new().await;
     let port = free_port();
+    let nats_prefix = format!("t{}.", uuid::Uuid::new_v4().simple());
     let _server = Killed(
         std::process::Command::new(env!("CARGO_BIN_EXE_mini-xdr"))
             .arg("serve")
@@ -28,6 +29,7 @@ async fn serve_migrates_serves_the_api_and_projects_what_it_writes() {
             .env("XDR_BIND", format!("127.0.0.1:{port}"))
             .env("JWT_SECRET_KEY", "serve-test-secret-0123456789abcdef0123")
             .env("RUST_LOG", "warn")
+            .env("XDR_NATS_PREFIX", &nats_prefix)
             .env_remove("XDR_CONFIG")
             .spawn()
             .expect("start mini-xdr serve"),
@@ -54,6 +56,41 @@ async fn serve_migrates_serves_the_api_and_projects_what_it_writes() {
         client.get(format!("{base}/api/auth/me")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
     assert_eq!(me["organization"]["slug"], "test-corp");
 
+    // An ingest key over GraphQL, records over HTTP, visible through GraphQL once projected.
+    let gql = |query: &'static str| {
+        client.post(format!("{base}/graphql")).bearer_auth(token).json(&serde_json::json!({"query": query})).send()
+    };
+    let created: serde_json::Value =
+        gql("mutation { createIngestKey(name: \"hp\") { key } }").await.unwrap().json().await.unwrap();
+    let key = created["data"]["createIngestKey"]["key"].as_str().expect("key issued").to_owned();
+    let records: Vec<serde_json::Value> = (0..3)
+        .map(|i| {
+            serde_json::json!({"eventid": "cowrie.login.failed", "timestamp": "2026-11-26T21:00:00Z",
+                                     "src_ip": "10.0.0.9", "username": "root", "password": format!("p{i}")})
+        })
+        .collect();
+    let stored: serde_json::Value = client
+        .post(format!("{base}/ingest/cowrie"))
+        .header("X-Ingest-Key", &key)
+        .json(&records)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored["stored"], 3);
+    let started = Instant::now();
+    loop {
+        let events: serde_json::Value =
+            gql("{ events { edges { node { srcIp } } } }").await.unwrap().json().await.unwrap();
+        if events["data"]["events"]["edges"].as_array().map(Vec::len) == Some(3) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "events not projected: {events}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // The projector inside serve brings the read model up to date.
     let started = Instant::now();
     loop {
@@ -64,5 +101,14 @@ async fn serve_migrates_serves_the_api_and_projects_what_it_writes() {
         }
         assert!(started.elapsed() < Duration::from_secs(10), "projector did not project the new user");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    drop(_server);
+    // Leave nothing behind in NATS: the streams this run created under its prefix.
+    let nats = async_nats::connect("nats://127.0.0.1:4222").await.unwrap();
+    let js = async_nats::jetstream::new(nats);
+    let config = xdr_commands::ingest::IngestConfig::with_prefix(&nats_prefix);
+    for stream in [config.stream_name, config.dlq_stream_name, config.events_stream_name] {
+        let _ = js.delete_stream(&stream).await;
     }
 }

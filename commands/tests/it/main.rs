@@ -1,5 +1,10 @@
-//! Integration tests of the write side against the real PostgreSQL, one fresh database each.
+//! Integration tests of the write side against the real PostgreSQL (one fresh database
+//! each) and, for ingest and relay, the real NATS JetStream (one subject prefix each).
 
 mod helpers;
+mod ingest;
+mod ingest_keys;
+mod nats_support;
+mod relay;
 mod store;
 mod subscription;

@@ -2,6 +2,7 @@
 
 mod auth;
 mod health;
+mod ingest;
 
 use actix_web::web;
 
@@ -19,6 +20,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/users/{id}/lock", web::post().to(auth::lock_user))
             .route("/users/{id}/unlock", web::post().to(auth::unlock_user)),
     )
+    .route("/ingest/cowrie", web::post().to(ingest::cowrie))
+    .route("/ingest/multi", web::post().to(ingest::multi))
     .route("/graphql", web::post().to(crate::graphql_route::graphql))
     .route("/graphql", web::get().to(crate::graphql_route::graphiql))
     .route("/healthz", web::get().to(health::healthz))

@@ -72,3 +72,23 @@ pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>> {
 pub fn db_error(e: sqlx::Error) -> async_graphql::Error {
     gql_error(AuthError::Internal(e.to_string()))
 }
+
+/// Read your writes: when the server is configured for it, a mutation returns only after the
+/// projections have caught up with the org's log as it stands now (bounded wait, then a clear
+/// error), so the caller's next query sees its own change.
+pub async fn after_write(ctx: &Context<'_>, org: xdr_domain::ids::OrgId) -> Result<()> {
+    let state = state(ctx);
+    let Some(timeout) = state.config.read_your_writes else {
+        return Ok(());
+    };
+    let head = state.identity.store().head(org).await.map_err(|e| db_error_text(e.to_string()))?;
+    let seq = head.map_or(0, |(seq, _)| seq);
+    xdr_projections::wait_for_projections(&state.pool, org, seq, timeout).await.map_err(|e| {
+        async_graphql::Error::new(format!("Change saved, but the read models are behind: {e}"))
+            .extend_with(|_, x| x.set("code", "PROJECTION_LAG"))
+    })
+}
+
+fn db_error_text(cause: String) -> async_graphql::Error {
+    gql_error(AuthError::Internal(cause))
+}

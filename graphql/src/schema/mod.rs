@@ -4,6 +4,7 @@
 mod context;
 mod errors;
 mod identity;
+mod ingest_keys;
 mod read;
 #[cfg(test)]
 mod sdl_test;
@@ -14,10 +15,10 @@ use async_graphql::{EmptySubscription, MergedObject, Schema};
 pub use errors::code_of;
 
 #[derive(MergedObject, Default)]
-pub struct Query(identity::IdentityQuery, read::ReadQuery);
+pub struct Query(identity::IdentityQuery, read::ReadQuery, ingest_keys::IngestKeyQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(identity::IdentityMutation);
+pub struct Mutation(identity::IdentityMutation, ingest_keys::IngestKeyMutation);
 
 pub type XdrSchema = Schema<Query, Mutation, EmptySubscription>;
 

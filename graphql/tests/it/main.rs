@@ -3,5 +3,6 @@
 mod auth;
 mod graphql;
 mod helpers;
+mod ingest_http;
 mod read;
 mod tokens;

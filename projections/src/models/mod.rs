@@ -7,6 +7,7 @@ use xdr_domain::Event;
 use crate::runner::{Projection, ProjectionError};
 
 pub mod audit_log;
+pub mod ingest_keys;
 pub mod organizations;
 pub mod security_events;
 pub mod user_sessions;
@@ -20,6 +21,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(user_sessions::UserSessions),
         Box::new(security_events::SecurityEvents),
         Box::new(audit_log::AuditLog),
+        Box::new(ingest_keys::IngestKeys),
     ]
 }
 

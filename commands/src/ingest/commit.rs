@@ -1,0 +1,64 @@
+//! Committing prepared telemetry: `append_batch` in bounded chunks, and [`ingest_body`], the
+//! one call the HTTP routes make (parse, commit, report what was stored and rejected).
+
+use serde::Serialize;
+use xdr_domain::ids::{IngestKeyId, OrgId};
+use xdr_domain::telemetry::parsers::SshdPidTracker;
+use xdr_domain::telemetry::SourceType;
+
+use super::prepare::prepare_records;
+use crate::store::{EventStore, NewEvent, StoreError};
+
+/// Events per `append_batch` call: one head lock and one COPY each; big enough to amortize
+/// the transaction, small enough to keep the org's lock short and memory bounded.
+pub const MAX_APPEND_BATCH: usize = 5_000;
+
+/// A record that was not stored, and why. `index` counts the body's records from 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    pub index: usize,
+    pub reason: String,
+}
+
+/// What happened to one body. Serializes as the REST response `{stored, rejected}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IngestOutcome {
+    /// Records that are now in the log (including ones a retry had already stored).
+    pub stored: usize,
+    /// Records newly written by this call (`stored` minus duplicates).
+    #[serde(skip)]
+    pub written: usize,
+    pub rejected: Vec<Rejection>,
+}
+
+/// Append `events` to `org`'s log in chunks; returns how many were newly written.
+pub async fn commit_events(store: &EventStore, org: OrgId, events: Vec<NewEvent>) -> Result<usize, StoreError> {
+    let mut written = 0;
+    let mut events = events.into_iter().peekable();
+    while events.peek().is_some() {
+        let chunk: Vec<NewEvent> = events.by_ref().take(MAX_APPEND_BATCH).collect();
+        written += store.append_batch(org, chunk).await?.written;
+    }
+    Ok(written)
+}
+
+/// Parse `body` (one record, a JSON array, or newline-delimited records) of `source` and
+/// commit the good records to `org`'s log; bad records are reported, not stored.
+///
+/// `dedupe_base` names the body (see [`super::dedupe_base_of`]): calling again with the same
+/// body and base writes nothing new. `hostname_override` is `/ingest/multi`'s `hostname`.
+pub async fn ingest_body(
+    store: &EventStore,
+    org: OrgId,
+    key_id: IngestKeyId,
+    source: SourceType,
+    hostname_override: Option<&str>,
+    body: &str,
+    dedupe_base: &str,
+) -> Result<IngestOutcome, StoreError> {
+    let prepared = prepare_records(key_id, source, hostname_override, body, dedupe_base, &mut SshdPidTracker::new());
+    let stored = prepared.events.len();
+    let written = commit_events(store, org, prepared.events).await?;
+    let rejected = prepared.rejected.into_iter().map(|r| Rejection { index: r.index, reason: r.reason }).collect();
+    Ok(IngestOutcome { stored, written, rejected })
+}

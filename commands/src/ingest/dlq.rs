@@ -1,0 +1,66 @@
+//! Dead letters: every record or message the ingestor cannot commit is published to
+//! `<prefix>xdr.dlq.ingest` (kept by a JetStream stream) with the reason and origin in
+//! headers, and the publish is acknowledged before the source message is. Nothing is dropped
+//! silently.
+
+use async_nats::jetstream::{self, context::Publish};
+use async_nats::HeaderMap;
+
+use super::{IngestConfig, NatsError};
+
+pub const HEADER_REASON: &str = "Xdr-Dlq-Reason";
+pub const HEADER_SOURCE_SUBJECT: &str = "Xdr-Source-Subject";
+/// Index of the record inside the source message (absent when the whole message is dead).
+pub const HEADER_RECORD_INDEX: &str = "Xdr-Record-Index";
+
+/// One dead letter.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub reason: String,
+    pub source_subject: String,
+    pub record_index: Option<usize>,
+    /// Stable id, so a redelivered source message does not dead-letter twice (JetStream
+    /// de-duplicates on `Nats-Msg-Id`).
+    pub dedupe_id: String,
+    pub body: Vec<u8>,
+}
+
+/// Header values must be one line of visible text; reasons may quote hostile input.
+pub fn header_safe(value: &str) -> String {
+    let cleaned: String = value.chars().map(|c| if c.is_control() { ' ' } else { c }).take(256).collect();
+    cleaned.trim().to_owned()
+}
+
+/// Publish dead letters and wait until JetStream has stored every one.
+pub async fn publish_dead_letters(
+    js: &jetstream::Context,
+    config: &IngestConfig,
+    letters: Vec<DeadLetter>,
+) -> Result<(), NatsError> {
+    let mut acks = Vec::with_capacity(letters.len());
+    for letter in letters {
+        let mut headers = HeaderMap::new();
+        headers.insert(HEADER_REASON, header_safe(&letter.reason).as_str());
+        headers.insert(HEADER_SOURCE_SUBJECT, header_safe(&letter.source_subject).as_str());
+        if let Some(i) = letter.record_index {
+            headers.insert(HEADER_RECORD_INDEX, i.to_string().as_str());
+        }
+        let publish = Publish::build().headers(headers).payload(letter.body.into()).message_id(letter.dedupe_id);
+        acks.push(js.send_publish(config.dlq_subject(), publish).await.map_err(NatsError::from_display)?);
+    }
+    for ack in acks {
+        ack.await.map_err(NatsError::from_display)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_safe;
+
+    #[test]
+    fn header_values_are_single_line_and_bounded() {
+        assert_eq!(header_safe("bad\r\nX-Injected: 1"), "bad  X-Injected: 1");
+        assert_eq!(header_safe(&"x".repeat(1000)).len(), 256);
+    }
+}

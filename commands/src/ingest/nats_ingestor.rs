@@ -1,0 +1,317 @@
+//! The NATS ingestor: a durable pull consumer on `<prefix>xdr.ingest.>` shared by every
+//! replica. Each round fetches a bounded batch, resolves keys, parses records, dead-letters
+//! what cannot be stored, commits the rest with one `append_batch` per org, and only then
+//! acks. A crash anywhere before the ack means redelivery, and redelivery writes nothing new
+//! because event ids are derived from the message id (or content hash) and record index.
+
+use async_nats::jetstream::consumer::{pull, AckPolicy, PullConsumer};
+use async_nats::jetstream::message::AckKind;
+use async_nats::jetstream::stream::{self, RetentionPolicy};
+use async_nats::jetstream::{self, Message};
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use xdr_domain::ids::{IngestKeyId, OrgId};
+use xdr_domain::telemetry::parsers::SshdPidTracker;
+use xdr_domain::telemetry::SourceType;
+
+use super::commit::commit_events;
+use super::dlq::{publish_dead_letters, DeadLetter};
+use super::prepare::{dedupe_base_of, prepare_records};
+use super::{IngestConfig, NatsError};
+use crate::ingest_keys::{IngestKeyResolver, KeyStatus};
+use crate::store::{EventStore, NewEvent, StoreError};
+
+/// Header that carries the producer's ingest key.
+pub const HEADER_INGEST_KEY: &str = "Xdr-Ingest-Key";
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Nats(#[from] NatsError),
+    #[error("committing telemetry failed: {0}")]
+    Store(#[from] StoreError),
+    #[error("resolving an ingest key failed: {0}")]
+    KeyLookup(#[from] sqlx::Error),
+}
+
+/// Counters of one ingestor (shared with whoever holds a clone).
+#[derive(Debug, Default)]
+pub struct IngestorStats {
+    pub messages: AtomicU64,
+    /// Events newly written to the log.
+    pub events_written: AtomicU64,
+    /// Good records that were already in the log (redelivery, re-publish).
+    pub events_duplicate: AtomicU64,
+    pub dead_letters: AtomicU64,
+}
+
+impl IngestorStats {
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// Create (or keep) the ingest and dead-letter streams.
+pub async fn ensure_ingest_streams(js: &jetstream::Context, config: &IngestConfig) -> Result<(), NatsError> {
+    js.get_or_create_stream(stream::Config {
+        name: config.stream_name.clone(),
+        subjects: vec![config.ingest_wildcard()],
+        // Acked messages are done: the stream holds the backlog, not history.
+        retention: RetentionPolicy::WorkQueue,
+        ..Default::default()
+    })
+    .await
+    .map_err(NatsError::from_display)?;
+    js.get_or_create_stream(stream::Config {
+        name: config.dlq_stream_name.clone(),
+        subjects: vec![config.dlq_wildcard()],
+        max_age: Duration::from_secs(14 * 24 * 3600),
+        ..Default::default()
+    })
+    .await
+    .map_err(NatsError::from_display)?;
+    Ok(())
+}
+
+/// The durable consumer every replica shares.
+pub async fn ingest_consumer(js: &jetstream::Context, config: &IngestConfig) -> Result<PullConsumer, NatsError> {
+    let stream = js.get_stream(&config.stream_name).await.map_err(NatsError::from_display)?;
+    stream
+        .get_or_create_consumer(
+            &config.consumer_name,
+            pull::Config {
+                durable_name: Some(config.consumer_name.clone()),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: config.ack_wait,
+                max_ack_pending: config.max_ack_pending,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(NatsError::from_display)
+}
+
+/// One ingestor replica: the pieces a round needs.
+pub struct Ingestor {
+    js: jetstream::Context,
+    consumer: PullConsumer,
+    config: IngestConfig,
+    store: EventStore,
+    resolver: Arc<IngestKeyResolver>,
+    /// Per key, so sshd lines without an address are attributed across messages of the
+    /// same producer (best effort: another replica may get the next message).
+    trackers: HashMap<IngestKeyId, SshdPidTracker>,
+    fetch_max_bytes: usize,
+    pub stats: Arc<IngestorStats>,
+}
+
+/// Keys whose PID trackers are kept at most (each tracker is itself bounded).
+const MAX_TRACKERS: usize = 1024;
+
+impl Ingestor {
+    pub async fn new(
+        client: async_nats::Client,
+        config: IngestConfig,
+        store: EventStore,
+        resolver: Arc<IngestKeyResolver>,
+    ) -> Result<Ingestor, IngestError> {
+        // A fetch whose byte limit is below one message's size would never deliver it.
+        let fetch_max_bytes = config.max_batch_bytes.max(client.server_info().max_payload + 4096);
+        let js = jetstream::new(client);
+        ensure_ingest_streams(&js, &config).await?;
+        let consumer = ingest_consumer(&js, &config).await?;
+        Ok(Ingestor {
+            js,
+            consumer,
+            config,
+            store,
+            resolver,
+            trackers: HashMap::new(),
+            fetch_max_bytes,
+            stats: Arc::default(),
+        })
+    }
+
+    /// Up to `batch_messages` messages, waiting at most `batch_wait` to fill the batch.
+    pub async fn fetch(&self) -> Result<Vec<Message>, IngestError> {
+        let mut batch = self
+            .consumer
+            .batch()
+            .max_messages(self.config.batch_messages)
+            .max_bytes(self.fetch_max_bytes)
+            .expires(self.config.batch_wait)
+            .messages()
+            .await
+            .map_err(NatsError::from_display)?;
+        let mut out = Vec::new();
+        while let Some(m) = batch.next().await {
+            match m {
+                Ok(m) => out.push(m),
+                // The server ends a pull whose byte budget the next message would exceed
+                // with a 409 status; what arrived so far is a full batch, not a failure
+                // (dropping it would leave it unacked until `ack_wait`).
+                Err(e) if !out.is_empty() => {
+                    tracing::debug!(error = %e, "pull batch ended early");
+                    break;
+                }
+                Err(e) => return Err(NatsError::from_display(e).into()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Dead-letter what cannot be stored and commit the rest; does NOT ack. Returns once
+    /// every dead letter is stored by JetStream and every event committed.
+    pub async fn process(&mut self, messages: &[Message]) -> Result<(), IngestError> {
+        let mut per_org: HashMap<OrgId, Vec<NewEvent>> = HashMap::new();
+        let mut letters = Vec::new();
+        for msg in messages {
+            self.prepare_message(msg, &mut per_org, &mut letters).await?;
+        }
+        let dead = letters.len() as u64;
+        publish_dead_letters(&self.js, &self.config, letters).await?;
+        for (org, events) in per_org {
+            let total = events.len() as u64;
+            let written = commit_events(&self.store, org, events).await? as u64;
+            self.stats.events_written.fetch_add(written, Ordering::Relaxed);
+            self.stats.events_duplicate.fetch_add(total - written, Ordering::Relaxed);
+        }
+        self.stats.dead_letters.fetch_add(dead, Ordering::Relaxed);
+        self.stats.messages.fetch_add(messages.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn prepare_message(
+        &mut self,
+        msg: &Message,
+        per_org: &mut HashMap<OrgId, Vec<NewEvent>>,
+        letters: &mut Vec<DeadLetter>,
+    ) -> Result<(), IngestError> {
+        let subject = msg.subject.as_str().to_owned();
+        let header = |name: &str| msg.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_owned());
+        // A standard header: looked up by its typed name (a string lookup would miss it).
+        let msg_id = msg.headers.as_ref().and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID));
+        let base = dedupe_base_of(msg_id.map(|v| v.as_str()), &msg.payload);
+        let whole = |reason: String| DeadLetter {
+            reason,
+            source_subject: subject.clone(),
+            record_index: None,
+            dedupe_id: format!("{subject}|{base}|message"),
+            body: msg.payload.to_vec(),
+        };
+        let source = match self.config.source_of_subject(&subject).and_then(SourceType::parse) {
+            Some(s) => s,
+            None => {
+                letters.push(whole(format!("unknown source type in subject {subject}")));
+                return Ok(());
+            }
+        };
+        if msg.payload.len() > self.config.max_message_bytes {
+            letters.push(whole(format!(
+                "message too large: {} bytes (limit {})",
+                msg.payload.len(),
+                self.config.max_message_bytes
+            )));
+            return Ok(());
+        }
+        let resolved = match header(HEADER_INGEST_KEY) {
+            None => {
+                letters.push(whole("missing ingest key".into()));
+                return Ok(());
+            }
+            Some(key) => match self.resolver.resolve(key.trim()).await? {
+                KeyStatus::Valid(r) => r,
+                other => {
+                    letters.push(whole(other.refusal().unwrap_or("ingest key refused").into()));
+                    return Ok(());
+                }
+            },
+        };
+        let Ok(body) = std::str::from_utf8(&msg.payload) else {
+            letters.push(whole("body is not UTF-8".into()));
+            return Ok(());
+        };
+        if self.trackers.len() >= MAX_TRACKERS && !self.trackers.contains_key(&resolved.key_id) {
+            self.trackers.clear();
+        }
+        let tracker = self.trackers.entry(resolved.key_id).or_default();
+        let prepared = prepare_records(resolved.key_id, source, None, body, &base, tracker);
+        for r in prepared.rejected {
+            letters.push(DeadLetter {
+                reason: format!("parse error: {}", r.reason),
+                source_subject: subject.clone(),
+                record_index: Some(r.index),
+                dedupe_id: format!("{subject}|{base}|{}", r.index),
+                body: r.record.into_bytes(),
+            });
+        }
+        per_org.entry(resolved.org_id).or_default().extend(prepared.events);
+        Ok(())
+    }
+
+    /// Ack after commit: the message is done.
+    pub async fn ack(&self, messages: &[Message]) {
+        for m in messages {
+            if let Err(e) = m.ack().await {
+                // Not acked = redelivered = deduplicated; nothing is lost.
+                tracing::warn!(error = %e, "ack failed; the message will be redelivered");
+            }
+        }
+    }
+
+    /// Give messages back for redelivery after a failed round.
+    pub async fn nak(&self, messages: &[Message]) {
+        for m in messages {
+            let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+        }
+    }
+
+    /// One round: fetch, process, ack (or nak on failure). Returns the messages handled.
+    pub async fn round(&mut self) -> Result<usize, IngestError> {
+        let messages = self.fetch().await?;
+        if messages.is_empty() {
+            return Ok(0);
+        }
+        match self.process(&messages).await {
+            Ok(()) => {
+                self.ack(&messages).await;
+                Ok(messages.len())
+            }
+            Err(e) => {
+                self.nak(&messages).await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Run an ingestor replica until `shutdown` resolves. Transient failures (database, NATS)
+/// are logged and retried after a pause; the messages of a failed round are redelivered.
+pub async fn run_ingestor(
+    config: IngestConfig,
+    client: async_nats::Client,
+    store: EventStore,
+    resolver: Arc<IngestKeyResolver>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<Arc<IngestorStats>, IngestError> {
+    let mut ingestor = Ingestor::new(client, config, store, resolver).await?;
+    let stats = ingestor.stats.clone();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            r = ingestor.round() => {
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "ingest round failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+    Ok(stats)
+}
