@@ -58,6 +58,8 @@ impl Sandbox {
             ("XDR_AWS_REGION", "eu-west-1".into()),
             ("XDR_RDS_INSTANCE", "xdr-db".into()),
             ("XDR_POLL_INTERVAL", "0".into()),
+            // A script that waits for a state that never comes fails the test quickly.
+            ("XDR_RDS_TIMEOUT", "10".into()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
