@@ -307,7 +307,7 @@ fn image_name_and_entrypoint_agree_between_dockerfile_and_manifests() {
     assert!(df.text.contains("ENTRYPOINT [\"mini-xdr\"]"), "the binary is the entrypoint, roles are its argument");
     assert!(df.text.contains("CMD [\"serve\"]"), "default role serve");
     assert!(df.text.contains("FROM rust:1-bookworm AS build"), "build stage");
-    let user = df.text.lines().filter_map(|l| l.strip_prefix("USER ")).last().expect("USER");
+    let user = df.text.lines().filter_map(|l| l.strip_prefix("USER ")).next_back().expect("USER");
     assert!(!user.starts_with("root") && !user.starts_with("0"), "runs as non-root: USER {user}");
     // The uid must satisfy runAsNonRoot with a numeric USER (the kubelet cannot check names).
     assert!(user.split(':').next().unwrap().parse::<u32>().is_ok(), "numeric USER: {user}");
