@@ -404,7 +404,10 @@ fn stateless_roles_autoscale_and_every_workload_has_a_disruption_budget() {
             let min = h["spec"]["minReplicas"].as_u64().unwrap();
             assert!(min >= 1 && min <= h["spec"]["maxReplicas"].as_u64().unwrap(), "{}", name(h));
             let dep = target["name"].as_str().unwrap();
-            assert!(of_kind(&docs, "Deployment").iter().any(|d| name(d) == dep), "HPA target {dep} exists");
+            let target_dep = of_kind(&docs, "Deployment").into_iter().find(|d| name(d) == dep);
+            let target_dep = target_dep.unwrap_or_else(|| panic!("HPA target {dep} exists"));
+            // Otherwise every `kubectl apply` resets what the HPA (or start.sh) scaled to.
+            assert!(target_dep["spec"]["replicas"].is_null(), "{dep} is autoscaled and must not set spec.replicas");
             dep
         })
         .collect();
