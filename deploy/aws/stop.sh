@@ -46,9 +46,11 @@ done
 if [ "$DRY_RUN" = true ]; then
   plan 'would wait for the role pods to exit'
 else
-  pods=$(inspect kube get pods --selector=app.kubernetes.io/name=mini-xdr -o name)
+  # The role pods only: a finished migration Job's pod is never deleted by scaling.
+  selector="app.kubernetes.io/name=mini-xdr,app.kubernetes.io/component in (api,ingestor,projector,detector)"
+  pods=$(inspect kube get pods --selector="$selector" -o name)
   if [ -n "$pods" ]; then
-    inspect kube wait --for=delete pod --selector=app.kubernetes.io/name=mini-xdr --timeout="$XDR_ROLLOUT_TIMEOUT" >&2 ||
+    inspect kube wait --for=delete pod --selector="$selector" --timeout="$XDR_ROLLOUT_TIMEOUT" >&2 ||
       log "warning: some role pods are still terminating; continuing"
   fi
 fi

@@ -151,6 +151,10 @@ const DESCRIBE_RDS: &str = "aws rds describe-db-instances --region eu-west-1 --d
 const START_RDS: &str = "aws rds start-db-instance --region eu-west-1 --db-instance-identifier xdr-db --query DBInstance.DBInstanceStatus --output text";
 const STOP_RDS: &str = "aws rds stop-db-instance --region eu-west-1 --db-instance-identifier xdr-db --query DBInstance.DBInstanceStatus --output text";
 
+/// The role pods stop.sh waits for (not the migration Job's, which stays Completed).
+const ROLE_PODS: &str =
+    "app.kubernetes.io/name=mini-xdr,app.kubernetes.io/component in (api,ingestor,projector,detector)";
+
 fn kubectl(ctx: &str, rest: &str) -> String {
     format!("kubectl --context {ctx} --namespace mini-xdr {rest}")
 }
@@ -262,8 +266,8 @@ fn stop_scales_roles_then_nats_to_zero_and_stops_the_database_once_when_run_twic
         k("scale deployment/xdr-ingestor --replicas=0"),
         k("scale deployment/xdr-detector --replicas=0"),
         k("scale deployment/xdr-projector --replicas=0"),
-        k("get pods --selector=app.kubernetes.io/name=mini-xdr -o name"),
-        k("wait --for=delete pod --selector=app.kubernetes.io/name=mini-xdr --timeout=300s"),
+        k(&format!("get pods --selector={ROLE_PODS} -o name")),
+        k(&format!("wait --for=delete pod --selector={ROLE_PODS} --timeout=300s")),
         k("scale statefulset/nats --replicas=0"),
         DESCRIBE_RDS.into(),
         STOP_RDS.into(),
