@@ -91,8 +91,9 @@ if [ "$XDR_REPLICAS_API" -gt 0 ]; then
   if [ "$DRY_RUN" = true ]; then
     plan 'would check that service xdr-api has ready endpoints and that /readyz answers'
   else
-    endpoints=$(inspect kube get endpoints xdr-api -o 'jsonpath={.subsets[*].addresses[*].ip}') ||
-      die "cannot read the endpoints of service xdr-api"
+    endpoints=$(inspect kube get endpointslices --selector=kubernetes.io/service-name=xdr-api \
+      -o 'jsonpath={.items[*].endpoints[?(@.conditions.ready==true)].addresses[*]}') ||
+      die "cannot read the endpoint slices of service xdr-api"
     [ -n "$endpoints" ] || die "service xdr-api has no ready endpoints: /readyz fails. Check: kubectl -n $XDR_NAMESPACE logs deploy/xdr-api"
     readyz=$(inspect kube exec deploy/xdr-api -c api -- curl -fsS --max-time 5 http://127.0.0.1:8000/readyz) ||
       die "/readyz of xdr-api failed (see above). Check: kubectl -n $XDR_NAMESPACE logs deploy/xdr-api"

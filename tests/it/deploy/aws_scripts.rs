@@ -192,7 +192,7 @@ fn start_starts_a_stopped_database_waits_for_it_then_scales_every_role_and_check
         k("rollout status deployment/xdr-ingestor --timeout=300s"),
         k("rollout status deployment/xdr-projector --timeout=300s"),
         k("rollout status deployment/xdr-detector --timeout=300s"),
-        k("get endpoints xdr-api -o jsonpath={.subsets[*].addresses[*].ip}"),
+        k("get endpointslices --selector=kubernetes.io/service-name=xdr-api -o jsonpath={.items[*].endpoints[?(@.conditions.ready==true)].addresses[*]}"),
         k("exec deploy/xdr-api -c api -- curl -fsS --max-time 5 http://127.0.0.1:8000/readyz"),
         k("get ingress mini-xdr -o jsonpath={.status.loadBalancer.ingress[0].hostname}"),
     ];
