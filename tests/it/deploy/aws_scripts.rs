@@ -14,7 +14,7 @@ use uuid::Uuid;
 /// System utilities the scripts and the fakes use (besides bash builtins).
 const SYSTEM_TOOLS: &[&str] = &["bash", "env", "dirname", "cat", "sleep", "grep", "mv", "rm", "touch"];
 
-/// Calls that change something; none may appear in a dry run.
+/// Calls that change something (or wait for a change); none may appear in a dry run.
 const MUTATING: &[&str] = &[
     "rds start-db-instance",
     "rds stop-db-instance",
