@@ -18,7 +18,11 @@ secret_file=".dev-secrets"
 if [ -z "${JWT_SECRET_KEY:-}" ]; then
   [ -f "$secret_file" ] || printf 'JWT_SECRET_KEY=%s\nENCRYPTION_KEY=%s\n' \
     "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "$secret_file"
-  set -a; . "./$secret_file"; set +a
+  # Generated just above and kept out of git, so shellcheck cannot read it.
+  set -a
+  # shellcheck source=/dev/null
+  . "./$secret_file"
+  set +a
 fi
 cargo build --release --bin mini-xdr
 exec "$CARGO_TARGET_DIR/release/mini-xdr" serve

@@ -19,13 +19,15 @@ ensure_postgres() {
   if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
     log "installing PostgreSQL"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-    local hba
-    hba=$(ls /etc/postgresql/*/main/pg_hba.conf | head -n1)
+    local hbas=(/etc/postgresql/*/main/pg_hba.conf)
+    local hba="${hbas[0]}"
     # Local development and CI only: trust connections from this machine.
     sed -i -E 's/^(local|host)(\s+all\s+all\s+.*)\s(peer|scram-sha-256|md5)$/\1\2 trust/' "$hba"
   fi
   log "starting PostgreSQL"
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  local versions=(/etc/postgresql/*/)
+  local version="${versions[0]%/}"
+  pg_ctlcluster --skip-systemctl-redirect "${version##*/}" main start || true
   for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && return; sleep 1; done
   log "PostgreSQL did not come up"; exit 1
 }

@@ -7,6 +7,15 @@ export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres
 export NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"
 
 bash deploy/services.sh
+# Every shell script must be shellcheck-clean (installed here when missing and we are root).
+if ! command -v shellcheck >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null
+  else
+    echo "shellcheck is required: apt-get install shellcheck" >&2; exit 1
+  fi
+fi
+shellcheck deploy/*.sh deploy/aws/*.sh tests/fixtures/fakebin/*
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace

@@ -5,4 +5,5 @@ mod ingest_cli;
 mod projector_cli;
 mod replay_cli;
 mod serve_cli;
+mod deploy;
 mod verify_cli;
