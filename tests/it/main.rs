@@ -1,9 +1,9 @@
 //! End-to-end tests of the `mini-xdr` binary against the real services.
 
 mod audit_cli;
+mod deploy;
 mod ingest_cli;
 mod projector_cli;
 mod replay_cli;
 mod serve_cli;
-mod deploy;
 mod verify_cli;
