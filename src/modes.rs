@@ -20,7 +20,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(AuditCommand::Export(args)) => audit_export(&settings, args).await,
         Command::Audit(AuditCommand::Import(args)) => audit_import(&settings, args).await,
         Command::Replay(args) => replay(&settings, args).await,
-        Command::Projector => projector(&settings).await,
+        Command::Projector => with_health(&settings, projector(&settings)).await,
         Command::Rebuild(args) => rebuild(&settings, args).await,
         Command::Bench(BenchCommand::Append(args)) => crate::bench::append(&settings, args).await,
         Command::Bench(BenchCommand::Auth(args)) => crate::bench::auth(&settings, args).await,
@@ -28,11 +28,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Ingest(args)) => crate::bench_ingest::ingest(&settings, args).await,
         Command::Serve => serve(&settings).await,
         Command::Api => api(&settings).await,
-        Command::Ingestor => crate::ingest_modes::ingestor(&settings).await,
-        Command::Relay => crate::ingest_modes::relay(&settings).await,
+        Command::Ingestor => with_health(&settings, crate::ingest_modes::ingestor(&settings)).await,
+        Command::Relay => with_health(&settings, crate::ingest_modes::relay(&settings)).await,
         Command::Ingest(args) => crate::ingest_modes::ingest(&settings, args).await,
         Command::IngestKey(command) => crate::ingest_modes::ingest_key(&settings, command).await,
         Command::Detector | Command::Models(_) => not_implemented(&cli_name(&cli.command)),
+    }
+}
+
+/// Run a role that serves no API beside a probe-only server on `XDR_BIND`, so Kubernetes can
+/// check every role the same way.
+async fn with_health(
+    settings: &Settings,
+    role: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
+) -> anyhow::Result<ExitCode> {
+    let options = db::connect_options(settings.database_url()?)?;
+    let pool = db::app_pool(&options, 2).await?;
+    let (port, server) = xdr_graphql::health_server(&settings.bind, pool)
+        .with_context(|| format!("Failed to bind the health server to {}", settings.bind))?;
+    tracing::info!(port, "health probes on /healthz and /readyz");
+    tokio::select! {
+        r = role => r,
+        r = server => { r.context("health server stopped")?; Ok(ExitCode::SUCCESS) }
     }
 }
 

@@ -12,4 +12,4 @@ mod routes;
 pub mod schema;
 pub mod startup;
 
-pub use startup::{Application, ServerConfig};
+pub use startup::{health_server, Application, ServerConfig};

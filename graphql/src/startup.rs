@@ -112,3 +112,16 @@ impl Application {
 fn tracing_actix() -> actix_web::middleware::Logger {
     actix_web::middleware::Logger::new("%a \"%r\" %s %Dms").log_target("xdr_http")
 }
+
+/// Only `/healthz`, `/readyz` and `/metrics`, for the roles that serve no API (ingestor, relay,
+/// projector, detector), so every role answers the same probes on `XDR_BIND`.
+pub fn health_server(bind: &str, pool: PgPool) -> std::io::Result<(u16, Server)> {
+    let listener = TcpListener::bind(bind)?;
+    let port = listener.local_addr()?.port();
+    let state = web::Data::new(crate::routes::HealthState { pool, metrics: Arc::new(Metrics::default()) });
+    let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(crate::routes::configure_health))
+        .workers(1)
+        .listen(listener)?
+        .run();
+    Ok((port, server))
+}

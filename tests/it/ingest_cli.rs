@@ -18,6 +18,7 @@ impl Env {
         c.args(args)
             .env("DATABASE_URL", self.db.url())
             .env("XDR_NATS_PREFIX", &self.prefix)
+            .env("XDR_BIND", "127.0.0.1:0")
             .env_remove("XDR_CONFIG")
             .env("RUST_LOG", "warn");
         c

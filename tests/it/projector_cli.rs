@@ -24,6 +24,8 @@ fn spawn_projector(db: &TestDb) -> Child {
     Command::new(env!("CARGO_BIN_EXE_mini-xdr"))
         .arg("projector")
         .env("DATABASE_URL", db.url())
+        // Each projector also serves its probes: a free port per test.
+        .env("XDR_BIND", "127.0.0.1:0")
         .env_remove("XDR_CONFIG")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -112,3 +112,32 @@ async fn serve_migrates_serves_the_api_and_projects_what_it_writes() {
         let _ = js.delete_stream(&stream).await;
     }
 }
+
+#[tokio::test]
+async fn roles_without_an_api_still_answer_the_probes() {
+    let db = TestDb::new().await;
+    let port = free_port();
+    let _projector = Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_mini-xdr"))
+            .arg("projector")
+            .env("DATABASE_URL", db.url())
+            .env("XDR_BIND", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .env_remove("XDR_CONFIG")
+            .spawn()
+            .expect("start mini-xdr projector"),
+    );
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = client.get(format!("http://127.0.0.1:{port}/readyz")).send().await {
+            assert!(r.status().is_success());
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "projector probes never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let health = client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.unwrap();
+    assert!(health.status().is_success());
+    assert_eq!(client.get(format!("http://127.0.0.1:{port}/graphql")).send().await.unwrap().status(), 404);
+}

@@ -10,7 +10,11 @@ pub async fn healthz() -> HttpResponse {
 
 /// Ready when the database answers.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match sqlx::query("SELECT 1").execute(&state.pool).await {
+    ready(&state.pool).await
+}
+
+async fn ready(pool: &sqlx::PgPool) -> HttpResponse {
+    match sqlx::query("SELECT 1").execute(pool).await {
         Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
@@ -20,5 +24,13 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
+}
+
+pub async fn readyz_only(state: web::Data<super::HealthState>) -> HttpResponse {
+    ready(&state.pool).await
+}
+
+pub async fn metrics_only(state: web::Data<super::HealthState>) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
 }

@@ -28,3 +28,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/readyz", web::get().to(health::readyz))
     .route("/metrics", web::get().to(health::metrics));
 }
+
+/// What the probe-only server needs.
+pub struct HealthState {
+    pub pool: sqlx::PgPool,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+}
+
+pub fn configure_health(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz_only))
+        .route("/metrics", web::get().to(health::metrics_only));
+}
