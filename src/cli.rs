@@ -96,6 +96,12 @@ pub struct VerifyArgs {
     /// Verify an audit bundle offline instead of the database (no DATABASE_URL needed).
     #[arg(long, value_name = "FILE", conflicts_with = "org")]
     pub bundle: Option<PathBuf>,
+    /// Also check the log against the newest anchors published to NATS (NATS_URL).
+    #[arg(long)]
+    pub anchors: bool,
+    /// Also check the log against the newest anchors in this append-only anchor file.
+    #[arg(long, value_name = "FILE")]
+    pub anchor_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +110,9 @@ pub enum AuditCommand {
     Export(AuditExportArgs),
     /// Restore a verified bundle into a database that has no events of that org.
     Import(AuditImportArgs),
+    /// Publish every org's current (org_seq, head hash) as an anchor now (NATS, and the
+    /// anchor file if XDR_ANCHOR_FILE is set).
+    Anchor,
 }
 
 #[derive(Debug, Args)]
@@ -323,6 +332,8 @@ mod tests {
             &["audit", "export", "--org", "a", "--out", "b.gz"],
             &["audit", "import", "b.gz"],
             &["verify", "--bundle", "b.gz"],
+            &["verify", "--anchors", "--anchor-file", "a.jsonl"],
+            &["audit", "anchor"],
             &["bench", "append", "--events", "10"],
             &["bench", "auth", "--logins", "10"],
             &["bench", "rebuild", "--events", "10", "--orgs", "2"],

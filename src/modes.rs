@@ -19,6 +19,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify(&settings, args).await,
         Command::Audit(AuditCommand::Export(args)) => audit_export(&settings, args).await,
         Command::Audit(AuditCommand::Import(args)) => audit_import(&settings, args).await,
+        Command::Audit(AuditCommand::Anchor) => audit_anchor(&settings).await,
         Command::Replay(args) => replay(&settings, args).await,
         Command::Projector => with_health(&settings, projector(&settings)).await,
         Command::Rebuild(args) => rebuild(&settings, args).await,
@@ -72,6 +73,7 @@ async fn serve(settings: &Settings) -> anyhow::Result<ExitCode> {
     db::migrate(&options).await?;
     let pool = db::app_pool(&options, 40).await?;
     let nats = crate::ingest_modes::nats(settings).await?;
+    let nats_for_anchors = nats.clone();
     let store = xdr_commands::EventStore::new(pool.clone());
     let app = build_api(settings, pool.clone())?;
     tracing::info!(bind = %settings.bind, port = app.port(), "serve: HTTP API, ingestor, relay, projector");
@@ -91,12 +93,19 @@ async fn serve(settings: &Settings) -> anyhow::Result<ExitCode> {
         std::time::Duration::from_millis(500),
         shutdown_signal(),
     ));
+    let anchorer = tokio::spawn(xdr_commands::anchors::run_anchorer(
+        nats_for_anchors,
+        xdr_commands::EventStore::new(pool.clone()),
+        anchor_config(),
+        shutdown_signal(),
+    ));
     let projector = tokio::spawn(xdr_projections::run_projector(pool, shutdown_signal()));
     tokio::select! {
         r = app.run_until_stopped() => r.context("HTTP server stopped")?,
         r = projector => r.context("projector stopped")?,
         r = ingestor => { r.context("ingestor panicked")?.context("ingestor stopped")?; }
         r = relay => r.context("relay panicked")?.context("relay stopped")?,
+        r = anchorer => r.context("anchorer panicked")?.context("anchorer stopped")?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -149,7 +158,28 @@ async fn verify(settings: &Settings, args: VerifyArgs) -> anyhow::Result<ExitCod
         Some(org) => Some(xdr_projections::orgs::resolve_org(&pool, org).await?),
         None => None,
     };
-    let report = xdr_projections::verify::verify(&pool, org).await.context("Failed to read the event log")?;
+    let mut report = xdr_projections::verify::verify(&pool, org).await.context("Failed to read the event log")?;
+    let mut anchors = Vec::new();
+    if args.anchors {
+        let nats = crate::ingest_modes::nats(settings).await?;
+        let orgs: Vec<uuid::Uuid> = match org {
+            Some(o) => vec![o.0],
+            None => sqlx::query_scalar("SELECT org_id FROM org_heads").fetch_all(&pool).await?,
+        };
+        let js = async_nats::jetstream::new(nats);
+        anchors.extend(xdr_commands::anchors::newest_from_nats(&js, &anchor_config(), &orgs).await?);
+    }
+    if let Some(file) = &args.anchor_file {
+        anchors.extend(xdr_commands::anchors::newest_from_file(file)?);
+    }
+    if let Some(o) = org {
+        anchors.retain(|a| a.org_id == o.0);
+    }
+    let contradicted = xdr_projections::verify::check_anchors(&pool, &anchors).await?;
+    report.broken.extend(contradicted);
+    if args.anchors || args.anchor_file.is_some() {
+        eprintln!("checked {} anchors", anchors.len());
+    }
     if report.intact() {
         println!("ok: {} orgs, {} events, every hash chain intact", report.orgs, report.events);
         Ok(ExitCode::SUCCESS)
@@ -328,5 +358,27 @@ async fn audit_import(settings: &Settings, args: crate::cli::AuditImportArgs) ->
         "imported {} events of org {} (org_seq 1..={}); run `mini-xdr rebuild` for read models",
         m.event_count, m.org_id, m.last_seq
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Anchor names follow `XDR_NATS_PREFIX` like the ingest subjects; `XDR_ANCHOR_FILE` adds a file.
+pub(crate) fn anchor_config() -> xdr_commands::anchors::AnchorConfig {
+    let mut config = match std::env::var("XDR_NATS_PREFIX") {
+        Ok(prefix) if !prefix.is_empty() => xdr_commands::anchors::AnchorConfig::with_prefix(&prefix),
+        _ => xdr_commands::anchors::AnchorConfig::default(),
+    };
+    config.file = std::env::var_os("XDR_ANCHOR_FILE").map(std::path::PathBuf::from);
+    config
+}
+
+async fn audit_anchor(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let options = db::connect_options(settings.database_url()?)?;
+    let pool = db::owner_pool(&options, 2).await?;
+    let nats = crate::ingest_modes::nats(settings).await?;
+    let mut anchorer =
+        xdr_commands::anchors::Anchorer::new(nats, xdr_commands::EventStore::new(pool), anchor_config()).await?;
+    for a in anchorer.anchor_due(true).await? {
+        println!("{}", serde_json::to_string(&a)?);
+    }
     Ok(ExitCode::SUCCESS)
 }

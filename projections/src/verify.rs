@@ -101,3 +101,54 @@ pub async fn verify_org(pool: &PgPool, org: Uuid) -> Result<(u64, Option<BrokenL
         _ => Ok((checked, None)),
     }
 }
+
+/// Compare the log with anchors witnessed outside the database. A missing anchored event is
+/// tail truncation; a different hash at the anchored position is a rewrite — either is
+/// invisible to the chain alone when `org_heads` was rewound to match.
+pub async fn check_anchors(
+    pool: &PgPool,
+    anchors: &[xdr_commands::anchors::Anchor],
+) -> Result<Vec<BrokenLink>, sqlx::Error> {
+    let mut broken = Vec::new();
+    for a in anchors {
+        let stored: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT hash FROM event_log WHERE org_id = $1 AND org_seq = $2")
+                .bind(a.org_id)
+                .bind(a.org_seq)
+                .fetch_optional(pool)
+                .await?;
+        let witnessed = format!(
+            "anchor of {} (org_seq {}, head {})",
+            a.anchored_at.to_rfc3339(),
+            a.org_seq,
+            &a.head_hash[..16.min(a.head_hash.len())]
+        );
+        match stored {
+            None => {
+                let head: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM org_heads WHERE org_id = $1")
+                    .bind(a.org_id)
+                    .fetch_optional(pool)
+                    .await?;
+                broken.push(BrokenLink {
+                    org_id: a.org_id,
+                    org_seq: a.org_seq,
+                    reason: format!(
+                        "log ends at org_seq {} but the {witnessed} says it reached {}: the tail was truncated",
+                        head.unwrap_or(0),
+                        a.org_seq
+                    ),
+                });
+            }
+            Some(hash) if hex::encode(&hash) != a.head_hash => broken.push(BrokenLink {
+                org_id: a.org_id,
+                org_seq: a.org_seq,
+                reason: format!(
+                    "stored hash {} contradicts the {witnessed}: history was rewritten",
+                    &hex::encode(&hash)[..16]
+                ),
+            }),
+            Some(_) => {}
+        }
+    }
+    Ok(broken)
+}

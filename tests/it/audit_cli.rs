@@ -129,3 +129,60 @@ async fn an_imported_bundle_rebuilds_to_the_same_digest_as_its_source() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("already holds events"));
     std::fs::remove_file(&bundle).ok();
 }
+
+#[tokio::test]
+async fn a_truncated_tail_with_a_rewound_head_is_caught_by_the_anchors() {
+    use sqlx::Executor;
+    let db = source_db(false).await;
+    let prefix = format!("t{}.", uuid::Uuid::new_v4().simple());
+    let anchor_file = temp_file("anchors.jsonl");
+    let with_anchors = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mini-xdr"));
+        cmd.args(args)
+            .env_remove("XDR_CONFIG")
+            .env("DATABASE_URL", db.url())
+            .env("XDR_NATS_PREFIX", &prefix)
+            .env("XDR_ANCHOR_FILE", &anchor_file);
+        cmd.output().expect("run mini-xdr")
+    };
+    let anchored = ok(with_anchors(&["audit", "anchor"]));
+    let anchor: serde_json::Value = serde_json::from_str(anchored.lines().next().unwrap()).unwrap();
+    let head = anchor["org_seq"].as_i64().unwrap();
+    assert!(head > 3);
+    ok(with_anchors(&["verify", "--anchors", "--anchor-file", anchor_file.to_str().unwrap()]));
+
+    // The attacker deletes the newest two events and rewinds the head to the new end.
+    let mut conn = db.owner_conn().await;
+    conn.execute("SET session_replication_role = replica").await.unwrap();
+    let org = anchor["org_id"].as_str().unwrap();
+    conn.execute(format!("DELETE FROM event_log WHERE org_id = '{org}' AND org_seq > {}", head - 2).as_str())
+        .await
+        .unwrap();
+    conn.execute(
+        format!(
+            "UPDATE org_heads h SET last_seq = e.org_seq, last_hash = e.hash FROM event_log e \
+             WHERE h.org_id = '{org}' AND e.org_id = h.org_id AND e.org_seq = {}",
+            head - 2
+        )
+        .as_str(),
+    )
+    .await
+    .unwrap();
+
+    // The chain alone cannot tell…
+    ok(run(Some(&db), &["verify"]));
+    // …the anchors can, from NATS and from the file.
+    for args in [vec!["verify", "--anchors"], vec!["verify", "--anchor-file", anchor_file.to_str().unwrap()]] {
+        let out = with_anchors(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&format!("org {org} org_seq {head}:")), "{text}");
+        assert!(text.contains("the tail was truncated") && text.contains("anchor of"), "{text}");
+    }
+
+    let nats = async_nats::connect("nats://127.0.0.1:4222").await.unwrap();
+    let _ = async_nats::jetstream::new(nats)
+        .delete_stream(xdr_commands::anchors::AnchorConfig::with_prefix(&prefix).stream_name)
+        .await;
+    std::fs::remove_file(&anchor_file).ok();
+}
