@@ -407,8 +407,8 @@ async fn write_rows(
         last_seq += 1;
         let version = versions.entry(e.stream_id.clone()).or_insert(0);
         *version += 1;
-        let payload = chain::canonical_json(&without_nul(e.payload.clone()));
-        let metadata = chain::canonical_json(&without_nul(e.metadata.clone()));
+        let payload = chain::canonical_json(&nul_free(&e.payload));
+        let metadata = chain::canonical_json(&nul_free(&e.metadata));
         let hash = chain::link_hash(
             &prev_hash,
             &ChainRow {
@@ -476,6 +476,23 @@ fn is_duplicate_event_id(e: &StoreError) -> bool {
     }
 }
 
+/// The value itself when it holds no U+0000 (nearly always: no copy), else a scrubbed copy.
+fn nul_free(value: &Value) -> std::borrow::Cow<'_, Value> {
+    fn has_nul(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(has_nul),
+            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    if has_nul(value) {
+        std::borrow::Cow::Owned(without_nul(value.clone()))
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
+}
+
 /// `jsonb` cannot store U+0000; producers do send it. Replace it with U+FFFD before hashing,
 /// so one hostile byte cannot fail a whole batch and the stored value still hashes the same.
 fn without_nul(mut value: Value) -> Value {
@@ -514,12 +531,15 @@ fn push_copy_text(buf: &mut String, field: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::{push_copy_text, without_nul};
+    use super::{nul_free, push_copy_text, without_nul};
 
     #[test]
     fn nul_characters_are_replaced_in_keys_and_values() {
         let v = serde_json::json!({"a\0": ["x\0y", {"b": "\0"}]});
-        assert_eq!(without_nul(v), serde_json::json!({"a\u{fffd}": ["x\u{fffd}y", {"b": "\u{fffd}"}]}));
+        assert_eq!(without_nul(v.clone()), serde_json::json!({"a\u{fffd}": ["x\u{fffd}y", {"b": "\u{fffd}"}]}));
+        assert_eq!(*nul_free(&v), without_nul(v.clone()));
+        let clean = serde_json::json!({"a": ["x", {"b": 1}]});
+        assert!(matches!(nul_free(&clean), std::borrow::Cow::Borrowed(_)));
     }
 
     #[test]

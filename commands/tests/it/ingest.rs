@@ -242,9 +242,9 @@ async fn an_ingestor_that_dies_after_commit_before_ack_causes_no_duplicates() {
     let mut doomed = Ingestor::new(env.client.clone(), config.clone(), store.clone(), resolver).await.unwrap();
     let messages = doomed.fetch().await.unwrap();
     assert_eq!(messages.len(), 8, "the whole file fits one batch");
-    doomed.process(&messages).await.unwrap();
+    let round = doomed.process(messages).await.unwrap();
     assert_eq!(telemetry_count(&db).await, 234, "committed");
-    drop(messages);
+    drop(round);
     drop(doomed);
 
     // After ack_wait JetStream redelivers to the next replica, which finds them all stored.
