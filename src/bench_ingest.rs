@@ -51,9 +51,11 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// Start measuring the peak afresh (writing 5 to clear_refs resets VmHWM).
-fn reset_peak_rss() {
+/// Start measuring the peak afresh (writing 5 to clear_refs resets VmHWM to the current RSS,
+/// which is returned so the report can show the baseline).
+fn reset_peak_rss() -> Option<f64> {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
+    peak_rss_mib()
 }
 
 pub async fn ingest(settings: &Settings, args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
@@ -70,8 +72,8 @@ pub async fn ingest(settings: &Settings, args: BenchIngestArgs) -> anyhow::Resul
     println!("records: {}  records/message: {}", args.records, args.batch);
     println!("publish to NATS:      {:>10.0} records/s (backlog built before the ingestor starts)", r.publish_rate);
     println!(
-        "ingestor → event log: {:>10.0} events/s  (peak RSS while draining: {:.0} MiB)",
-        r.ingest_rate, r.peak_rss
+        "ingestor → event log: {:>10.0} events/s  (peak RSS while draining: {:.0} MiB; {:.0} MiB before)",
+        r.ingest_rate, r.peak_rss, r.rss_before
     );
     println!("raw COPY, same rows:  {:>10.0} rows/s", r.copy_rate);
     println!("ratio:                {:>10.2} (target >= 0.60; RSS target < 300 MiB)", r.ingest_rate / r.copy_rate);
@@ -83,6 +85,7 @@ struct Rates {
     ingest_rate: f64,
     copy_rate: f64,
     peak_rss: f64,
+    rss_before: f64,
 }
 
 async fn run(
@@ -125,7 +128,7 @@ async fn run(
     let publish_rate = args.records as f64 / started.elapsed().as_secs_f64();
 
     // 2. The ingestor drains it.
-    reset_peak_rss();
+    let rss_before = reset_peak_rss().unwrap_or(f64::NAN);
     let resolver = Arc::new(IngestKeyResolver::new(pool.clone(), IngestKeyResolver::DEFAULT_TTL));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let started = Instant::now();
@@ -206,5 +209,5 @@ async fn run(
         copy_time += t.elapsed();
     }
     let copy_rate = seq as f64 / copy_time.as_secs_f64();
-    Ok(Rates { publish_rate, ingest_rate, copy_rate, peak_rss })
+    Ok(Rates { publish_rate, ingest_rate, copy_rate, peak_rss, rss_before })
 }

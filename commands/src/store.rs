@@ -407,8 +407,8 @@ async fn write_rows(
         last_seq += 1;
         let version = versions.entry(e.stream_id.clone()).or_insert(0);
         *version += 1;
-        let payload = chain::canonical_json(&without_nul(e.payload.clone()));
-        let metadata = chain::canonical_json(&without_nul(e.metadata.clone()));
+        let payload = canonical_nul_free(&e.payload);
+        let metadata = canonical_nul_free(&e.metadata);
         let hash = chain::link_hash(
             &prev_hash,
             &ChainRow {
@@ -476,6 +476,17 @@ fn is_duplicate_event_id(e: &StoreError) -> bool {
     }
 }
 
+/// Canonical JSON of a value, with U+0000 scrubbed. NUL is rare and always serializes as
+/// `\u0000`, so the text is searched instead of walking (or copying) every value first.
+fn canonical_nul_free(value: &Value) -> String {
+    let text = chain::canonical_json(value);
+    if text.contains("\\u0000") {
+        chain::canonical_json(&without_nul(value.clone()))
+    } else {
+        text
+    }
+}
+
 /// `jsonb` cannot store U+0000; producers do send it. Replace it with U+FFFD before hashing,
 /// so one hostile byte cannot fail a whole batch and the stored value still hashes the same.
 fn without_nul(mut value: Value) -> Value {
@@ -501,25 +512,35 @@ fn without_nul(mut value: Value) -> Value {
 
 /// Escape one field for COPY's text format.
 fn push_copy_text(buf: &mut String, field: &str) {
-    for c in field.chars() {
-        match c {
-            '\\' => buf.push_str("\\\\"),
-            '\t' => buf.push_str("\\t"),
-            '\n' => buf.push_str("\\n"),
-            '\r' => buf.push_str("\\r"),
-            c => buf.push(c),
-        }
+    // The special characters are ASCII, so byte offsets found here are char boundaries;
+    // runs between them are copied whole (this is the hot loop of every append).
+    let mut start = 0;
+    for (i, b) in field.bytes().enumerate() {
+        let escaped = match b {
+            b'\\' => "\\\\",
+            b'\t' => "\\t",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            _ => continue,
+        };
+        buf.push_str(&field[start..i]);
+        buf.push_str(escaped);
+        start = i + 1;
     }
+    buf.push_str(&field[start..]);
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{push_copy_text, without_nul};
+    use super::{canonical_nul_free, push_copy_text, without_nul};
 
     #[test]
     fn nul_characters_are_replaced_in_keys_and_values() {
         let v = serde_json::json!({"a\0": ["x\0y", {"b": "\0"}]});
-        assert_eq!(without_nul(v), serde_json::json!({"a\u{fffd}": ["x\u{fffd}y", {"b": "\u{fffd}"}]}));
+        assert_eq!(without_nul(v.clone()), serde_json::json!({"a\u{fffd}": ["x\u{fffd}y", {"b": "\u{fffd}"}]}));
+        assert_eq!(canonical_nul_free(&v), crate::chain::canonical_json(&without_nul(v.clone())));
+        let literal = serde_json::json!({"a": "\\u0000 is not a NUL"});
+        assert_eq!(canonical_nul_free(&literal), crate::chain::canonical_json(&literal));
     }
 
     #[test]
@@ -527,5 +548,8 @@ mod tests {
         let mut b = String::new();
         push_copy_text(&mut b, "a\tb\nc\\d\re");
         assert_eq!(b, "a\\tb\\nc\\\\d\\re");
+        let mut u = String::new();
+        push_copy_text(&mut u, "é\t💥\\");
+        assert_eq!(u, "é\\t💥\\\\");
     }
 }

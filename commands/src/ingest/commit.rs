@@ -31,6 +31,23 @@ pub struct IngestOutcome {
     pub rejected: Vec<Rejection>,
 }
 
+/// The body of `POST /ingest/multi`'s `events` array: one record per line, JSON values
+/// serialized (newlines inside strings are escaped, so each stays one line), strings (log
+/// lines of line formats such as sshd or CEF) as they are.
+pub fn body_from_values(events: &[serde_json::Value]) -> String {
+    let mut body = String::new();
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            body.push('\n');
+        }
+        match e {
+            serde_json::Value::String(line) => body.push_str(line),
+            other => body.push_str(&other.to_string()),
+        }
+    }
+    body
+}
+
 /// Append `events` to `org`'s log in chunks; returns how many were newly written.
 pub async fn commit_events(store: &EventStore, org: OrgId, events: Vec<NewEvent>) -> Result<usize, StoreError> {
     let mut written = 0;
@@ -61,4 +78,24 @@ pub async fn ingest_body(
     let written = commit_events(store, org, prepared.events).await?;
     let rejected = prepared.rejected.into_iter().map(|r| Rejection { index: r.index, reason: r.reason }).collect();
     Ok(IngestOutcome { stored, written, rejected })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::body_from_values;
+    use serde_json::json;
+    use xdr_domain::telemetry::parsers::split_records;
+    use xdr_domain::telemetry::SourceType;
+
+    #[test]
+    fn multi_events_become_one_record_each() {
+        let events = vec![json!({"eventid": "a\nb"}), json!({"eventid": "c"})];
+        assert_eq!(split_records(SourceType::Json, &body_from_values(&events)).len(), 2);
+        let lines = vec![json!("Nov 26 21:17:22 h sshd[1]: x"), json!("Nov 26 21:17:23 h sshd[1]: y")];
+        assert_eq!(
+            split_records(SourceType::Sshd, &body_from_values(&lines)),
+            ["Nov 26 21:17:22 h sshd[1]: x", "Nov 26 21:17:23 h sshd[1]: y"]
+        );
+        assert_eq!(body_from_values(&[]), "");
+    }
 }

@@ -20,7 +20,9 @@ pub struct IngestConfig {
     pub max_message_bytes: usize,
     /// Messages fetched and committed together (bounds memory with `max_batch_bytes`).
     pub batch_messages: usize,
-    /// Bytes fetched per batch at most.
+    /// Bytes fetched per batch at most (never below the server's `max_payload`). Parsed
+    /// records take ~5 KiB each in memory, ~8× their wire size for Cowrie JSON, so 4 MiB of
+    /// records is ~40 MiB per round.
     pub max_batch_bytes: usize,
     /// How long a fetch waits to fill a batch.
     pub batch_wait: Duration,
@@ -40,7 +42,7 @@ impl Default for IngestConfig {
             consumer_name: "xdr-ingestor".into(),
             max_message_bytes: 1 << 20,
             batch_messages: 256,
-            max_batch_bytes: 8 << 20,
+            max_batch_bytes: 4 << 20,
             batch_wait: Duration::from_millis(200),
             ack_wait: Duration::from_secs(30),
             max_ack_pending: 4096,

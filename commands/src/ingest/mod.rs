@@ -13,7 +13,7 @@ pub mod nats_ingestor;
 pub mod prepare;
 pub mod publisher;
 
-pub use commit::{ingest_body, IngestOutcome, Rejection};
+pub use commit::{body_from_values, ingest_body, IngestOutcome, Rejection};
 pub use config::IngestConfig;
 pub use nats_ingestor::{run_ingestor, IngestError, IngestorStats};
 pub use prepare::{dedupe_base_of, prepare_records, Prepared};

@@ -95,18 +95,68 @@ pub async fn ingest_consumer(js: &jetstream::Context, config: &IngestConfig) -> 
         .map_err(NatsError::from_display)
 }
 
-/// One ingestor replica: the pieces a round needs.
-pub struct Ingestor {
+/// Messages of one round with what they turned into, ready to be committed and acked.
+pub struct PreparedRound {
+    pub messages: Vec<Message>,
+    per_org: HashMap<OrgId, Vec<NewEvent>>,
+    letters: Vec<DeadLetter>,
+}
+
+/// The commit side of a replica: dead letters, appends, acks. Cheap to clone.
+#[derive(Clone)]
+pub struct Committer {
     js: jetstream::Context,
-    consumer: PullConsumer,
     config: IngestConfig,
     store: EventStore,
+    pub stats: Arc<IngestorStats>,
+}
+
+impl Committer {
+    /// Dead-letter what cannot be stored and commit the rest; does NOT ack. Returns once
+    /// every dead letter is stored by JetStream and every event committed.
+    pub async fn commit(&self, round: &mut PreparedRound) -> Result<(), IngestError> {
+        let letters = std::mem::take(&mut round.letters);
+        let dead = letters.len() as u64;
+        publish_dead_letters(&self.js, &self.config, letters).await?;
+        for (org, events) in std::mem::take(&mut round.per_org) {
+            let total = events.len() as u64;
+            let written = commit_events(&self.store, org, events).await? as u64;
+            self.stats.events_written.fetch_add(written, Ordering::Relaxed);
+            self.stats.events_duplicate.fetch_add(total - written, Ordering::Relaxed);
+        }
+        self.stats.dead_letters.fetch_add(dead, Ordering::Relaxed);
+        self.stats.messages.fetch_add(round.messages.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Ack after commit: the messages are done.
+    pub async fn ack(&self, messages: &[Message]) {
+        for m in messages {
+            if let Err(e) = m.ack().await {
+                // Not acked = redelivered = deduplicated; nothing is lost.
+                tracing::warn!(error = %e, "ack failed; the message will be redelivered");
+            }
+        }
+    }
+
+    /// Give messages back for redelivery after a failed round.
+    pub async fn nak(&self, messages: &[Message]) {
+        for m in messages {
+            let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+        }
+    }
+}
+
+/// One ingestor replica: fetching and preparing rounds, plus its [`Committer`].
+pub struct Ingestor {
+    consumer: PullConsumer,
+    config: IngestConfig,
     resolver: Arc<IngestKeyResolver>,
     /// Per key, so sshd lines without an address are attributed across messages of the
     /// same producer (best effort: another replica may get the next message).
     trackers: HashMap<IngestKeyId, SshdPidTracker>,
     fetch_max_bytes: usize,
-    pub stats: Arc<IngestorStats>,
+    pub committer: Committer,
 }
 
 /// Keys whose PID trackers are kept at most (each tracker is itself bounded).
@@ -124,16 +174,12 @@ impl Ingestor {
         let js = jetstream::new(client);
         ensure_ingest_streams(&js, &config).await?;
         let consumer = ingest_consumer(&js, &config).await?;
-        Ok(Ingestor {
-            js,
-            consumer,
-            config,
-            store,
-            resolver,
-            trackers: HashMap::new(),
-            fetch_max_bytes,
-            stats: Arc::default(),
-        })
+        let committer = Committer { js, config: config.clone(), store, stats: Arc::default() };
+        Ok(Ingestor { consumer, config, resolver, trackers: HashMap::new(), fetch_max_bytes, committer })
+    }
+
+    pub fn stats(&self) -> Arc<IngestorStats> {
+        self.committer.stats.clone()
     }
 
     /// Up to `batch_messages` messages, waiting at most `batch_wait` to fill the batch.
@@ -164,25 +210,23 @@ impl Ingestor {
         Ok(out)
     }
 
-    /// Dead-letter what cannot be stored and commit the rest; does NOT ack. Returns once
-    /// every dead letter is stored by JetStream and every event committed.
-    pub async fn process(&mut self, messages: &[Message]) -> Result<(), IngestError> {
+    /// Resolve keys, parse records, sort out dead letters. No side effects outside memory.
+    pub async fn prepare(&mut self, messages: Vec<Message>) -> Result<PreparedRound, IngestError> {
         let mut per_org: HashMap<OrgId, Vec<NewEvent>> = HashMap::new();
         let mut letters = Vec::new();
-        for msg in messages {
+        let bytes: usize = messages.iter().map(|m| m.payload.len()).sum();
+        tracing::debug!(messages = messages.len(), bytes, "preparing an ingest round");
+        for msg in &messages {
             self.prepare_message(msg, &mut per_org, &mut letters).await?;
         }
-        let dead = letters.len() as u64;
-        publish_dead_letters(&self.js, &self.config, letters).await?;
-        for (org, events) in per_org {
-            let total = events.len() as u64;
-            let written = commit_events(&self.store, org, events).await? as u64;
-            self.stats.events_written.fetch_add(written, Ordering::Relaxed);
-            self.stats.events_duplicate.fetch_add(total - written, Ordering::Relaxed);
-        }
-        self.stats.dead_letters.fetch_add(dead, Ordering::Relaxed);
-        self.stats.messages.fetch_add(messages.len() as u64, Ordering::Relaxed);
-        Ok(())
+        Ok(PreparedRound { messages, per_org, letters })
+    }
+
+    /// Prepare and commit, without acking (what a round does before its ack).
+    pub async fn process(&mut self, messages: Vec<Message>) -> Result<PreparedRound, IngestError> {
+        let mut round = self.prepare(messages).await?;
+        self.committer.commit(&mut round).await?;
+        Ok(round)
     }
 
     async fn prepare_message(
@@ -252,45 +296,14 @@ impl Ingestor {
         per_org.entry(resolved.org_id).or_default().extend(prepared.events);
         Ok(())
     }
-
-    /// Ack after commit: the message is done.
-    pub async fn ack(&self, messages: &[Message]) {
-        for m in messages {
-            if let Err(e) = m.ack().await {
-                // Not acked = redelivered = deduplicated; nothing is lost.
-                tracing::warn!(error = %e, "ack failed; the message will be redelivered");
-            }
-        }
-    }
-
-    /// Give messages back for redelivery after a failed round.
-    pub async fn nak(&self, messages: &[Message]) {
-        for m in messages {
-            let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
-        }
-    }
-
-    /// One round: fetch, process, ack (or nak on failure). Returns the messages handled.
-    pub async fn round(&mut self) -> Result<usize, IngestError> {
-        let messages = self.fetch().await?;
-        if messages.is_empty() {
-            return Ok(0);
-        }
-        match self.process(&messages).await {
-            Ok(()) => {
-                self.ack(&messages).await;
-                Ok(messages.len())
-            }
-            Err(e) => {
-                self.nak(&messages).await;
-                Err(e)
-            }
-        }
-    }
 }
 
-/// Run an ingestor replica until `shutdown` resolves. Transient failures (database, NATS)
-/// are logged and retried after a pause; the messages of a failed round are redelivered.
+/// Run an ingestor replica until `shutdown` resolves.
+///
+/// Two stages overlap: one task fetches and prepares the next round (network and parsing)
+/// while this one commits and acks the previous (database). At most two rounds are in
+/// memory, each bounded by `batch_messages` and `max_batch_bytes`. Transient failures are logged and
+/// retried after a pause; the messages of a failed round are given back for redelivery.
 pub async fn run_ingestor(
     config: IngestConfig,
     client: async_nats::Client,
@@ -299,19 +312,53 @@ pub async fn run_ingestor(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<Arc<IngestorStats>, IngestError> {
     let mut ingestor = Ingestor::new(client, config, store, resolver).await?;
-    let stats = ingestor.stats.clone();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            biased;
-            _ = &mut shutdown => break,
-            r = ingestor.round() => {
-                if let Err(e) = r {
-                    tracing::error!(error = %e, "ingest round failed; retrying");
+    let committer = ingestor.committer.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<PreparedRound>(1);
+    let preparer = tokio::spawn(async move {
+        loop {
+            // Fetch only once the channel has room, so at most two rounds are in memory:
+            // the one being committed and the one prepared next.
+            let Ok(permit) = tx.reserve().await else { return };
+            let messages = match ingestor.fetch().await {
+                Ok(m) if m.is_empty() => continue,
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!(error = %e, "fetching from the ingest stream failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            let backup = messages.clone();
+            match ingestor.prepare(messages).await {
+                Ok(round) => permit.send(round),
+                Err(e) => {
+                    tracing::error!(error = %e, "preparing an ingest round failed; redelivering");
+                    ingestor.committer.nak(&backup).await;
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
         }
+    });
+    tokio::pin!(shutdown);
+    loop {
+        let mut round = tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            r = rx.recv() => match r { Some(r) => r, None => break },
+        };
+        match committer.commit(&mut round).await {
+            Ok(()) => committer.ack(&round.messages).await,
+            Err(e) => {
+                tracing::error!(error = %e, "committing an ingest round failed; redelivering");
+                committer.nak(&round.messages).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
     }
-    Ok(stats)
+    preparer.abort();
+    // A round prepared but not committed goes back now rather than after `ack_wait`.
+    while let Ok(round) = rx.try_recv() {
+        committer.nak(&round.messages).await;
+    }
+    Ok(committer.stats)
 }

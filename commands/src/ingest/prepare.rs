@@ -5,12 +5,13 @@
 //! always yields the same event ids, which is what makes redelivery harmless.
 
 use chrono::{Datelike, Utc};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use xdr_domain::ids::IngestKeyId;
 use xdr_domain::telemetry::parsers::{parse_record, split_records, ParseContext, SshdPidTracker};
-use xdr_domain::telemetry::{telemetry_event_id, SourceType};
-use xdr_domain::{Event, EventMetadata};
+use xdr_domain::telemetry::{telemetry_event_id, SecurityEvent, SourceType};
+use xdr_domain::EventMetadata;
 
 use crate::store::NewEvent;
 
@@ -27,6 +28,20 @@ pub struct RejectedRecord {
 pub struct Prepared {
     pub events: Vec<NewEvent>,
     pub rejected: Vec<RejectedRecord>,
+}
+
+const EVENT_TYPE: &str = "SecurityEventObserved";
+const SCHEMA_VERSION: i32 = 1;
+
+/// The stored payload of `SecurityEventObserved(ev)`, equal to `Event::to_parts`'s, built
+/// without deep-copying the verbatim record (the biggest part): it is moved in, not cloned.
+fn payload_of(mut ev: SecurityEvent) -> Value {
+    let raw = std::mem::take(&mut ev.raw);
+    let mut payload = serde_json::to_value(&ev).expect("security events always serialize");
+    if let Value::Object(map) = &mut payload {
+        map.insert("raw".to_owned(), raw);
+    }
+    payload
 }
 
 /// The dedupe base of a body: the producer's message id when it gave one, else the
@@ -81,14 +96,12 @@ pub fn prepare_records(
                 let key = format!("{source}:{dedupe_base}/{index}");
                 let event_id: Uuid = telemetry_event_id(ev.timestamp, key.as_bytes());
                 let stream_id = source_stream_id(source, ev.hostname.as_deref(), key_id);
-                let event = Event::SecurityEventObserved(ev);
-                let (event_type, payload) = event.to_parts();
                 out.events.push(NewEvent {
                     event_id,
                     stream_id,
-                    event_type: event_type.to_owned(),
-                    schema_version: event.schema_version(),
-                    payload,
+                    event_type: EVENT_TYPE.to_owned(),
+                    schema_version: SCHEMA_VERSION,
+                    payload: payload_of(ev),
                     metadata: metadata.clone(),
                 });
             }
@@ -121,6 +134,17 @@ mod tests {
         assert_eq!(a.rejected[0].record, "not json");
         assert_eq!(a.events[0].event_type, "SecurityEventObserved");
         assert_eq!(a.events[0].metadata["actor"], format!("ingest-key:{}", key.0));
+    }
+
+    #[test]
+    fn payloads_equal_what_the_event_enum_stores() {
+        let key = IngestKeyId(Uuid::from_u128(2));
+        let p = prepare_records(key, SourceType::Cowrie, None, COWRIE, "m", &mut SshdPidTracker::new());
+        let ev =
+            xdr_domain::telemetry::parsers::parse_record(SourceType::Cowrie, COWRIE, &ParseContext::new(2026)).unwrap();
+        let (event_type, payload) = xdr_domain::Event::SecurityEventObserved(ev.clone()).to_parts();
+        assert_eq!((p.events[0].event_type.as_str(), &p.events[0].payload), (event_type, &payload));
+        assert_eq!(p.events[0].schema_version, xdr_domain::Event::SecurityEventObserved(ev).schema_version());
     }
 
     #[test]

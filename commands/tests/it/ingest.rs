@@ -242,9 +242,9 @@ async fn an_ingestor_that_dies_after_commit_before_ack_causes_no_duplicates() {
     let mut doomed = Ingestor::new(env.client.clone(), config.clone(), store.clone(), resolver).await.unwrap();
     let messages = doomed.fetch().await.unwrap();
     assert_eq!(messages.len(), 8, "the whole file fits one batch");
-    doomed.process(&messages).await.unwrap();
+    let round = doomed.process(messages).await.unwrap();
     assert_eq!(telemetry_count(&db).await, 234, "committed");
-    drop(messages);
+    drop(round);
     drop(doomed);
 
     // After ack_wait JetStream redelivers to the next replica, which finds them all stored.
@@ -366,4 +366,23 @@ async fn two_ingestors_on_one_consumer_split_the_work_and_commit_each_record_onc
     for t in [&a, &b] {
         assert_eq!(count_by(&db, t.org, "event_type", "src_ip").await, cowrie_table());
     }
+}
+
+#[tokio::test]
+async fn sshd_lines_sent_one_per_message_are_still_attributed_through_the_pid() {
+    let db = TestDb::new().await;
+    let env = NatsEnv::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let t = tenant(&store).await;
+    let ingestor = RunningIngestor::start(&env, &db, env.config.clone());
+    let s =
+        publish_file(env.client.clone(), &env.config, &t.key, SourceType::Sshd, &fixture("sshd-auth.log"), 1, |_| {})
+            .await
+            .unwrap();
+    assert_eq!(s.messages, 56);
+    wait_for_events(&db, 56).await;
+    env.wait_drained().await;
+    ingestor.stop().await;
+    let per_ip = totals_by_first(&count_by(&db, t.org, "src_ip", "event_type").await);
+    assert_eq!(per_ip, BTreeMap::from([("127.0.0.6".into(), 38), ("127.0.0.7".into(), 16), ("(none)".into(), 2)]));
 }
