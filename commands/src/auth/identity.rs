@@ -351,12 +351,15 @@ impl IdentityService {
         let user: User = self.load(org_id, &stream).await?;
         let password_ok = self.hasher.verify(password, user.password_hash.clone()).await?;
         let now = self.clock.now();
+        // Until the password checks out, the caller is anonymous: a failed attempt against a user
+        // is not an action *of* that user.
+        let actor = password_ok.then_some(user_id);
         let executed = handler::execute::<User>(
             &self.store,
             org_id,
             &stream,
             &UserCommand::RecordLogin { password_ok, now },
-            &metadata(Some(user_id), ctx),
+            &metadata(actor, ctx),
             None,
         )
         .await?;
