@@ -11,6 +11,7 @@ use crate::identity::{
     PasswordSet, RefreshTokenReuseDetected, RefreshTokenRotated, SessionRevoked, SessionStarted, UserCreated,
     UserInvited,
 };
+use crate::incident::{EvidenceAttached, IncidentEscalated, IncidentOpened, IncidentStatusChanged};
 use crate::telemetry::SecurityEvent;
 
 /// Who caused an event and from where: the audit trail that comes for free.
@@ -61,6 +62,11 @@ pub enum Event {
     RefreshTokenRotated(RefreshTokenRotated),
     RefreshTokenReuseDetected(RefreshTokenReuseDetected),
     SessionRevoked(SessionRevoked),
+    /// Incident (`incident-<uuid>`): detection findings and their lifecycle.
+    IncidentOpened(IncidentOpened),
+    EvidenceAttached(EvidenceAttached),
+    IncidentEscalated(IncidentEscalated),
+    IncidentStatusChanged(IncidentStatusChanged),
 }
 
 impl Event {
@@ -81,6 +87,10 @@ impl Event {
             Event::RefreshTokenRotated(_) => "RefreshTokenRotated",
             Event::RefreshTokenReuseDetected(_) => "RefreshTokenReuseDetected",
             Event::SessionRevoked(_) => "SessionRevoked",
+            Event::IncidentOpened(_) => "IncidentOpened",
+            Event::EvidenceAttached(_) => "EvidenceAttached",
+            Event::IncidentEscalated(_) => "IncidentEscalated",
+            Event::IncidentStatusChanged(_) => "IncidentStatusChanged",
         }
     }
 

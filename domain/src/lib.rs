@@ -9,6 +9,7 @@ pub mod aggregate;
 pub mod event;
 pub mod identity;
 pub mod ids;
+pub mod incident;
 pub mod telemetry;
 
 pub use event::{Event, EventMetadata};
