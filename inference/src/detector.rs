@@ -367,7 +367,7 @@ impl Detector {
         // newest event of its org.
         let keep = WINDOW_1H + self.settings.lateness_secs * MICROS + 3600 * MICROS;
         let marks = &self.org_watermark;
-        self.sources.retain(|(org, _), s| marks.get(org).is_none_or(|m| s.window.watermark() >= m - keep));
+        self.sources.retain(|(org, _), s| marks.get(org).map_or(true, |m| s.window.watermark() >= m - keep));
     }
 }
 
