@@ -102,6 +102,18 @@ pub enum BenchCommand {
     Append(BenchAppendArgs),
     /// Login throughput and latency, and GraphQL `me` latency with and without a login flood.
     Auth(BenchAuthArgs),
+    /// Detector core throughput on one core over synthetic events (no database, no NATS).
+    Detect(BenchDetectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchDetectArgs {
+    /// Number of synthetic security events.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: usize,
+    /// Distinct source addresses they come from.
+    #[arg(long, default_value_t = 10_000)]
+    pub sources: usize,
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +194,7 @@ mod tests {
             &["schema"],
             &["bench", "append", "--events", "10"],
             &["bench", "auth", "--logins", "10"],
+            &["bench", "detect", "--events", "10", "--sources", "2"],
         ] {
             assert!(parse(args).is_ok(), "{args:?}");
         }

@@ -20,14 +20,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay(&settings, args).await,
         Command::Bench(BenchCommand::Append(args)) => crate::bench::append(&settings, args).await,
         Command::Bench(BenchCommand::Auth(args)) => crate::bench::auth(&settings, args).await,
+        Command::Bench(BenchCommand::Detect(args)) => crate::bench::detect(args),
+        Command::Detector => detector(&settings).await,
         Command::Serve => serve(&settings).await,
         Command::Api => api(&settings).await,
-        Command::Ingestor
-        | Command::Projector
-        | Command::Detector
-        | Command::Rebuild(_)
-        | Command::Ingest(_)
-        | Command::Models(_) => not_implemented(&cli_name(&cli.command)),
+        Command::Ingestor | Command::Projector | Command::Rebuild(_) | Command::Ingest(_) | Command::Models(_) => {
+            not_implemented(&cli_name(&cli.command))
+        }
     }
 }
 
@@ -125,4 +124,24 @@ async fn replay(settings: &Settings, args: ReplayArgs) -> anyhow::Result<ExitCod
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The detection worker: JetStream consumer of committed security events → incidents.
+async fn detector(settings: &Settings) -> anyhow::Result<ExitCode> {
+    use xdr_inference::{run_detector, Detector, DetectorConfig};
+    let options = db::connect_options(settings.database_url()?)?;
+    let pool = db::app_pool(&options, 10).await?;
+    let client = async_nats::connect(&settings.nats_url)
+        .await
+        .with_context(|| format!("Failed to connect to NATS at {}", settings.nats_url))?;
+    let jetstream = async_nats::jetstream::new(client);
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let store = xdr_commands::EventStore::new(pool);
+    let stats = run_detector(DetectorConfig::default(), store, jetstream, Detector::default(), shutdown)
+        .await
+        .context("Detector stopped")?;
+    tracing::info!(?stats, "detector stopped");
+    Ok(ExitCode::SUCCESS)
 }

@@ -554,7 +554,10 @@ mod tests {
 
     /// given history, when command: the events decided (and the state after them).
     #[track_caller]
-    fn given_when(history: &[IncidentCommand], when: &IncidentCommand) -> (Result<Vec<Event>, IncidentError>, Incident) {
+    fn given_when(
+        history: &[IncidentCommand],
+        when: &IncidentCommand,
+    ) -> (Result<Vec<Event>, IncidentError>, Incident) {
         let mut state = Incident::default();
         for c in history {
             for e in state.decide(c).expect("history is valid") {
@@ -574,10 +577,19 @@ mod tests {
     fn ids_are_deterministic_per_org_source_and_hour() {
         assert_eq!(incident_id_for(org(), "1.2.3.4", t(0)), incident_id_for(org(), "1.2.3.4", t(0)));
         let hour_start = DateTime::from_timestamp(hour_bucket(t(0)), 0).unwrap();
-        assert_eq!(incident_id_for(org(), "1.2.3.4", hour_start), incident_id_for(org(), "1.2.3.4", hour_start + chrono::Duration::seconds(3599)));
-        assert_ne!(incident_id_for(org(), "1.2.3.4", hour_start), incident_id_for(org(), "1.2.3.4", hour_start + chrono::Duration::seconds(3600)));
+        assert_eq!(
+            incident_id_for(org(), "1.2.3.4", hour_start),
+            incident_id_for(org(), "1.2.3.4", hour_start + chrono::Duration::seconds(3599))
+        );
+        assert_ne!(
+            incident_id_for(org(), "1.2.3.4", hour_start),
+            incident_id_for(org(), "1.2.3.4", hour_start + chrono::Duration::seconds(3600))
+        );
         assert_ne!(incident_id_for(org(), "1.2.3.4", t(0)), incident_id_for(org(), "1.2.3.5", t(0)));
-        assert_ne!(incident_id_for(org(), "1.2.3.4", t(0)), incident_id_for(OrgId(Uuid::from_u128(8)), "1.2.3.4", t(0)));
+        assert_ne!(
+            incident_id_for(org(), "1.2.3.4", t(0)),
+            incident_id_for(OrgId(Uuid::from_u128(8)), "1.2.3.4", t(0))
+        );
         let e = Uuid::from_u128(1);
         assert_eq!(command_id_for(id(), "open", e), command_id_for(id(), "open", e));
         assert_ne!(command_id_for(id(), "open", e), command_id_for(id(), "attach", e));
@@ -641,10 +653,15 @@ mod tests {
     fn it_should_not_lower_severity_or_risk() {
         let history = [open(Severity::High, 0.9, &[1])];
         // Lower severity, lower risk, nothing new: no event.
-        assert_eq!(given_when(&history, &escalate(Severity::Low, 0.3, "ssh_brute_force", "T1110.001")).0.unwrap(), vec![]);
+        assert_eq!(
+            given_when(&history, &escalate(Severity::Low, 0.3, "ssh_brute_force", "T1110.001")).0.unwrap(),
+            vec![]
+        );
         // Lower severity but a new rule: recorded, severity and risk kept.
         let (r, s) = given_when(&history, &escalate(Severity::Medium, 0.5, "discovery", "T1082"));
-        assert!(matches!(&r.unwrap()[..], [Event::IncidentEscalated(e)] if e.severity == Severity::High && e.risk_score == 0.9));
+        assert!(
+            matches!(&r.unwrap()[..], [Event::IncidentEscalated(e)] if e.severity == Severity::High && e.risk_score == 0.9)
+        );
         assert_eq!(s.severity, Some(Severity::High));
         assert_eq!(s.category, Some(IncidentCategory::BruteForce));
         assert!(s.rule_ids.contains("discovery"));
@@ -664,9 +681,15 @@ mod tests {
         assert_eq!(s.status, Contained);
         let contained = [open(Severity::High, 0.9, &[1]), status(Contained)];
         assert_eq!(given_when(&contained, &status(Open)).1.status, Open);
-        assert_eq!(given_when(&contained, &status(Dismissed)).0, Err(IncidentError::InvalidTransition { from: Contained, to: Dismissed }));
+        assert_eq!(
+            given_when(&contained, &status(Dismissed)).0,
+            Err(IncidentError::InvalidTransition { from: Contained, to: Dismissed })
+        );
         let resolved = [open(Severity::High, 0.9, &[1]), status(Resolved)];
-        assert_eq!(given_when(&resolved, &status(Open)).0, Err(IncidentError::InvalidTransition { from: Resolved, to: Open }));
+        assert_eq!(
+            given_when(&resolved, &status(Open)).0,
+            Err(IncidentError::InvalidTransition { from: Resolved, to: Open })
+        );
         // Same status twice: idempotent, no event.
         assert_eq!(given_when(&resolved, &status(Resolved)).0.unwrap(), vec![]);
         assert_eq!(given_when(&[], &status(Resolved)).0, Err(IncidentError::NotFound));

@@ -4,8 +4,8 @@
 //! features at the event's time, runs the rules and turns their hits into commands on the
 //! source's incident of that hour: `Open` the first time, then `AttachEvidence` for new
 //! events and `Escalate` when severity goes up, risk rises by a step, or new rules or
-//! techniques join. Ids are deterministic (incident: org + source + hour; command: incident
-//! + kind + triggering event id) and `now` is the event's `recorded_at`, so processing the
+//! techniques join. Ids are deterministic (incident: org, source and hour; command:
+//! incident, kind and triggering event id) and `now` is the event's `recorded_at`, so processing the
 //! same events again — a redelivery, a restarted detector rebuilding from the log, another
 //! replica — yields the same commands, which append nothing the second time.
 
@@ -163,9 +163,13 @@ impl Detector {
             return Vec::new();
         }
         match SecurityEvent::deserialize(&stored.payload) {
-            Ok(ev) => {
-                self.process_security_event(OrgId(stored.org_id), stored.org_seq, stored.event_id, stored.recorded_at, &ev)
-            }
+            Ok(ev) => self.process_security_event(
+                OrgId(stored.org_id),
+                stored.org_seq,
+                stored.event_id,
+                stored.recorded_at,
+                &ev,
+            ),
             Err(_) => {
                 self.stats.undecodable += 1;
                 Vec::new()
@@ -367,7 +371,7 @@ impl Detector {
         // newest event of its org.
         let keep = WINDOW_1H + self.settings.lateness_secs * MICROS + 3600 * MICROS;
         let marks = &self.org_watermark;
-        self.sources.retain(|(org, _), s| marks.get(org).map_or(true, |m| s.window.watermark() >= m - keep));
+        self.sources.retain(|(org, _), s| marks.get(org).is_none_or(|m| s.window.watermark() >= m - keep));
     }
 }
 
@@ -480,7 +484,9 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert!(escalations.iter().any(|e| e.severity == Severity::Critical && e.techniques.contains(&"T1078".to_owned())));
+        assert!(escalations
+            .iter()
+            .any(|e| e.severity == Severity::Critical && e.techniques.contains(&"T1078".to_owned())));
         assert!(escalations.iter().any(|e| e.rule_ids.contains(&"discovery".to_owned())));
         // Every command targets the same incident.
         assert!(cmds.iter().all(|c| c.incident_id == opens[0].incident_id));
@@ -502,7 +508,9 @@ mod tests {
         let mut events: Vec<SecurityEvent> = (0..6).map(|i| failed(i * 10, "root", "x")).collect();
         events.reverse();
         let cmds = run(&mut Detector::default(), &events);
-        assert!(cmds.iter().any(|c| matches!(&c.command, IncidentCommand::Open(o) if o.rule_ids == vec!["ssh_brute_force"])));
+        assert!(cmds
+            .iter()
+            .any(|c| matches!(&c.command, IncidentCommand::Open(o) if o.rule_ids == vec!["ssh_brute_force"])));
         // The same six spread over 10 minutes of event time but delivered within a second: nothing.
         let slow: Vec<SecurityEvent> = (0..6).map(|i| failed(i * 100, "root", "x")).collect();
         assert!(run(&mut Detector::default(), &slow).is_empty());
@@ -510,21 +518,22 @@ mod tests {
 
     #[test]
     fn a_new_hour_opens_a_new_incident() {
-        let mut events: Vec<SecurityEvent> = (0..10).map(|i| connect(i)).collect();
+        let mut events: Vec<SecurityEvent> = (0..10).map(connect).collect();
         events.extend((0..10).map(|i| connect(7200 + i)));
         let cmds = run(&mut Detector::default(), &events);
-        let opens: HashSet<IncidentId> = cmds
-            .iter()
-            .filter(|c| matches!(c.command, IncidentCommand::Open(_)))
-            .map(|c| c.incident_id)
-            .collect();
+        let opens: HashSet<IncidentId> =
+            cmds.iter().filter(|c| matches!(c.command, IncidentCommand::Open(_))).map(|c| c.incident_id).collect();
         assert_eq!(opens.len(), 2);
     }
 
     struct Fixed;
     impl Scorer for Fixed {
         fn score(&self, _: OrgId, _: &str, f: &Features) -> Option<ModelScores> {
-            Some(ModelScores { predicted_class: Some("brute_force".into()), baseline_score: Some(f.failed_logins_1m), ..Default::default() })
+            Some(ModelScores {
+                predicted_class: Some("brute_force".into()),
+                baseline_score: Some(f.failed_logins_1m),
+                ..Default::default()
+            })
         }
     }
 

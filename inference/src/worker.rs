@@ -130,11 +130,9 @@ pub async fn rebuild_org(
     let mut count = 0usize;
     while until > 0 && count < config.rebuild_max_events {
         let page = read_org_with(store.pool(), org, (until - PAGE).max(0), until, PAGE).await?;
-        let reached_cutoff = page.first().map_or(true, |e| e.recorded_at < cutoff);
-        let kept: Vec<StoredEvent> = page
-            .into_iter()
-            .filter(|e| e.event_type == "SecurityEventObserved" && e.recorded_at >= cutoff)
-            .collect();
+        let reached_cutoff = page.first().is_none_or(|e| e.recorded_at < cutoff);
+        let kept: Vec<StoredEvent> =
+            page.into_iter().filter(|e| e.event_type == "SecurityEventObserved" && e.recorded_at >= cutoff).collect();
         count += kept.len();
         pages.push(kept);
         if reached_cutoff {

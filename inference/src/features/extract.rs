@@ -131,8 +131,7 @@ pub fn command_flags(command: &str) -> u32 {
         if program == "chmod" && seg.split_whitespace().skip(1).any(|a| a.contains("+x") || is_exec_mode(a)) {
             f |= flags::CHMOD_X;
         }
-        if first.starts_with("./") || (matches!(program, "sh" | "bash") && words.clone().any(|a| a.ends_with(".sh")))
-        {
+        if first.starts_with("./") || (matches!(program, "sh" | "bash") && words.clone().any(|a| a.ends_with(".sh"))) {
             f |= flags::EXEC_LOCAL;
         }
         // `crontab -` / `crontab file` / `crontab -e` install a table; `crontab -l` only lists.
@@ -156,8 +155,7 @@ pub fn command_flags(command: &str) -> u32 {
             _ => 0,
         };
     }
-    if lower.contains("authorized_keys") && (lower.contains('>') || lower.contains("tee ") || lower.contains("cp "))
-    {
+    if lower.contains("authorized_keys") && (lower.contains('>') || lower.contains("tee ") || lower.contains("cp ")) {
         f |= flags::PERSIST_KEYS;
     }
     if lower.contains("/etc/cron") && (lower.contains('>') || lower.contains("tee ")) {

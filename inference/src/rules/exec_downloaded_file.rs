@@ -22,9 +22,8 @@ pub fn evaluate(ctx: &RuleContext<'_>) -> Option<RuleHit> {
         techniques: TECHNIQUES.to_vec(),
         reason: "a file was made executable and then run".to_owned(),
         features: vec!["chmod_exec_1h", "exec_local_1h", "chmod_then_exec_1h"],
-        evidence: ctx.evidence(WINDOW_1H, |o| {
-            o.kind == Kind::Command && o.flags & (flags::CHMOD_X | flags::EXEC_LOCAL) != 0
-        }),
+        evidence: ctx
+            .evidence(WINDOW_1H, |o| o.kind == Kind::Command && o.flags & (flags::CHMOD_X | flags::EXEC_LOCAL) != 0),
     })
 }
 

@@ -44,7 +44,8 @@ mod tests {
 
     #[test]
     fn it_should_fire_on_four_slow_failures_over_three_users() {
-        let h = [sshd_failed(0, "ubuntu"), sshd_failed(600, "root"), sshd_failed(1200, "daemon"), sshd_failed(1800, "git")];
+        let h =
+            [sshd_failed(0, "ubuntu"), sshd_failed(600, "root"), sshd_failed(1200, "daemon"), sshd_failed(1800, "git")];
         let hit = hit(&h, ID).expect("fires");
         assert_eq!(hit.severity, Severity::Low);
         assert_eq!(hit.techniques, vec!["T1110.001"]);

@@ -44,7 +44,8 @@ mod tests {
 
     #[test]
     fn it_should_fire_on_many_passwords_against_few_users() {
-        let h: Vec<_> = (0..15).map(|i| failed(i * 100, ["alice", "bob"][i as usize % 2], &format!("Pass{i}"))).collect();
+        let h: Vec<_> =
+            (0..15).map(|i| failed(i * 100, ["alice", "bob"][i as usize % 2], &format!("Pass{i}"))).collect();
         let hit = hit(&h, ID).expect("fires");
         assert_eq!(hit.techniques, vec!["T1110.003"]);
         assert_eq!(hit.severity, Severity::High);

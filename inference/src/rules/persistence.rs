@@ -13,8 +13,9 @@ pub fn evaluate(ctx: &RuleContext<'_>) -> Option<RuleHit> {
     if ctx.features.persistence_1h < f64::from(DEFAULT_THRESHOLD) {
         return None;
     }
-    let evidence_pred =
-        |o: &crate::windows::Obs| matches!(o.kind, Kind::Command | Kind::FileDownload) && o.flags & flags::PERSISTENCE != 0;
+    let evidence_pred = |o: &crate::windows::Obs| {
+        matches!(o.kind, Kind::Command | Kind::FileDownload) && o.flags & flags::PERSISTENCE != 0
+    };
     let all: u32 = ctx.window.range(ctx.anchor, WINDOW_1H).filter(|o| evidence_pred(o)).fold(0, |a, o| a | o.flags);
     let mut techniques = Vec::new();
     if all & flags::PERSIST_KEYS != 0 {
@@ -53,6 +54,8 @@ mod tests {
 
     #[test]
     fn it_should_not_fire_on_reading_keys_or_listing_crontab() {
-        assert!(hit(&[cmd(0, "cat ~/.ssh/authorized_keys"), cmd(1, "crontab -l"), cmd(2, "mkdir -p ~/.ssh")], ID).is_none());
+        assert!(
+            hit(&[cmd(0, "cat ~/.ssh/authorized_keys"), cmd(1, "crontab -l"), cmd(2, "mkdir -p ~/.ssh")], ID).is_none()
+        );
     }
 }

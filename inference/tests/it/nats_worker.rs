@@ -44,7 +44,11 @@ async fn the_worker_turns_published_events_into_the_ground_truth_incidents() {
     for chunk in real_log_events("sshd-auth-rfc3339.log").chunks(20) {
         let before = store.head(org).await.unwrap().map_or(0, |h| h.0);
         store.append_batch(org, chunk.to_vec()).await.unwrap();
-        for e in read_all(&store, org).await.into_iter().filter(|e| e.org_seq > before && e.event_type == "SecurityEventObserved") {
+        for e in read_all(&store, org)
+            .await
+            .into_iter()
+            .filter(|e| e.org_seq > before && e.event_type == "SecurityEventObserved")
+        {
             js.publish(subject.clone(), serde_json::to_vec(&e).unwrap().into()).await.unwrap().await.unwrap();
         }
     }

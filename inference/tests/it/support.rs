@@ -146,7 +146,14 @@ pub fn assert_ground_truth(incidents: &BTreeMap<String, IncidentView>, all: &[St
     // B: brute force, login, dropper, persistence, discovery.
     has(
         "127.0.0.3",
-        &["ssh_brute_force", "compromise_after_brute_force", "ingress_tool_transfer", "exec_downloaded_file", "persistence", "discovery"],
+        &[
+            "ssh_brute_force",
+            "compromise_after_brute_force",
+            "ingress_tool_transfer",
+            "exec_downloaded_file",
+            "persistence",
+            "discovery",
+        ],
         &["T1110.001", "T1078", "T1105", "T1059.004", "T1098.004", "T1082"],
     );
     assert_eq!((cat("127.0.0.3"), sev("127.0.0.3")), (IncidentCategory::Compromise, Severity::Critical));
