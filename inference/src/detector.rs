@@ -526,6 +526,25 @@ mod tests {
         assert_eq!(opens.len(), 2);
     }
 
+    #[test]
+    fn per_org_thresholds_override_the_defaults() {
+        let strict_org = OrgId(Uuid::from_u128(43));
+        let mut settings = DetectorSettings::default();
+        settings.org_rules.insert(strict_org, RuleConfig { brute_force_failures: 7, ..Default::default() });
+        let mut d = Detector::new(settings);
+        let six: Vec<SecurityEvent> = (0..6).map(|i| failed(i, "root", "x")).collect();
+        let issued = |d: &mut Detector, org: OrgId| -> usize {
+            six.iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    d.process_security_event(org, i as i64 + 1, Uuid::from_u128(i as u128), e.timestamp, e).len()
+                })
+                .sum()
+        };
+        assert_eq!(issued(&mut d, strict_org), 0, "six failures are below this org's threshold of seven");
+        assert_eq!(issued(&mut d, org()), 1, "the default threshold of six still applies elsewhere");
+    }
+
     struct Fixed;
     impl Scorer for Fixed {
         fn score(&self, _: OrgId, _: &str, f: &Features) -> Option<ModelScores> {
