@@ -200,6 +200,18 @@ pub enum BenchCommand {
     Rebuild(BenchRebuildArgs),
     /// A Cowrie backlog in NATS drained by the ingestor vs raw COPY of the same rows, with peak RSS.
     Ingest(BenchIngestArgs),
+    /// Detector core throughput on one core over synthetic events (no database, no NATS).
+    Detect(BenchDetectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchDetectArgs {
+    /// Number of synthetic security events.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: usize,
+    /// Distinct source addresses they come from.
+    #[arg(long, default_value_t = 10_000)]
+    pub sources: usize,
 }
 
 #[derive(Debug, Args)]
@@ -339,6 +351,7 @@ mod tests {
             &["bench", "rebuild", "--events", "10", "--orgs", "2"],
             &["rebuild"],
             &["bench", "ingest", "--records", "10", "--batch", "5"],
+            &["bench", "detect", "--events", "10", "--sources", "2"],
         ] {
             assert!(parse(args).is_ok(), "{args:?}");
         }

@@ -33,7 +33,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Relay => with_health(&settings, crate::ingest_modes::relay(&settings)).await,
         Command::Ingest(args) => crate::ingest_modes::ingest(&settings, args).await,
         Command::IngestKey(command) => crate::ingest_modes::ingest_key(&settings, command).await,
-        Command::Detector | Command::Models(_) => not_implemented(&cli_name(&cli.command)),
+        Command::Bench(BenchCommand::Detect(args)) => crate::bench::detect(args),
+        Command::Detector => with_health(&settings, detector(&settings)).await,
+        Command::Models(_) => not_implemented(&cli_name(&cli.command)),
     }
 }
 
@@ -76,7 +78,7 @@ async fn serve(settings: &Settings) -> anyhow::Result<ExitCode> {
     let nats_for_anchors = nats.clone();
     let store = xdr_commands::EventStore::new(pool.clone());
     let app = build_api(settings, pool.clone())?;
-    tracing::info!(bind = %settings.bind, port = app.port(), "serve: HTTP API, ingestor, relay, projector");
+    tracing::info!(bind = %settings.bind, port = app.port(), "serve: HTTP API, ingestor, relay, projector, detector, anchorer");
     let resolver = Arc::new(IngestKeyResolver::new(pool.clone(), IngestKeyResolver::DEFAULT_TTL));
     let config = crate::ingest_modes::ingest_config();
     let ingestor = tokio::spawn(xdr_commands::ingest::run_ingestor(
@@ -93,6 +95,13 @@ async fn serve(settings: &Settings) -> anyhow::Result<ExitCode> {
         std::time::Duration::from_millis(500),
         shutdown_signal(),
     ));
+    let detector = tokio::spawn(xdr_inference::run_detector(
+        detector_config(),
+        xdr_commands::EventStore::new(pool.clone()),
+        async_nats::jetstream::new(nats_for_anchors.clone()),
+        xdr_inference::Detector::default(),
+        shutdown_signal(),
+    ));
     let anchorer = tokio::spawn(xdr_commands::anchors::run_anchorer(
         nats_for_anchors,
         xdr_commands::EventStore::new(pool.clone()),
@@ -106,6 +115,7 @@ async fn serve(settings: &Settings) -> anyhow::Result<ExitCode> {
         r = ingestor => { r.context("ingestor panicked")?.context("ingestor stopped")?; }
         r = relay => r.context("relay panicked")?.context("relay stopped")?,
         r = anchorer => r.context("anchorer panicked")?.context("anchorer stopped")?,
+        r = detector => { r.context("detector panicked")?.context("detector stopped")?; }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -385,5 +395,33 @@ async fn audit_anchor(settings: &Settings) -> anyhow::Result<ExitCode> {
     for a in anchorer.anchor_due(true).await? {
         println!("{}", serde_json::to_string(&a)?);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The detector reads what the relay writes: same prefix, same events stream.
+pub(crate) fn detector_config() -> xdr_inference::DetectorConfig {
+    let ingest = crate::ingest_modes::ingest_config();
+    xdr_inference::DetectorConfig {
+        subject_prefix: format!("{}xdr.", ingest.subject_prefix),
+        stream_name: ingest.events_stream_name,
+        ..Default::default()
+    }
+}
+
+/// The detection worker: JetStream consumer of committed security events → incidents.
+async fn detector(settings: &Settings) -> anyhow::Result<ExitCode> {
+    use xdr_inference::{run_detector, Detector};
+    let options = db::connect_options(settings.database_url()?)?;
+    let pool = db::app_pool(&options, 10).await?;
+    let client = async_nats::connect(&settings.nats_url)
+        .await
+        .with_context(|| format!("Failed to connect to NATS at {}", settings.nats_url))?;
+    let jetstream = async_nats::jetstream::new(client);
+    let shutdown = shutdown_signal();
+    let store = xdr_commands::EventStore::new(pool);
+    let stats = run_detector(detector_config(), store, jetstream, Detector::default(), shutdown)
+        .await
+        .context("Detector stopped")?;
+    tracing::info!(?stats, "detector stopped");
     Ok(ExitCode::SUCCESS)
 }

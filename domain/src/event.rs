@@ -11,6 +11,7 @@ use crate::identity::{
     PasswordSet, RefreshTokenReuseDetected, RefreshTokenRotated, SessionRevoked, SessionStarted, UserCreated,
     UserInvited,
 };
+use crate::incident::{EvidenceAttached, IncidentEscalated, IncidentOpened, IncidentStatusChanged};
 use crate::ingest_key::{IngestKeyCreated, IngestKeyRevoked};
 use crate::telemetry::SecurityEvent;
 
@@ -65,6 +66,11 @@ pub enum Event {
     /// Ingest (`ingestkey-<uuid>`): a producer credential was issued or revoked.
     IngestKeyCreated(IngestKeyCreated),
     IngestKeyRevoked(IngestKeyRevoked),
+    /// Incident (`incident-<uuid>`): detection findings and their lifecycle.
+    IncidentOpened(IncidentOpened),
+    EvidenceAttached(EvidenceAttached),
+    IncidentEscalated(IncidentEscalated),
+    IncidentStatusChanged(IncidentStatusChanged),
 }
 
 impl Event {
@@ -87,6 +93,10 @@ impl Event {
             Event::SessionRevoked(_) => "SessionRevoked",
             Event::IngestKeyCreated(_) => "IngestKeyCreated",
             Event::IngestKeyRevoked(_) => "IngestKeyRevoked",
+            Event::IncidentOpened(_) => "IncidentOpened",
+            Event::EvidenceAttached(_) => "EvidenceAttached",
+            Event::IncidentEscalated(_) => "IncidentEscalated",
+            Event::IncidentStatusChanged(_) => "IncidentStatusChanged",
         }
     }
 

@@ -9,6 +9,7 @@ pub mod aggregate;
 pub mod event;
 pub mod identity;
 pub mod ids;
+pub mod incident;
 pub mod ingest_key;
 pub mod telemetry;
 

@@ -1,1 +1,14 @@
-//! placeholder
+//! Detection for Mini-XDR: per-(org, source ip) event-time windows ([`windows`]), named
+//! features ([`features`]), rules with ATT&CK ids ([`rules`]), the pure detector core that
+//! turns stored events into idempotent incident commands ([`detector`]), and the JetStream
+//! worker that runs it ([`worker`]). Models are an optional input ([`detector::Scorer`]).
+#![forbid(unsafe_code)]
+
+pub mod detector;
+pub mod features;
+pub mod rules;
+pub mod windows;
+pub mod worker;
+
+pub use detector::{Detector, DetectorSettings, DetectorStats, IssuedCommand, Scorer};
+pub use worker::{execute_commands, rebuild_org, run_detector, DetectorConfig, WorkerError};

@@ -1,0 +1,247 @@
+//! The detection worker: a durable JetStream pull consumer on the committed security
+//! events (`<prefix>events.*.SecurityEventObserved` of stream `XDR_EVENTS`), the detector
+//! core, and the incident commands it issues, executed idempotently through the command
+//! handler.
+//!
+//! Restart safety: the first time an org is seen, its windows are rebuilt from the log (the
+//! org's recent `SecurityEventObserved` events) and the commands that rebuild yields are
+//! executed too — they are no-ops when already applied, and they recover detections lost
+//! when a previous run died between processing and appending. Events delivered afterwards
+//! that the rebuild already read are recognised by their `org_seq` and skipped. A message is
+//! acknowledged only after its commands are appended; when appending fails the org's state
+//! is dropped and the message is negatively acknowledged, so the redelivery rebuilds.
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::Duration;
+use xdr_commands::handler::{execute, CommandError};
+use xdr_commands::store::read_org_with;
+use xdr_commands::{EventStore, StoreError, StoredEvent};
+use xdr_domain::ids::OrgId;
+use xdr_domain::incident::Incident;
+use xdr_domain::EventMetadata;
+
+use crate::detector::{Detector, IssuedCommand};
+
+/// Where the worker reads from. Tests use their own prefix so they run in parallel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectorConfig {
+    /// Subject prefix, `xdr.` in production: events arrive on `<prefix>events.<org>.<Type>`.
+    pub subject_prefix: String,
+    pub stream_name: String,
+    /// Durable consumer name shared by all detector replicas.
+    pub durable: String,
+    /// How far back (by `recorded_at`) a rebuild reads an org's log.
+    pub rebuild_lookback: Duration,
+    /// Upper bound on the events one rebuild reads.
+    pub rebuild_max_events: usize,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            subject_prefix: "xdr.".to_owned(),
+            stream_name: "XDR_EVENTS".to_owned(),
+            durable: "detector".to_owned(),
+            rebuild_lookback: Duration::from_secs(2 * 3600),
+            rebuild_max_events: 1_000_000,
+        }
+    }
+}
+
+impl DetectorConfig {
+    /// The subjects the stream captures (all committed events).
+    pub fn stream_subjects(&self) -> Vec<String> {
+        vec![format!("{}events.>", self.subject_prefix)]
+    }
+
+    /// The subjects the detector consumes.
+    pub fn filter_subject(&self) -> String {
+        format!("{}events.*.SecurityEventObserved", self.subject_prefix)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("NATS: {0}")]
+    Nats(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored event cannot be decoded: {0}")]
+    Corrupt(String),
+}
+
+fn nats(e: impl std::error::Error + Send + Sync + 'static) -> WorkerError {
+    WorkerError::Nats(Box::new(e))
+}
+
+/// Counters of one worker run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    pub messages: u64,
+    pub poison: u64,
+    pub commands: u64,
+    pub events_appended: u64,
+    pub rebuilds: u64,
+    pub failures: u64,
+}
+
+/// Execute commands in order, idempotently. Returns how many events were appended. A
+/// command the incident refuses (e.g. evidence for an incident that does not exist) is
+/// logged and skipped; store failures stop and are returned.
+pub async fn execute_commands(store: &EventStore, commands: &[IssuedCommand]) -> Result<usize, WorkerError> {
+    let mut written = 0;
+    for c in commands {
+        let metadata = EventMetadata {
+            actor: Some("detector".to_owned()),
+            causation_id: Some(c.causation_id),
+            ..Default::default()
+        };
+        let stream = c.incident_id.stream_id();
+        match execute::<Incident>(store, c.org_id, &stream, &c.command, &metadata, Some(c.command_id)).await {
+            Ok(done) => written += done.appended.written,
+            Err(CommandError::Domain(e)) => {
+                tracing::warn!(org_id = %c.org_id, incident_id = %c.incident_id, error = %e, "incident command refused");
+            }
+            Err(CommandError::Store(e)) => return Err(e.into()),
+            Err(CommandError::Corrupt(e)) => return Err(WorkerError::Corrupt(e)),
+        }
+    }
+    Ok(written)
+}
+
+/// Feed the org's recent security events (recorded within `config.rebuild_lookback`, at
+/// most `config.rebuild_max_events`, oldest first) into the detector and return the
+/// commands that yields. Events the detector already holds are skipped.
+pub async fn rebuild_org(
+    detector: &mut Detector,
+    store: &EventStore,
+    org: OrgId,
+    config: &DetectorConfig,
+) -> Result<Vec<IssuedCommand>, StoreError> {
+    const PAGE: i64 = 10_000;
+    let Some((head, _)) = store.head(org).await? else { return Ok(Vec::new()) };
+    let cutoff: DateTime<Utc> = Utc::now() - chrono::Duration::from_std(config.rebuild_lookback).unwrap_or_default();
+    // Walk back page by page until events are older than the cutoff; then replay forward.
+    let mut pages: Vec<Vec<StoredEvent>> = Vec::new();
+    let mut until = head;
+    let mut count = 0usize;
+    while until > 0 && count < config.rebuild_max_events {
+        let page = read_org_with(store.pool(), org, (until - PAGE).max(0), until, PAGE).await?;
+        let reached_cutoff = page.first().is_none_or(|e| e.recorded_at < cutoff);
+        let kept: Vec<StoredEvent> =
+            page.into_iter().filter(|e| e.event_type == "SecurityEventObserved" && e.recorded_at >= cutoff).collect();
+        count += kept.len();
+        pages.push(kept);
+        if reached_cutoff {
+            break;
+        }
+        until -= PAGE;
+    }
+    let mut commands = Vec::new();
+    for page in pages.iter().rev() {
+        for e in page {
+            commands.extend(detector.process(e));
+        }
+    }
+    tracing::info!(org_id = %org, events = count, commands = commands.len(), "detector windows rebuilt from the log");
+    Ok(commands)
+}
+
+/// Run the detector until `shutdown` resolves or the subscription ends.
+pub async fn run_detector(
+    config: DetectorConfig,
+    store: EventStore,
+    jetstream: async_nats::jetstream::Context,
+    mut detector: Detector,
+    shutdown: impl Future<Output = ()>,
+) -> Result<WorkerStats, WorkerError> {
+    use async_nats::jetstream::{consumer, stream, AckKind};
+    let stream = jetstream
+        .get_or_create_stream(stream::Config {
+            name: config.stream_name.clone(),
+            subjects: config.stream_subjects(),
+            ..Default::default()
+        })
+        .await
+        .map_err(nats)?;
+    let consumer = stream
+        .get_or_create_consumer(
+            &config.durable,
+            consumer::pull::Config {
+                durable_name: Some(config.durable.clone()),
+                filter_subject: config.filter_subject(),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(60),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(nats)?;
+    let mut messages = consumer.messages().await.map_err(nats)?;
+    let mut rebuilt: HashSet<OrgId> = HashSet::new();
+    let mut stats = WorkerStats::default();
+    tokio::pin!(shutdown);
+    tracing::info!(stream = %config.stream_name, subject = %config.filter_subject(), durable = %config.durable, "detector consuming");
+
+    loop {
+        let msg = tokio::select! {
+            _ = &mut shutdown => break,
+            next = messages.next() => match next {
+                None => break,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "detector pull failed; retrying");
+                    continue;
+                }
+                Some(Ok(m)) => m,
+            },
+        };
+        stats.messages += 1;
+        let stored: StoredEvent = match serde_json::from_slice(&msg.payload) {
+            Ok(s) => s,
+            Err(e) => {
+                // Not a stored event: nothing to detect, and redelivering it cannot help.
+                stats.poison += 1;
+                tracing::warn!(subject = %msg.subject, error = %e, "undecodable event message dropped");
+                msg.ack_with(AckKind::Term).await.map_err(WorkerError::Nats)?;
+                continue;
+            }
+        };
+        let org = OrgId(stored.org_id);
+        match handle(&mut detector, &store, &config, &mut rebuilt, &mut stats, org, &stored).await {
+            Ok(()) => msg.ack().await.map_err(WorkerError::Nats)?,
+            Err(e) => {
+                stats.failures += 1;
+                tracing::error!(org_id = %org, org_seq = stored.org_seq, error = %e, "detection failed; will rebuild and retry");
+                detector.forget_org(org);
+                rebuilt.remove(&org);
+                msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await.map_err(WorkerError::Nats)?;
+            }
+        }
+    }
+    Ok(stats)
+}
+
+async fn handle(
+    detector: &mut Detector,
+    store: &EventStore,
+    config: &DetectorConfig,
+    rebuilt: &mut HashSet<OrgId>,
+    stats: &mut WorkerStats,
+    org: OrgId,
+    stored: &StoredEvent,
+) -> Result<(), WorkerError> {
+    if !rebuilt.contains(&org) {
+        let commands = rebuild_org(detector, store, org, config).await?;
+        stats.commands += commands.len() as u64;
+        stats.events_appended += execute_commands(store, &commands).await? as u64;
+        stats.rebuilds += 1;
+        rebuilt.insert(org);
+    }
+    let commands = detector.process(stored);
+    stats.commands += commands.len() as u64;
+    stats.events_appended += execute_commands(store, &commands).await? as u64;
+    Ok(())
+}
