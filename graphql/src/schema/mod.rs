@@ -4,6 +4,7 @@
 mod context;
 mod errors;
 mod identity;
+mod incidents;
 mod ingest_keys;
 mod read;
 #[cfg(test)]
@@ -15,10 +16,10 @@ use async_graphql::{EmptySubscription, MergedObject, Schema};
 pub use errors::code_of;
 
 #[derive(MergedObject, Default)]
-pub struct Query(identity::IdentityQuery, read::ReadQuery, ingest_keys::IngestKeyQuery);
+pub struct Query(identity::IdentityQuery, read::ReadQuery, ingest_keys::IngestKeyQuery, incidents::IncidentQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(identity::IdentityMutation, ingest_keys::IngestKeyMutation);
+pub struct Mutation(identity::IdentityMutation, ingest_keys::IngestKeyMutation, incidents::IncidentMutation);
 
 pub type XdrSchema = Schema<Query, Mutation, EmptySubscription>;
 

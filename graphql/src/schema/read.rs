@@ -36,6 +36,34 @@ pub struct SecurityEvent {
     pub raw: Json<serde_json::Value>,
 }
 
+/// Columns of `rm_security_events` that make a [`SecurityEvent`].
+pub const EVENT_COLUMNS: &str = "event_id, org_seq, \"timestamp\", source_type, event_type, host(src_ip) AS src_ip, \
+     src_port, host(dst_ip) AS dst_ip, dst_port, protocol, username, command, url, file_hash, session_id, hostname, \
+     message, raw";
+
+pub fn event_from_row(row: &sqlx::postgres::PgRow) -> SecurityEvent {
+    SecurityEvent {
+        id: ID(row.get::<uuid::Uuid, _>("event_id").to_string()),
+        org_seq: row.get("org_seq"),
+        timestamp: row.get("timestamp"),
+        source_type: row.get("source_type"),
+        event_type: row.get("event_type"),
+        src_ip: row.get("src_ip"),
+        src_port: row.get("src_port"),
+        dst_ip: row.get("dst_ip"),
+        dst_port: row.get("dst_port"),
+        protocol: row.get("protocol"),
+        username: row.get("username"),
+        command: row.get("command"),
+        url: row.get("url"),
+        file_hash: row.get("file_hash"),
+        session_id: row.get("session_id"),
+        hostname: row.get("hostname"),
+        message: row.get("message"),
+        raw: Json(row.get("raw")),
+    }
+}
+
 #[derive(InputObject, Default)]
 pub struct EventFilter {
     pub src_ip: Option<String>,
@@ -152,15 +180,12 @@ impl ReadQuery {
             None => None,
         };
         let mut tx = begin_org_tx(&state(ctx).pool, p.org_id).await.map_err(db_error)?;
-        let rows = sqlx::query(
-            "SELECT event_id, org_seq, \"timestamp\", source_type, event_type, host(src_ip) AS src_ip, src_port, \
-                    host(dst_ip) AS dst_ip, dst_port, protocol, username, command, url, file_hash, session_id, \
-                    hostname, message, raw \
-             FROM rm_security_events WHERE org_id = $1 AND ($2::bigint IS NULL OR org_seq < $2) \
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM rm_security_events WHERE org_id = $1 AND ($2::bigint IS NULL OR org_seq < $2) \
              AND ($3::inet IS NULL OR src_ip = $3::inet) AND ($4::text IS NULL OR event_type = $4) \
              AND ($5::text IS NULL OR source_type = $5) AND ($6::timestamptz IS NULL OR \"timestamp\" >= $6) \
-             AND ($7::timestamptz IS NULL OR \"timestamp\" <= $7) ORDER BY org_seq DESC LIMIT $8",
-        )
+             AND ($7::timestamptz IS NULL OR \"timestamp\" <= $7) ORDER BY org_seq DESC LIMIT $8"
+        ))
         .bind(p.org_id.0)
         .bind(before_seq)
         .bind(src_ip.map(|ip| ip.to_string()))
@@ -173,31 +198,9 @@ impl ReadQuery {
         .await
         .map_err(db_error)?;
         let mut connection = Connection::new(before_seq.is_some(), rows.len() > first);
-        for row in rows.into_iter().take(first) {
-            let org_seq: i64 = row.get("org_seq");
-            connection.edges.push(Edge::new(
-                encode_cursor(&org_seq.to_string()),
-                SecurityEvent {
-                    id: ID(row.get::<uuid::Uuid, _>("event_id").to_string()),
-                    org_seq,
-                    timestamp: row.get("timestamp"),
-                    source_type: row.get("source_type"),
-                    event_type: row.get("event_type"),
-                    src_ip: row.get("src_ip"),
-                    src_port: row.get("src_port"),
-                    dst_ip: row.get("dst_ip"),
-                    dst_port: row.get("dst_port"),
-                    protocol: row.get("protocol"),
-                    username: row.get("username"),
-                    command: row.get("command"),
-                    url: row.get("url"),
-                    file_hash: row.get("file_hash"),
-                    session_id: row.get("session_id"),
-                    hostname: row.get("hostname"),
-                    message: row.get("message"),
-                    raw: Json(row.get("raw")),
-                },
-            ));
+        for row in rows.iter().take(first) {
+            let event = event_from_row(row);
+            connection.edges.push(Edge::new(encode_cursor(&event.org_seq.to_string()), event));
         }
         Ok(connection)
     }

@@ -3,6 +3,7 @@
 mod auth;
 mod graphql;
 mod helpers;
+mod incidents;
 mod ingest_http;
 mod read;
 mod tokens;

@@ -7,6 +7,7 @@ use xdr_domain::Event;
 use crate::runner::{Projection, ProjectionError};
 
 pub mod audit_log;
+pub mod incidents;
 pub mod ingest_keys;
 pub mod organizations;
 pub mod security_events;
@@ -22,6 +23,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(security_events::SecurityEvents),
         Box::new(audit_log::AuditLog),
         Box::new(ingest_keys::IngestKeys),
+        Box::new(incidents::Incidents),
     ]
 }
 
