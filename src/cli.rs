@@ -39,6 +39,12 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Check every hash chain; exit 0 when intact, 1 naming the first broken link otherwise.
     Verify(VerifyArgs),
+    /// Break-glass organization management (events carry actor `operator`).
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Break-glass user management inside one organization (events carry actor `operator`).
+    #[command(subcommand)]
+    User(UserCommand),
     /// Audit bundles: export an org's log for auditors, import it elsewhere.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -102,6 +108,77 @@ pub struct VerifyArgs {
     /// Also check the log against the newest anchors in this append-only anchor file.
     #[arg(long, value_name = "FILE")]
     pub anchor_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Register an organization and its first admin; the admin's password is read from stdin.
+    Create(OrgCreateArgs),
+    /// List organizations with their slug and log length.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct OrgCreateArgs {
+    /// Organization name (the slug is derived from it).
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub admin_email: String,
+    #[arg(long)]
+    pub admin_name: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Invite a user; prints the one-time invitation token.
+    Invite(UserInviteArgs),
+    /// Lock a user's account (until a time, or for a year).
+    Lock(UserLockArgs),
+    /// Unlock a user's account.
+    Unlock(UserTargetArgs),
+    /// List the organization's users.
+    List(UserListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UserInviteArgs {
+    /// Organization id or slug.
+    #[arg(long)]
+    pub org: String,
+    #[arg(long)]
+    pub email: String,
+    #[arg(long)]
+    pub name: String,
+    /// viewer, analyst, soc_lead or admin.
+    #[arg(long, default_value = "analyst")]
+    pub role: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UserTargetArgs {
+    /// Organization id or slug.
+    #[arg(long)]
+    pub org: String,
+    /// The user's e-mail address.
+    #[arg(long)]
+    pub email: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UserLockArgs {
+    #[command(flatten)]
+    pub target: UserTargetArgs,
+    /// End of the lock (RFC 3339); a year from now by default.
+    #[arg(long)]
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Debug, Args)]
+pub struct UserListArgs {
+    /// Organization id or slug.
+    #[arg(long)]
+    pub org: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -346,6 +423,12 @@ mod tests {
             &["verify", "--bundle", "b.gz"],
             &["verify", "--anchors", "--anchor-file", "a.jsonl"],
             &["audit", "anchor"],
+            &["org", "create", "--name", "Acme", "--admin-email", "a@b.c", "--admin-name", "A"],
+            &["org", "list"],
+            &["user", "invite", "--org", "acme", "--email", "x@y.z", "--name", "X", "--role", "viewer"],
+            &["user", "lock", "--org", "acme", "--email", "x@y.z", "--until", "2030-01-01T00:00:00Z"],
+            &["user", "unlock", "--org", "acme", "--email", "x@y.z"],
+            &["user", "list", "--org", "acme"],
             &["bench", "append", "--events", "10"],
             &["bench", "auth", "--logins", "10"],
             &["bench", "rebuild", "--events", "10", "--orgs", "2"],

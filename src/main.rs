@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod ingest_modes;
 mod modes;
+mod operator;
 
 use clap::Parser;
 use std::process::ExitCode;

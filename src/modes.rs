@@ -20,6 +20,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(AuditCommand::Export(args)) => audit_export(&settings, args).await,
         Command::Audit(AuditCommand::Import(args)) => audit_import(&settings, args).await,
         Command::Audit(AuditCommand::Anchor) => audit_anchor(&settings).await,
+        Command::Org(command) => crate::operator::org(&settings, command).await,
+        Command::User(command) => crate::operator::user(&settings, command).await,
         Command::Replay(args) => replay(&settings, args).await,
         Command::Projector => with_health(&settings, projector(&settings)).await,
         Command::Rebuild(args) => rebuild(&settings, args).await,

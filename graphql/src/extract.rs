@@ -50,5 +50,5 @@ pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<String>
 }
 
 pub fn request_context(req: &HttpRequest, trust_forwarded_for: bool) -> RequestContext {
-    RequestContext { ip: client_ip(req, trust_forwarded_for) }
+    RequestContext { ip: client_ip(req, trust_forwarded_for), operator: false }
 }

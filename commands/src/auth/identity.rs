@@ -113,6 +113,21 @@ impl Principal {
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
     pub ip: Option<String>,
+    /// Break-glass work from the operator CLI: events carry actor `operator`, no user.
+    pub operator: bool,
+}
+
+impl RequestContext {
+    pub fn operator() -> RequestContext {
+        RequestContext { ip: None, operator: true }
+    }
+}
+
+impl Principal {
+    /// The operator acting inside one org with admin rights (operator CLI only).
+    pub fn operator(org_id: OrgId) -> Principal {
+        Principal { user_id: UserId(Uuid::nil()), org_id, role: Role::Admin, session_id: SessionId(Uuid::nil()) }
+    }
 }
 
 /// `user` of the REST contract.
@@ -197,6 +212,9 @@ fn random_secret() -> String {
 }
 
 fn metadata(actor: Option<UserId>, ctx: &RequestContext) -> EventMetadata {
+    if ctx.operator {
+        return EventMetadata::system("operator");
+    }
     EventMetadata {
         actor_user_id: actor.map(|u| u.0),
         actor: Some(actor.map_or_else(|| "anonymous".to_owned(), |u| format!("user:{u}"))),
@@ -545,6 +563,15 @@ impl IdentityService {
         )
         .await?;
         Ok((&executed.state).into())
+    }
+
+    /// Look a user of `org` up by e-mail address (operator CLI).
+    pub async fn user_by_email(&self, org: OrgId, email: &str) -> Result<UserId, AuthError> {
+        let email = Email::parse(email)?;
+        match self.find_email(&email).await? {
+            Some((o, user)) if o == org => Ok(user),
+            _ => Err(AuthError::NotFound),
+        }
     }
 
     /// A user of the caller's org; users of other orgs do not exist for the caller.
