@@ -7,12 +7,17 @@ export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres
 export NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"
 
 bash deploy/services.sh
-# Every shell script must be shellcheck-clean (installed here when missing and we are root).
-if ! command -v shellcheck >/dev/null; then
+# Tools the tests call: shellcheck (every script must be clean), openssl and curl (the TLS
+# test makes a certificate and speaks HTTPS). Installed here when missing and we are root.
+missing=()
+for tool in shellcheck openssl curl; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "shellcheck is required: apt-get install shellcheck" >&2; exit 1
+    echo "missing tools: ${missing[*]} (apt-get install ${missing[*]})" >&2; exit 1
   fi
 fi
 shellcheck deploy/*.sh deploy/aws/*.sh tests/fixtures/fakebin/*

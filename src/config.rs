@@ -15,6 +15,8 @@ pub struct Settings {
     pub encryption_key: Option<SecretString>,
     /// Login attempts per minute per client address (`XDR_LOGIN_RATE_PER_MINUTE`).
     pub login_rate_per_minute: u32,
+    /// HTTPS certificate chain and key (`XDR_TLS_CERT`, `XDR_TLS_KEY`, both or neither).
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// Trust `X-Forwarded-For` for the client address (`XDR_TRUST_FORWARDED_FOR`, behind an ALB).
     pub trust_forwarded_for: bool,
 }
@@ -69,6 +71,12 @@ impl Settings {
                     reason: format!("{v:?} is not a whole number"),
                 })?,
                 None => from_file.xdr_login_rate_per_minute.unwrap_or(30),
+            },
+            tls: match (env("XDR_TLS_CERT").filter(|v| !v.is_empty()), env("XDR_TLS_KEY").filter(|v| !v.is_empty())) {
+                (Some(cert), Some(key)) => Some((cert.into(), key.into())),
+                (None, None) => None,
+                (Some(_), None) => return Err(ConfigError::Missing("XDR_TLS_KEY")),
+                (None, Some(_)) => return Err(ConfigError::Missing("XDR_TLS_CERT")),
             },
             trust_forwarded_for: match env("XDR_TRUST_FORWARDED_FOR").filter(|v| !v.is_empty()) {
                 Some(v) => matches!(v.as_str(), "1" | "true" | "yes"),
@@ -158,6 +166,16 @@ mod tests {
         assert!(err.to_string().starts_with("DATABASE_URL is malformed"), "{err}");
         let err = Settings::load(Some(Path::new("/nonexistent/xdr.toml")), env(&[])).unwrap_err();
         assert!(matches!(err, ConfigError::Read { .. }));
+    }
+
+    #[test]
+    fn tls_needs_both_certificate_and_key() {
+        assert!(matches!(
+            Settings::load(None, env(&[("XDR_TLS_CERT", "c.pem")])),
+            Err(ConfigError::Missing("XDR_TLS_KEY"))
+        ));
+        let s = Settings::load(None, env(&[("XDR_TLS_CERT", "c.pem"), ("XDR_TLS_KEY", "k.pem")])).unwrap();
+        assert_eq!(s.tls, Some(("c.pem".into(), "k.pem".into())));
     }
 
     #[test]

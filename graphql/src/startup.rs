@@ -27,6 +27,8 @@ pub struct ServerConfig {
     /// Mutations wait this long for the projections to catch up (read your writes); `None`
     /// when no projector runs beside this server (tests that project by hand).
     pub read_your_writes: Option<std::time::Duration>,
+    /// Serve HTTPS with this PEM certificate chain and private key (`XDR_TLS_CERT`, `XDR_TLS_KEY`).
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// GraphQL introspection (GraphiQL needs it; production may switch it off).
     pub introspection: bool,
 }
@@ -39,6 +41,7 @@ impl Default for ServerConfig {
             trust_forwarded_for: false,
             json_limit_bytes: 64 * 1024,
             introspection: true,
+            tls: None,
             read_your_writes: None,
             ingest_limit_bytes: 10 * 1024 * 1024,
         }
@@ -93,8 +96,11 @@ impl Application {
                 .app_data(schema.clone())
                 .app_data(json_config)
                 .configure(routes::configure)
-        })
-        .listen(listener)?
+        });
+        let server = match &config.tls {
+            Some((cert, key)) => server.listen_rustls_0_23(listener, tls_config(cert, key)?)?,
+            None => server.listen(listener)?,
+        }
         .run();
         Ok(Application { port, server })
     }
@@ -124,4 +130,29 @@ pub fn health_server(bind: &str, pool: PgPool) -> std::io::Result<(u16, Server)>
         .listen(listener)?
         .run();
     Ok((port, server))
+}
+
+/// rustls with the given PEM chain and key; errors name the file.
+fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> std::io::Result<rustls::ServerConfig> {
+    use std::io::{BufReader, Error, ErrorKind};
+    let open = |p: &std::path::Path| {
+        std::fs::File::open(p)
+            .map(BufReader::new)
+            .map_err(|e| Error::new(e.kind(), format!("cannot read {}: {e}", p.display())))
+    };
+    let certs = rustls_pemfile::certs(&mut open(cert)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::new(ErrorKind::InvalidData, format!("{}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(Error::new(ErrorKind::InvalidData, format!("{}: no certificate found", cert.display())));
+    }
+    let key = rustls_pemfile::private_key(&mut open(key)?)
+        .map_err(|e| Error::new(ErrorKind::InvalidData, format!("{}: {e}", key.display())))?
+        .ok_or_else(|| Error::new(ErrorKind::InvalidData, format!("{}: no private key found", key.display())))?;
+    rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::new(ErrorKind::InvalidData, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| Error::new(ErrorKind::InvalidData, format!("TLS certificate or key rejected: {e}")))
 }

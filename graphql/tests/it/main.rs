@@ -6,4 +6,5 @@ mod helpers;
 mod incidents;
 mod ingest_http;
 mod read;
+mod tls;
 mod tokens;
