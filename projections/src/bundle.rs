@@ -261,6 +261,29 @@ pub async fn import(pool: &PgPool, input: impl Read) -> Result<Manifest, BundleE
                 .execute(&mut *tx)
                 .await?;
             }
+            // Producer keys keep working on the restored database: only their digests are logged.
+            "IngestKeyCreated" => {
+                let digest = e.payload["key_hash"].as_str().and_then(|h| hex::decode(h).ok()).unwrap_or_default();
+                let key_id = e.payload["key_id"].as_str().and_then(|u| Uuid::parse_str(u).ok()).unwrap_or_default();
+                sqlx::query(
+                    "INSERT INTO ingest_key_lookup (key_hash, org_id, key_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                )
+                .bind(digest)
+                .bind(e.org_id)
+                .bind(key_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            "IngestKeyRevoked" => {
+                let key_id =
+                    e.stream_id.strip_prefix("ingestkey-").and_then(|u| Uuid::parse_str(u).ok()).unwrap_or_default();
+                sqlx::query("UPDATE ingest_key_lookup SET revoked_at = $3 WHERE org_id = $1 AND key_id = $2")
+                    .bind(e.org_id)
+                    .bind(key_id)
+                    .bind(e.payload["revoked_at"].as_str().and_then(|t| t.parse::<DateTime<Utc>>().ok()))
+                    .execute(&mut *tx)
+                    .await?;
+            }
             _ => {}
         }
     }

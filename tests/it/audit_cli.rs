@@ -46,6 +46,14 @@ async fn source_db(with_other_org: bool) -> TestDb {
     for i in 0..3 {
         identity.invite(&admin, &format!("u{i}@audit.test"), "User", "viewer", &ctx).await.unwrap();
     }
+    let store = EventStore::new(db.pool.clone());
+    let meta = xdr_domain::EventMetadata::system("test");
+    for name in ["kept", "revoked"] {
+        let key = xdr_commands::ingest_keys::create_ingest_key(&store, admin.org_id, name, &meta).await.unwrap();
+        if name == "revoked" {
+            xdr_commands::ingest_keys::revoke_ingest_key(&store, admin.org_id, key.key_id, &meta).await.unwrap();
+        }
+    }
     if with_other_org {
         identity.register("Other Corp", "admin@other.test", "SecurePass123!@#".into(), "Other", &ctx).await.unwrap();
     }
@@ -122,6 +130,21 @@ async fn an_imported_bundle_rebuilds_to_the_same_digest_as_its_source() {
     assert_eq!(ok(run(Some(&target), &["rebuild"])), source_digest);
     let replayed = ok(run(Some(&target), &["replay", "--org", "audit-corp", "--type", "UserCreated"]));
     assert_eq!(replayed.lines().count(), 4);
+    // Producer keys keep working after a restore, and a revoked one stays revoked.
+    let keys = |db: &TestDb| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, bool)>(
+                "SELECT encode(key_hash, 'hex'), revoked_at IS NOT NULL FROM ingest_key_lookup ORDER BY 1",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let restored = keys(&target).await;
+    assert_eq!(restored.len(), 2);
+    assert_eq!(restored, keys(&source).await);
 
     // Importing into a database that already has the org is refused.
     let out = run(Some(&target), &["audit", "import", bundle.to_str().unwrap()]);
