@@ -59,12 +59,22 @@ pub async fn ingestor(settings: &Settings) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `mini-xdr relay`: publish committed events to `xdr.events.*`, until Ctrl-C.
+/// `mini-xdr relay`: publish committed events to `xdr.events.*` and anchor each org's chain
+/// head outside the database, until Ctrl-C / SIGTERM. One replica.
 pub async fn relay(settings: &Settings) -> anyhow::Result<ExitCode> {
     let store = app_store(settings, 4).await?;
     let client = nats(settings).await?;
-    tracing::info!("relay publishing to xdr.events.>");
-    run_relay(ingest_config(), client, store, Duration::from_millis(500), ctrl_c()).await?;
+    tracing::info!("relay publishing to xdr.events.> and anchoring heads");
+    let anchorer = xdr_commands::anchors::run_anchorer(
+        client.clone(),
+        store.clone(),
+        crate::modes::anchor_config(),
+        crate::modes::shutdown_signal(),
+    );
+    let relay = run_relay(ingest_config(), client, store, Duration::from_millis(500), crate::modes::shutdown_signal());
+    tokio::try_join!(async { relay.await.map_err(anyhow::Error::from) }, async {
+        anchorer.await.map_err(anyhow::Error::from)
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -16,6 +16,7 @@ XDR_KUBE_CONTEXT="${XDR_KUBE_CONTEXT:-}"
 XDR_REPLICAS_API="${XDR_REPLICAS_API:-2}"
 XDR_REPLICAS_INGESTOR="${XDR_REPLICAS_INGESTOR:-2}"
 XDR_REPLICAS_PROJECTOR="${XDR_REPLICAS_PROJECTOR:-1}"
+XDR_REPLICAS_RELAY="${XDR_REPLICAS_RELAY:-1}"
 XDR_REPLICAS_DETECTOR="${XDR_REPLICAS_DETECTOR:-2}"
 XDR_REPLICAS_NATS="${XDR_REPLICAS_NATS:-3}"
 # "false" when NATS is managed outside the cluster: the scripts then leave it alone.
@@ -26,7 +27,7 @@ XDR_ROLLOUT_TIMEOUT="${XDR_ROLLOUT_TIMEOUT:-300s}"
 
 # The roles, in start order; each is the Deployment `xdr-<role>` (deploy/k8s/base).
 # shellcheck disable=SC2034 # used by the scripts that source this file
-XDR_ROLES=(api ingestor projector detector)
+XDR_ROLES=(api ingestor projector relay detector)
 
 DRY_RUN=false
 
@@ -135,6 +136,7 @@ replicas_for() {
     api) printf '%s' "$XDR_REPLICAS_API" ;;
     ingestor) printf '%s' "$XDR_REPLICAS_INGESTOR" ;;
     projector) printf '%s' "$XDR_REPLICAS_PROJECTOR" ;;
+    relay) printf '%s' "$XDR_REPLICAS_RELAY" ;;
     detector) printf '%s' "$XDR_REPLICAS_DETECTOR" ;;
     *) die "unknown role $1" ;;
   esac
