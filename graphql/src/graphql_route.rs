@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use async_graphql::http::GraphiQLSource;
-use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse};
+use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse, GraphQLSubscription};
 use xdr_commands::auth::identity::RequestContext;
 
 use crate::extract::{bearer_token, request_context};
@@ -30,8 +30,37 @@ pub async fn graphql(
     schema.execute(request.into_inner().data(auth).data(state.clone())).await.into()
 }
 
-pub async fn graphiql() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(GraphiQLSource::build().endpoint("/graphql").finish())
+/// `GET /graphql`: a WebSocket upgrade (`graphql-transport-ws`) runs subscriptions; anything
+/// else gets GraphiQL.
+pub async fn graphiql_or_subscription(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    schema: web::Data<XdrSchema>,
+) -> actix_web::Result<HttpResponse> {
+    let upgrade = req.headers().get("upgrade").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return Ok(HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql").finish()));
+    }
+    let context = request_context(&req, state.config.trust_forwarded_for);
+    let mut data = async_graphql::Data::default();
+    data.insert(state.clone());
+    GraphQLSubscription::new(XdrSchema::clone(&schema))
+        .with_data(data)
+        .on_connection_init(move |init: serde_json::Value| {
+            // Browsers cannot set headers on a WebSocket: the token comes in connection_init.
+            let token = ["Authorization", "authorization", "authToken"]
+                .iter()
+                .find_map(|k| init.get(*k).and_then(|v| v.as_str()))
+                .map(|t| t.strip_prefix("Bearer ").unwrap_or(t).trim().to_owned());
+            let context = context.clone();
+            async move {
+                let mut data = async_graphql::Data::default();
+                data.insert(RequestAuth { token, context });
+                Ok(data)
+            }
+        })
+        .start(&req, payload)
 }

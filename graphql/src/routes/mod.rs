@@ -23,7 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/ingest/cowrie", web::post().to(ingest::cowrie))
     .route("/ingest/multi", web::post().to(ingest::multi))
     .route("/graphql", web::post().to(crate::graphql_route::graphql))
-    .route("/graphql", web::get().to(crate::graphql_route::graphiql))
+    .route("/graphql", web::get().to(crate::graphql_route::graphiql_or_subscription))
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))
     .route("/metrics", web::get().to(health::metrics));

@@ -361,6 +361,63 @@ impl IncidentQuery {
     }
 }
 
+#[derive(Default)]
+pub struct IncidentSubscription;
+
+#[async_graphql::Subscription]
+impl IncidentSubscription {
+    /// New and changed incidents of the caller's organization, as they are projected. The org
+    /// comes from the token given at connection init, like every other operation.
+    async fn incident_updates(&self, ctx: &Context<'_>) -> Result<impl futures::Stream<Item = Result<Incident>>> {
+        let p = caller(ctx).await?;
+        p.require(Permission::ReadOrgData).map_err(gql_error)?;
+        let pool = state(ctx).pool.clone();
+        let org = p.org_id;
+        let start: Option<i64> = {
+            let mut tx = begin_org_tx(&pool, org).await.map_err(db_error)?;
+            sqlx::query_scalar("SELECT max(last_seq) FROM rm_incidents WHERE org_id = $1")
+                .bind(org.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?
+        };
+        // Poll the read model: changes arrive at projection speed; a dropped client just stops.
+        let stream = futures::stream::unfold(
+            (pool, start.unwrap_or(0), std::collections::VecDeque::<Incident>::new()),
+            move |(pool, mut cursor, mut pending)| async move {
+                loop {
+                    if let Some(next) = pending.pop_front() {
+                        return Some((Ok(next), (pool, cursor, pending)));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    let rows = match begin_org_tx(&pool, org).await {
+                        Ok(mut tx) => sqlx::query(&format!(
+                            "SELECT {INCIDENT_COLUMNS}, last_seq FROM rm_incidents WHERE org_id = $1 AND last_seq > $2 \
+                             ORDER BY last_seq LIMIT 100"
+                        ))
+                        .bind(org.0)
+                        .bind(cursor)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_error),
+                        Err(e) => Err(db_error(e)),
+                    };
+                    match rows {
+                        Ok(rows) => {
+                            for r in &rows {
+                                cursor = cursor.max(r.get::<i64, _>("last_seq"));
+                                pending.push_back(Incident::from_row(r));
+                            }
+                        }
+                        Err(e) => return Some((Err(e), (pool, cursor, pending))),
+                    }
+                }
+            },
+        );
+        Ok(stream)
+    }
+}
+
 #[derive(SimpleObject)]
 pub struct StatusChange {
     pub id: ID,

@@ -11,7 +11,7 @@ mod read;
 mod sdl_test;
 mod types;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema};
+use async_graphql::{MergedObject, MergedSubscription, Schema};
 
 pub use errors::code_of;
 
@@ -21,15 +21,18 @@ pub struct Query(identity::IdentityQuery, read::ReadQuery, ingest_keys::IngestKe
 #[derive(MergedObject, Default)]
 pub struct Mutation(identity::IdentityMutation, ingest_keys::IngestKeyMutation, incidents::IncidentMutation);
 
-pub type XdrSchema = Schema<Query, Mutation, EmptySubscription>;
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(incidents::IncidentSubscription);
+
+pub type XdrSchema = Schema<Query, Mutation, Subscription>;
 
 /// Limits that keep one request from exhausting the server.
 pub const MAX_DEPTH: usize = 12;
 pub const MAX_COMPLEXITY: usize = 1_000;
 
 /// The schema without request data (resolvers read `AppState` and the caller from context).
-pub fn build(introspection: bool) -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
-    let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+pub fn build(introspection: bool) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+    let builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY);
     if introspection {

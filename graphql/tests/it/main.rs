@@ -6,5 +6,6 @@ mod helpers;
 mod incidents;
 mod ingest_http;
 mod read;
+mod subscriptions;
 mod tls;
 mod tokens;
