@@ -1,0 +1,3 @@
+//! Integration tests of xdr-inference against the committed model files.
+
+mod classifier;
