@@ -93,7 +93,17 @@ pub struct IngestArgs {
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
     /// Check every model file is present and loads, and report its inference latency.
-    Verify,
+    Verify(ModelsVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsVerifyArgs {
+    /// Directory holding classifier.json, its .onnx and golden vectors.
+    #[arg(long, env = "XDR_MODELS_DIR", default_value = "inference/models", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Timed runs per latency measurement (batches of 64 get a quarter of them).
+    #[arg(long, default_value_t = 1_000)]
+    pub iterations: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +112,8 @@ pub enum BenchCommand {
     Append(BenchAppendArgs),
     /// Login throughput and latency, and GraphQL `me` latency with and without a login flood.
     Auth(BenchAuthArgs),
+    /// Classifier latency with tract: p50/p99 per single window and per batch of 64.
+    Inference(ModelsVerifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +191,8 @@ mod tests {
             &["rebuild", "--projection", "incidents"],
             &["ingest", "--key", "k", "--source", "cowrie", "f.json"],
             &["models", "verify"],
+            &["models", "verify", "--dir", "/tmp/m", "--iterations", "10"],
+            &["bench", "inference", "--iterations", "10"],
             &["schema"],
             &["bench", "append", "--events", "10"],
             &["bench", "auth", "--logins", "10"],

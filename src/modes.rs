@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use xdr_commands::db;
 
-use crate::cli::{BenchCommand, Cli, Command, ReplayArgs, VerifyArgs};
+use crate::cli::{BenchCommand, Cli, Command, ModelsCommand, ModelsVerifyArgs, ReplayArgs, VerifyArgs};
 use crate::config::Settings;
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -20,14 +20,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay(&settings, args).await,
         Command::Bench(BenchCommand::Append(args)) => crate::bench::append(&settings, args).await,
         Command::Bench(BenchCommand::Auth(args)) => crate::bench::auth(&settings, args).await,
+        Command::Bench(BenchCommand::Inference(args)) => crate::bench::inference(args).await,
+        Command::Models(ModelsCommand::Verify(args)) => models_verify(args).await,
         Command::Serve => serve(&settings).await,
         Command::Api => api(&settings).await,
-        Command::Ingestor
-        | Command::Projector
-        | Command::Detector
-        | Command::Rebuild(_)
-        | Command::Ingest(_)
-        | Command::Models(_) => not_implemented(&cli_name(&cli.command)),
+        Command::Ingestor | Command::Projector | Command::Detector | Command::Rebuild(_) | Command::Ingest(_) => {
+            not_implemented(&cli_name(&cli.command))
+        }
     }
 }
 
@@ -125,4 +124,38 @@ async fn replay(settings: &Settings, args: ReplayArgs) -> anyhow::Result<ExitCod
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Every model file present, hash-checked, loaded, golden vectors reproduced, latency printed.
+async fn models_verify(args: ModelsVerifyArgs) -> anyhow::Result<ExitCode> {
+    let dir = args.dir.clone();
+    // Loading and timing the graph is CPU-bound: keep it off the async workers.
+    let report =
+        tokio::task::spawn_blocking(move || xdr_inference::model::verify::verify(&args.dir, args.iterations)).await?;
+    let report = match report {
+        Ok(report) => report,
+        Err(e) => {
+            println!("FAILED: models in {}: {e}", dir.display());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    println!("models in {}:", report.dir.display());
+    for (name, bytes) in &report.files {
+        println!("  {name:<28} {bytes:>8} bytes");
+    }
+    println!("ok: {} sha256 {} matches its metadata, graph loads", report.model_file, report.sha256);
+    println!(
+        "ok: {} golden vectors reproduce {} within {:.1e}",
+        report.golden_vectors, report.golden_runtime, report.golden_max_diff
+    );
+    for l in &report.latencies {
+        println!(
+            "latency batch {:>3}: p50 {:>8.1} µs  p99 {:>8.1} µs  ({} runs)",
+            l.batch,
+            l.p50.as_secs_f64() * 1e6,
+            l.p99.as_secs_f64() * 1e6,
+            l.iterations
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

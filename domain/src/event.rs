@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::detection::BaselineTrained;
 use crate::identity::{
     AccountLocked, AccountUnlocked, InvitationAccepted, LoginFailed, LoginSucceeded, OrganizationRegistered,
     PasswordSet, RefreshTokenReuseDetected, RefreshTokenRotated, SessionRevoked, SessionStarted, UserCreated,
@@ -61,6 +62,8 @@ pub enum Event {
     RefreshTokenRotated(RefreshTokenRotated),
     RefreshTokenReuseDetected(RefreshTokenReuseDetected),
     SessionRevoked(SessionRevoked),
+    /// Detection (`baseline-<org uuid>`): a per-org baseline of normal behaviour was fitted.
+    BaselineTrained(BaselineTrained),
 }
 
 impl Event {
@@ -81,6 +84,7 @@ impl Event {
             Event::RefreshTokenRotated(_) => "RefreshTokenRotated",
             Event::RefreshTokenReuseDetected(_) => "RefreshTokenReuseDetected",
             Event::SessionRevoked(_) => "SessionRevoked",
+            Event::BaselineTrained(_) => "BaselineTrained",
         }
     }
 

@@ -49,11 +49,7 @@ pub struct ClassProbabilities {
 impl ClassProbabilities {
     /// The most likely class and its probability.
     pub fn top(&self) -> (&str, f32) {
-        self.classes
-            .iter()
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(c, p)| (c.as_str(), *p))
-            .unwrap_or(("", 0.0))
+        self.classes.iter().max_by(|a, b| a.1.total_cmp(&b.1)).map(|(c, p)| (c.as_str(), *p)).unwrap_or(("", 0.0))
     }
 
     pub fn get(&self, class: &str) -> Option<f32> {
@@ -124,10 +120,8 @@ impl Classifier {
         let flat: Vec<f32> = vectors.iter().flat_map(|v| v.0).collect();
         let input = tract_ndarray::Array2::from_shape_vec((n, N_FEATURES), flat)
             .map_err(|e| ModelError::Shape(e.to_string()))?;
-        let out = self
-            .plan
-            .run(tvec!(Tensor::from(input).into()))
-            .map_err(|e| ModelError::Inference(format!("{e:#}")))?;
+        let out =
+            self.plan.run(tvec!(Tensor::from(input).into())).map_err(|e| ModelError::Inference(format!("{e:#}")))?;
         let view = out[0].to_array_view::<f32>().map_err(|e| ModelError::Shape(format!("{e:#}")))?;
         if view.shape() != [n, self.meta.classes.len()] {
             return Err(ModelError::Shape(format!(
@@ -188,7 +182,7 @@ fn build_plan(bytes: &[u8], n_classes: usize) -> TractResult<Plan> {
     let plan = model.into_optimized()?.into_runnable()?;
     let out = plan.model().output_fact(0)?;
     // The second axis must be the class count; the first is the symbolic batch.
-    let cols = out.shape.iter().nth(1).and_then(|d| d.to_i64().ok());
+    let cols = out.shape.get(1).and_then(|d| d.to_i64().ok());
     if out.rank() != 2 || cols != Some(n_classes as i64) {
         return Err(TractError::msg(format!("model output {:?} is not [N, {n_classes}]", out.shape)));
     }

@@ -2,6 +2,7 @@
 
 pub mod baseline;
 pub mod classifier;
+pub mod verify;
 
 pub use baseline::{Baseline, BaselineError};
 pub use classifier::{ClassProbabilities, Classifier};

@@ -41,7 +41,11 @@ fn tract_matches_the_onnxruntime_golden_outputs_within_1e_5() {
     for (i, (probs, expected)) in got.iter().zip(&golden.expected).enumerate() {
         assert_eq!(probs.classes.len(), 7);
         for ((class, p), e) in probs.classes.iter().zip(expected) {
-            assert!((*p as f64 - e).abs() <= 1e-5, "row {i} ({}) class {class}: tract {p}, onnxruntime {e}", golden.labels[i]);
+            assert!(
+                (*p as f64 - e).abs() <= 1e-5,
+                "row {i} ({}) class {class}: tract {p}, onnxruntime {e}",
+                golden.labels[i]
+            );
         }
         let sum: f32 = probs.classes.iter().map(|(_, p)| p).sum();
         assert!((sum - 1.0).abs() < 1e-4);
@@ -55,10 +59,7 @@ fn tract_matches_the_onnxruntime_golden_outputs_within_1e_5() {
 #[test]
 fn classes_are_in_the_documented_order_and_predictions_follow_the_golden_labels() {
     let classifier = Classifier::load(&models_dir()).unwrap();
-    assert_eq!(
-        classifier.classes(),
-        ["normal", "ddos", "recon", "brute_force", "web_attack", "malware_botnet", "apt"]
-    );
+    assert_eq!(classifier.classes(), ["normal", "ddos", "recon", "brute_force", "web_attack", "malware_botnet", "apt"]);
     let golden = classifier.golden().unwrap();
     let vectors: Vec<FeatureVector> = golden
         .inputs
@@ -67,11 +68,7 @@ fn classes_are_in_the_documented_order_and_predictions_follow_the_golden_labels(
         .collect();
     let got = classifier.predict(&vectors).unwrap();
     // The simulated held-out windows are mostly classified as what they are.
-    let right = got
-        .iter()
-        .zip(&golden.labels)
-        .filter(|(p, label)| p.top().0 == label.as_str())
-        .count();
+    let right = got.iter().zip(&golden.labels).filter(|(p, label)| p.top().0 == label.as_str()).count();
     assert!(right >= 20, "{right} of 28 golden windows classified as labelled");
     assert!(classifier.predict(&[]).unwrap().is_empty());
 }
