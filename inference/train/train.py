@@ -45,6 +45,7 @@ def build_onnx(pipe):
         target_opset={"": 13, "ai.onnx.ml": 1},
     )
     g = onx.graph
+    g.name = "mini_xdr_window_classifier"  # skl2onnx picks a random name; fixed for byte-identical output
     # Keep only what `probabilities` needs (drop the ArgMax/label branch).
     prob = next(o for o in g.output if o.name == "probabilities")
     needed, keep = {"probabilities"}, []
