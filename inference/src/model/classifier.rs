@@ -197,3 +197,25 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ModelErro
     serde_json::from_slice(&read(path)?)
         .map_err(|e| ModelError::Metadata { path: path.to_owned(), reason: e.to_string() })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The detector shares one classifier across `spawn_blocking` calls through an `Arc`.
+    #[test]
+    fn the_classifier_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<Classifier>();
+        assert_send_sync::<super::super::Baseline>();
+    }
+
+    #[test]
+    fn top_picks_the_most_likely_class() {
+        let p =
+            ClassProbabilities { classes: vec![("normal".into(), 0.2), ("recon".into(), 0.7), ("apt".into(), 0.1)] };
+        assert_eq!(p.top(), ("recon", 0.7));
+        assert_eq!(p.get("apt"), Some(0.1));
+        assert_eq!(p.get("ddos"), None);
+    }
+}
