@@ -13,7 +13,7 @@ use rand_xoshiro::rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256Plus;
 use serde::{Deserialize, Serialize};
 
-use crate::features::{FeatureVector, FEATURE_VERSION, N_FEATURES};
+use crate::features::{FeatureVector, FEATURE_NAMES, FEATURE_VERSION, N_FEATURES};
 
 /// Fewer windows than this say too little about an org to call anything unusual.
 pub const MIN_SAMPLES: usize = 30;
@@ -140,6 +140,30 @@ impl Baseline {
     }
 }
 
+impl Baseline {
+    /// The features that drive `score`, largest first: each feature's absolute deviation from
+    /// the nearest centroid in scaled space (its share of the distance). For incident evidence.
+    pub fn top_features(&self, v: &FeatureVector, n: usize) -> Vec<(&'static str, f32)> {
+        let p = &self.params;
+        let x = transform(v);
+        let scaled: Vec<f64> = (0..N_FEATURES).map(|j| (x[j] - p.means[j]) / p.stds[j]).collect();
+        let Some(centroid) = p.centroids.iter().min_by(|a, b| {
+            let d = |c: &Vec<f64>| c.iter().zip(&scaled).map(|(a, b)| (a - b).powi(2)).sum::<f64>();
+            d(a).total_cmp(&d(b))
+        }) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(&'static str, f32)> = FEATURE_NAMES
+            .iter()
+            .zip(centroid.iter().zip(&scaled))
+            .map(|(name, (c, s))| (*name, (s - c).abs() as f32))
+            .collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1));
+        out.truncate(n);
+        out
+    }
+}
+
 fn transform(v: &FeatureVector) -> [f64; N_FEATURES] {
     let v = v.sanitized();
     let mut out = [0.0; N_FEATURES];
@@ -233,6 +257,30 @@ mod tests {
         let restored = Baseline::from_json(&a.to_json()).unwrap();
         let v = brute_force_window();
         assert_eq!(restored.score(&v), a.score(&v));
+    }
+
+    #[test]
+    fn top_features_name_what_makes_a_window_unusual() {
+        let baseline = Baseline::fit(&normal_windows(200, 1), 7).unwrap();
+        let top: Vec<&str> = baseline.top_features(&brute_force_window(), 3).iter().map(|(n, _)| *n).collect();
+        assert_eq!(top.len(), 3);
+        for name in &top {
+            assert!(
+                [
+                    "failed_logins",
+                    "failed_logins_per_min",
+                    "default_credential_hits",
+                    "distinct_passwords",
+                    "distinct_usernames",
+                    "connects",
+                    "connects_per_min",
+                    "sessions",
+                    "events_per_min"
+                ]
+                .contains(name),
+                "{top:?}"
+            );
+        }
     }
 
     #[test]
