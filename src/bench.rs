@@ -10,7 +10,7 @@ use uuid::Uuid;
 use xdr_commands::{db, EventStore, NewEvent};
 use xdr_domain::ids::OrgId;
 
-use crate::cli::{BenchAppendArgs, BenchAuthArgs, BenchDetectArgs, BenchRebuildArgs};
+use crate::cli::{BenchAppendArgs, BenchAuthArgs, BenchDetectArgs, BenchRebuildArgs, ModelsVerifyArgs};
 use crate::config::Settings;
 
 /// A fresh database for one benchmark, dropped on the way out.
@@ -451,4 +451,37 @@ pub fn detect(args: BenchDetectArgs) -> anyhow::Result<ExitCode> {
     println!("per event:     p50 {:.4} ms  p99 {:.4} ms", p50, p99);
     println!("of which JSON payload decode: {:.0}%", 100.0 * decode.as_secs_f64() / busy.as_secs_f64());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Classifier latency with tract on the golden batch: one window, and 64 windows per call.
+/// The onnxruntime side of the comparison is `inference/train/bench_ort.py` (same model,
+/// same golden batch); docs/BENCHMARKS.md records both.
+pub async fn inference(args: ModelsVerifyArgs) -> anyhow::Result<ExitCode> {
+    use xdr_inference::features::FeatureVector;
+    use xdr_inference::model::{verify::measure, Classifier};
+    tokio::task::spawn_blocking(move || -> anyhow::Result<ExitCode> {
+        let classifier = Classifier::load(&args.dir)?;
+        let golden = classifier.golden()?;
+        let vectors: Vec<FeatureVector> = golden
+            .inputs
+            .iter()
+            .map(|row| FeatureVector(std::array::from_fn(|i| row.get(i).copied().unwrap_or(0.0) as f32)))
+            .collect();
+        // The golden batch repeated to 64 rows, exactly as bench_ort.py builds it.
+        let batch: Vec<FeatureVector> = vectors.iter().cycle().take(64).copied().collect();
+        for (name, input, iterations) in
+            [("single", &batch[..1], args.iterations), ("batch64", &batch[..], args.iterations)]
+        {
+            let l = measure(&classifier, input, iterations)?;
+            println!(
+                "tract {name:<8} p50 {:>8.2} µs  p99 {:>8.2} µs  per window p50 {:>7.3} µs  ({} runs)",
+                l.p50.as_secs_f64() * 1e6,
+                l.p99.as_secs_f64() * 1e6,
+                l.p50.as_secs_f64() * 1e6 / input.len() as f64,
+                l.iterations
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+    .await?
 }

@@ -264,7 +264,17 @@ pub struct IngestKeyRevokeArgs {
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
     /// Check every model file is present and loads, and report its inference latency.
-    Verify,
+    Verify(ModelsVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsVerifyArgs {
+    /// Directory holding classifier.json, its .onnx and golden vectors.
+    #[arg(long, env = "XDR_MODELS_DIR", default_value = "inference/models", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Timed runs per latency measurement (batches of 64 get a quarter of them).
+    #[arg(long, default_value_t = 1_000)]
+    pub iterations: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -279,6 +289,8 @@ pub enum BenchCommand {
     Ingest(BenchIngestArgs),
     /// Detector core throughput on one core over synthetic events (no database, no NATS).
     Detect(BenchDetectArgs),
+    /// Classifier latency with tract: p50/p99 per single window and per batch of 64.
+    Inference(ModelsVerifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -417,6 +429,8 @@ mod tests {
             &["ingest-key", "create", "--org", "acme", "--name", "honeypot"],
             &["ingest-key", "revoke", "--org", "acme", "--id", "5f0c2b1e-8d0a-4c57-9a0e-2b7f3c1d9e42"],
             &["models", "verify"],
+            &["models", "verify", "--dir", "/tmp/m", "--iterations", "10"],
+            &["bench", "inference", "--iterations", "10"],
             &["schema"],
             &["audit", "export", "--org", "a", "--out", "b.gz"],
             &["audit", "import", "b.gz"],

@@ -5,7 +5,9 @@ use std::io::Write;
 use std::process::ExitCode;
 use xdr_commands::db;
 
-use crate::cli::{AuditCommand, BenchCommand, Cli, Command, RebuildArgs, ReplayArgs, VerifyArgs};
+use crate::cli::{
+    AuditCommand, BenchCommand, Cli, Command, ModelsCommand, ModelsVerifyArgs, RebuildArgs, ReplayArgs, VerifyArgs,
+};
 use crate::config::Settings;
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -37,7 +39,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::IngestKey(command) => crate::ingest_modes::ingest_key(&settings, command).await,
         Command::Bench(BenchCommand::Detect(args)) => crate::bench::detect(args),
         Command::Detector => with_health(&settings, detector(&settings)).await,
-        Command::Models(_) => not_implemented(&cli_name(&cli.command)),
+        Command::Bench(BenchCommand::Inference(args)) => crate::bench::inference(args).await,
+        Command::Models(ModelsCommand::Verify(args)) => models_verify(args).await,
     }
 }
 
@@ -56,16 +59,6 @@ async fn with_health(
         r = role => r,
         r = server => { r.context("health server stopped")?; Ok(ExitCode::SUCCESS) }
     }
-}
-
-fn cli_name(command: &Command) -> String {
-    format!("{command:?}").split(['(', ' ']).next().unwrap_or_default().to_lowercase()
-}
-
-/// Honest stub for contract subcommands whose issue has not landed yet.
-fn not_implemented(name: &str) -> anyhow::Result<ExitCode> {
-    eprintln!("mini-xdr {name}: not implemented yet");
-    Ok(ExitCode::from(3))
 }
 
 /// Everything in one process: migrations, then every role that has landed as a task;
@@ -101,7 +94,7 @@ async fn serve(settings: &Settings) -> anyhow::Result<ExitCode> {
         detector_config(),
         xdr_commands::EventStore::new(pool.clone()),
         async_nats::jetstream::new(nats_for_anchors.clone()),
-        xdr_inference::Detector::default(),
+        xdr_inference::scoring::detector_with_models(&models_dir()),
         shutdown_signal(),
     ));
     let anchorer = tokio::spawn(xdr_commands::anchors::run_anchorer(
@@ -401,6 +394,11 @@ async fn audit_anchor(settings: &Settings) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Where the committed models live: `XDR_MODELS_DIR`, else `inference/models`.
+fn models_dir() -> std::path::PathBuf {
+    std::env::var_os("XDR_MODELS_DIR").map_or_else(|| "inference/models".into(), std::path::PathBuf::from)
+}
+
 /// The detector reads what the relay writes: same prefix, same events stream.
 pub(crate) fn detector_config() -> xdr_inference::DetectorConfig {
     let ingest = crate::ingest_modes::ingest_config();
@@ -413,7 +411,7 @@ pub(crate) fn detector_config() -> xdr_inference::DetectorConfig {
 
 /// The detection worker: JetStream consumer of committed security events → incidents.
 async fn detector(settings: &Settings) -> anyhow::Result<ExitCode> {
-    use xdr_inference::{run_detector, Detector};
+    use xdr_inference::run_detector;
     let options = db::connect_options(settings.database_url()?)?;
     let pool = db::app_pool(&options, 10).await?;
     let client = async_nats::connect(&settings.nats_url)
@@ -422,9 +420,42 @@ async fn detector(settings: &Settings) -> anyhow::Result<ExitCode> {
     let jetstream = async_nats::jetstream::new(client);
     let shutdown = shutdown_signal();
     let store = xdr_commands::EventStore::new(pool);
-    let stats = run_detector(detector_config(), store, jetstream, Detector::default(), shutdown)
-        .await
-        .context("Detector stopped")?;
+    let detector = xdr_inference::scoring::detector_with_models(&models_dir());
+    let stats =
+        run_detector(detector_config(), store, jetstream, detector, shutdown).await.context("Detector stopped")?;
     tracing::info!(?stats, "detector stopped");
+    Ok(ExitCode::SUCCESS)
+}
+/// Every model file present, hash-checked, loaded, golden vectors reproduced, latency printed.
+async fn models_verify(args: ModelsVerifyArgs) -> anyhow::Result<ExitCode> {
+    let dir = args.dir.clone();
+    // Loading and timing the graph is CPU-bound: keep it off the async workers.
+    let report =
+        tokio::task::spawn_blocking(move || xdr_inference::model::verify::verify(&args.dir, args.iterations)).await?;
+    let report = match report {
+        Ok(report) => report,
+        Err(e) => {
+            println!("FAILED: models in {}: {e}", dir.display());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    println!("models in {}:", report.dir.display());
+    for (name, bytes) in &report.files {
+        println!("  {name:<28} {bytes:>8} bytes");
+    }
+    println!("ok: {} sha256 {} matches its metadata, graph loads", report.model_file, report.sha256);
+    println!(
+        "ok: {} golden vectors reproduce {} within {:.1e}",
+        report.golden_vectors, report.golden_runtime, report.golden_max_diff
+    );
+    for l in &report.latencies {
+        println!(
+            "latency batch {:>3}: p50 {:>8.1} µs  p99 {:>8.1} µs  ({} runs)",
+            l.batch,
+            l.p50.as_secs_f64() * 1e6,
+            l.p99.as_secs_f64() * 1e6,
+            l.iterations
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

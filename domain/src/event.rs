@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::detection::BaselineTrained;
 use crate::identity::{
     AccountLocked, AccountUnlocked, InvitationAccepted, LoginFailed, LoginSucceeded, OrganizationRegistered,
     PasswordSet, RefreshTokenReuseDetected, RefreshTokenRotated, SessionRevoked, SessionStarted, UserCreated,
@@ -71,6 +72,8 @@ pub enum Event {
     EvidenceAttached(EvidenceAttached),
     IncidentEscalated(IncidentEscalated),
     IncidentStatusChanged(IncidentStatusChanged),
+    /// Detection (`baseline-<org uuid>`): a per-org baseline of normal behaviour was fitted.
+    BaselineTrained(BaselineTrained),
 }
 
 impl Event {
@@ -97,6 +100,7 @@ impl Event {
             Event::EvidenceAttached(_) => "EvidenceAttached",
             Event::IncidentEscalated(_) => "IncidentEscalated",
             Event::IncidentStatusChanged(_) => "IncidentStatusChanged",
+            Event::BaselineTrained(_) => "BaselineTrained",
         }
     }
 

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aggregate;
+pub mod detection;
 pub mod event;
 pub mod identity;
 pub mod ids;

@@ -1,12 +1,15 @@
 //! Detection for Mini-XDR: per-(org, source ip) event-time windows ([`windows`]), named
 //! features ([`features`]), rules with ATT&CK ids ([`rules`]), the pure detector core that
-//! turns stored events into idempotent incident commands ([`detector`]), and the JetStream
-//! worker that runs it ([`worker`]). Models are an optional input ([`detector::Scorer`]).
+//! turns stored events into idempotent incident commands ([`detector`]), the JetStream
+//! worker that runs it ([`worker`]), and the models ([`model`]: the ONNX classifier run with
+//! tract, per-org baselines fitted with linfa) that score what the rules found.
 #![forbid(unsafe_code)]
 
 pub mod detector;
 pub mod features;
+pub mod model;
 pub mod rules;
+pub mod scoring;
 pub mod windows;
 pub mod worker;
 

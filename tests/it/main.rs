@@ -3,6 +3,7 @@
 mod audit_cli;
 mod deploy;
 mod ingest_cli;
+mod models_cli;
 mod operator_cli;
 mod projector_cli;
 mod replay_cli;

@@ -1,5 +1,6 @@
 //! Integration tests of detection against the real PostgreSQL and NATS, on the real logs.
 
+mod classifier;
 mod nats_worker;
 mod real_logs;
 mod restart;
