@@ -24,10 +24,57 @@ async fn app_store(settings: &Settings, connections: u32) -> anyhow::Result<Even
     Ok(EventStore::new(db::app_pool(&options, connections).await?))
 }
 
+/// Connect to NATS with the transport security the environment asks for:
+/// `XDR_NATS_CA` (PEM roots; implies TLS), `XDR_NATS_CLIENT_CERT` + `XDR_NATS_CLIENT_KEY`
+/// (mutual TLS), `XDR_NATS_CREDS` (a `.creds` file: JWT + NKey).
 pub(crate) async fn nats(settings: &Settings) -> anyhow::Result<async_nats::Client> {
-    async_nats::connect(&settings.nats_url)
+    nats_options(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .await?
+        .connect(&settings.nats_url)
         .await
         .with_context(|| format!("Failed to connect to NATS at {}", settings.nats_url))
+}
+
+pub(crate) async fn nats_options(env: impl Fn(&str) -> Option<String>) -> anyhow::Result<async_nats::ConnectOptions> {
+    let mut options = async_nats::ConnectOptions::new();
+    if let Some(ca) = env("XDR_NATS_CA") {
+        anyhow::ensure!(std::path::Path::new(&ca).is_file(), "XDR_NATS_CA: {ca} is not a readable file");
+        options = options.add_root_certificates(ca.into()).require_tls(true);
+    }
+    match (env("XDR_NATS_CLIENT_CERT"), env("XDR_NATS_CLIENT_KEY")) {
+        (Some(cert), Some(key)) => options = options.add_client_certificate(cert.into(), key.into()),
+        (None, None) => {}
+        _ => anyhow::bail!("XDR_NATS_CLIENT_CERT and XDR_NATS_CLIENT_KEY go together"),
+    }
+    if let Some(creds) = env("XDR_NATS_CREDS") {
+        options = options
+            .credentials_file(&creds)
+            .await
+            .with_context(|| format!("XDR_NATS_CREDS: cannot use credentials file {creds}"))?;
+    }
+    Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nats_options;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[tokio::test]
+    async fn nats_security_settings_are_checked_before_connecting() {
+        assert!(nats_options(env(&[])).await.is_ok());
+        let err = nats_options(env(&[("XDR_NATS_CA", "/nonexistent/ca.pem")])).await.unwrap_err();
+        assert!(err.to_string().contains("XDR_NATS_CA"), "{err}");
+        let err = nats_options(env(&[("XDR_NATS_CLIENT_CERT", "c.pem")])).await.unwrap_err();
+        assert!(err.to_string().contains("go together"), "{err}");
+        let err = nats_options(env(&[("XDR_NATS_CREDS", "/nonexistent/x.creds")])).await.unwrap_err();
+        assert!(err.to_string().contains("XDR_NATS_CREDS"), "{err}");
+    }
 }
 
 /// Production names, or every subject and stream under `XDR_NATS_PREFIX` (tests, or several

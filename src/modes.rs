@@ -414,9 +414,7 @@ async fn detector(settings: &Settings) -> anyhow::Result<ExitCode> {
     use xdr_inference::run_detector;
     let options = db::connect_options(settings.database_url()?)?;
     let pool = db::app_pool(&options, 10).await?;
-    let client = async_nats::connect(&settings.nats_url)
-        .await
-        .with_context(|| format!("Failed to connect to NATS at {}", settings.nats_url))?;
+    let client = crate::ingest_modes::nats(settings).await?;
     let jetstream = async_nats::jetstream::new(client);
     let shutdown = shutdown_signal();
     let store = xdr_commands::EventStore::new(pool);

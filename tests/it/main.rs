@@ -8,4 +8,5 @@ mod operator_cli;
 mod projector_cli;
 mod replay_cli;
 mod serve_cli;
+mod store_tls;
 mod verify_cli;
