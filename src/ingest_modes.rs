@@ -55,28 +55,6 @@ pub(crate) async fn nats_options(env: impl Fn(&str) -> Option<String>) -> anyhow
     Ok(options)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::nats_options;
-    use std::collections::HashMap;
-
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        move |k| map.get(k).cloned()
-    }
-
-    #[tokio::test]
-    async fn nats_security_settings_are_checked_before_connecting() {
-        assert!(nats_options(env(&[])).await.is_ok());
-        let err = nats_options(env(&[("XDR_NATS_CA", "/nonexistent/ca.pem")])).await.unwrap_err();
-        assert!(err.to_string().contains("XDR_NATS_CA"), "{err}");
-        let err = nats_options(env(&[("XDR_NATS_CLIENT_CERT", "c.pem")])).await.unwrap_err();
-        assert!(err.to_string().contains("go together"), "{err}");
-        let err = nats_options(env(&[("XDR_NATS_CREDS", "/nonexistent/x.creds")])).await.unwrap_err();
-        assert!(err.to_string().contains("XDR_NATS_CREDS"), "{err}");
-    }
-}
-
 /// Production names, or every subject and stream under `XDR_NATS_PREFIX` (tests, or several
 /// deployments sharing one NATS).
 pub(crate) fn ingest_config() -> IngestConfig {
@@ -183,5 +161,27 @@ pub async fn ingest_key(settings: &Settings, command: IngestKeyCommand) -> anyho
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nats_options;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[tokio::test]
+    async fn nats_security_settings_are_checked_before_connecting() {
+        assert!(nats_options(env(&[])).await.is_ok());
+        let err = nats_options(env(&[("XDR_NATS_CA", "/nonexistent/ca.pem")])).await.unwrap_err();
+        assert!(err.to_string().contains("XDR_NATS_CA"), "{err}");
+        let err = nats_options(env(&[("XDR_NATS_CLIENT_CERT", "c.pem")])).await.unwrap_err();
+        assert!(err.to_string().contains("go together"), "{err}");
+        let err = nats_options(env(&[("XDR_NATS_CREDS", "/nonexistent/x.creds")])).await.unwrap_err();
+        assert!(err.to_string().contains("XDR_NATS_CREDS"), "{err}");
     }
 }
