@@ -286,7 +286,7 @@ pub enum IncidentError {
 // ------------------------------------------------------------------------- aggregate
 
 /// State of one incident: a fold of its stream.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Incident {
     pub id: Option<IncidentId>,
     pub org_id: Option<OrgId>,

@@ -27,7 +27,20 @@ pub async fn graphql(
         token: bearer_token(&req).map(str::to_owned),
         context: request_context(&req, state.config.trust_forwarded_for),
     };
-    schema.execute(request.into_inner().data(auth).data(state.clone())).await.into()
+    let timeout = state.config.query_timeout;
+    let execution = schema.execute(request.into_inner().data(auth).data(state.clone()));
+    match tokio::time::timeout(timeout, execution).await {
+        Ok(response) => response.into(),
+        Err(_) => {
+            let mut error = async_graphql::ServerError::new(format!("Query timed out after {timeout:?}"), None);
+            error.extensions = Some({
+                let mut ext = async_graphql::ErrorExtensionValues::default();
+                ext.set("code", "TIMEOUT");
+                ext
+            });
+            async_graphql::Response::from_errors(vec![error]).into()
+        }
+    }
 }
 
 /// `GET /graphql`: a WebSocket upgrade (`graphql-transport-ws`) runs subscriptions; anything

@@ -29,6 +29,8 @@ pub struct ServerConfig {
     pub read_your_writes: Option<std::time::Duration>,
     /// Serve HTTPS with this PEM certificate chain and private key (`XDR_TLS_CERT`, `XDR_TLS_KEY`).
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// A GraphQL request that runs longer is cancelled with `extensions.code = TIMEOUT`.
+    pub query_timeout: std::time::Duration,
     /// GraphQL introspection (GraphiQL needs it; production may switch it off).
     pub introspection: bool,
 }
@@ -41,6 +43,7 @@ impl Default for ServerConfig {
             trust_forwarded_for: false,
             json_limit_bytes: 64 * 1024,
             introspection: true,
+            query_timeout: std::time::Duration::from_secs(10),
             tls: None,
             read_your_writes: None,
             ingest_limit_bytes: 10 * 1024 * 1024,

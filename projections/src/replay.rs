@@ -183,9 +183,10 @@ pub async fn state_at(
         "user" => serde_json::to_value(User::from_history(&events)),
         "session" => serde_json::to_value(Session::from_history(&events)),
         "org" => serde_json::to_value(Organization::from_history(&events)),
+        "incident" => serde_json::to_value(xdr_domain::incident::Incident::from_history(&events)),
         other => {
             return Err(ReplayError::Unsupported(format!(
-                "no aggregate state for stream category {other:?} (supported: user, session, org)"
+                "no aggregate state for stream category {other:?} (supported: user, session, org, incident)"
             )))
         }
     }

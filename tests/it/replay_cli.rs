@@ -111,3 +111,75 @@ async fn state_shows_the_lock_at_an_instant_and_who_lifted_it() {
     assert_eq!(unlock["actor_user_id"], h.admin_id.as_str());
     assert_eq!(unlock["request_ip"], "10.9.8.7");
 }
+
+#[tokio::test]
+async fn state_shows_an_incidents_status_at_chosen_instants() {
+    use xdr_domain::incident::{Incident, IncidentCommand, IncidentStatus, UpdateIncidentStatus};
+    let h = scripted_history().await;
+    let store = EventStore::new(h.db.pool.clone());
+    let org: xdr_domain::ids::OrgId = xdr_domain::ids::OrgId(
+        sqlx::query_scalar("SELECT org_id FROM org_slugs WHERE slug = 'audit-corp'")
+            .fetch_one(&h.db.pool)
+            .await
+            .unwrap(),
+    );
+    // Real telemetry through detection opens incidents in the org.
+    let key = xdr_commands::ingest_keys::create_ingest_key(&store, org, "hp", &xdr_domain::EventMetadata::system("t"))
+        .await
+        .unwrap();
+    let body =
+        std::fs::read_to_string(format!("{}/domain/tests/fixtures/cowrie.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    xdr_commands::ingest::ingest_body(
+        &store,
+        org,
+        key.key_id,
+        xdr_domain::telemetry::SourceType::Cowrie,
+        None,
+        &body,
+        "b",
+    )
+    .await
+    .unwrap();
+    let mut detector = xdr_inference::Detector::default();
+    let commands: Vec<_> =
+        store.read_org(org, 0, 10_000).await.unwrap().iter().flat_map(|e| detector.process(e)).collect();
+    xdr_inference::execute_commands(&store, &commands).await.unwrap();
+    let incident = commands[0].incident_id;
+    let stream = incident.stream_id();
+
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let while_open = chrono::Utc::now().to_rfc3339();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let contain = IncidentCommand::UpdateStatus(UpdateIncidentStatus {
+        incident_id: incident,
+        status: IncidentStatus::Contained,
+        note: Some("blocked at the edge".into()),
+        by_user: None,
+        now: chrono::Utc::now(),
+    });
+    xdr_commands::handler::execute::<Incident>(
+        &store,
+        org,
+        &stream,
+        &contain,
+        &xdr_domain::EventMetadata::system("operator"),
+        None,
+    )
+    .await
+    .unwrap();
+
+    let then: Value = serde_json::from_slice(
+        &mini_xdr(&h.db, &["replay", "--org", "audit-corp", "--until", &while_open, "--state", &stream]).stdout,
+    )
+    .unwrap();
+    assert_eq!(then["state"]["status"], "open", "{then}");
+    let now: Value =
+        serde_json::from_slice(&mini_xdr(&h.db, &["replay", "--org", "audit-corp", "--state", &stream]).stdout)
+            .unwrap();
+    assert_eq!(now["state"]["status"], "contained", "{now}");
+    let last = now["history"].as_array().unwrap().last().unwrap();
+    assert_eq!(
+        (last["event_type"].as_str(), last["actor"].as_str()),
+        (Some("IncidentStatusChanged"), Some("operator"))
+    );
+}

@@ -161,3 +161,87 @@ async fn incidents_are_explained_scoped_paged_and_worked_by_analysts() {
         stats["data"]["stats"]["eventsPerHour"].as_array().unwrap().iter().map(|c| c["count"].as_i64().unwrap()).sum();
     assert_eq!(events, 234);
 }
+
+/// `n` brute-force sources (7 failed logins in a minute each) into `org`'s log, detected and
+/// projected, starting `minutes_ago`; source addresses start at `10.<block>.0.1`.
+async fn brute_forcers(app: &TestApp, org: OrgId, block: u8, n: u16, minutes_ago: i64) {
+    use xdr_domain::telemetry::{SecurityEvent, SourceType};
+    let store = EventStore::new(app.db.pool.clone());
+    let start = chrono::Utc::now() - chrono::Duration::minutes(minutes_ago);
+    let mut events = Vec::new();
+    for s in 0..n {
+        let ip: std::net::IpAddr = format!("10.{block}.{}.{}", s / 250, s % 250 + 1).parse().unwrap();
+        for i in 0..7 {
+            let at = start + chrono::Duration::seconds(i64::from(s) + i);
+            let mut e = SecurityEvent::new(at, SourceType::Cowrie, "cowrie.login.failed", json!({"i": i}));
+            e.src_ip = Some(ip);
+            e.username = Some("root".into());
+            e.password = Some(format!("pw{i}"));
+            events.push(xdr_commands::NewEvent::from_event(
+                uuid::Uuid::now_v7(),
+                "source-cowrie-test",
+                &xdr_domain::Event::SecurityEventObserved(e),
+                &xdr_domain::EventMetadata::system("test"),
+            ));
+        }
+    }
+    let head = store.head(org).await.unwrap().map_or(0, |h| h.0);
+    store.append_batch(org, events).await.unwrap();
+    let mut detector = xdr_inference::Detector::default();
+    let commands: Vec<_> =
+        store.read_org(org, head, 100_000).await.unwrap().iter().flat_map(|e| detector.process(e)).collect();
+    xdr_inference::execute_commands(&store, &commands).await.unwrap();
+    xdr_projections::catch_up_once(&app.db.pool).await.unwrap();
+}
+
+#[tokio::test]
+async fn pages_of_seven_walk_a_hundred_incidents_once_while_new_ones_open() {
+    let app = spawn_app().await;
+    let a = app.register("Org A", "admin@a.com").await;
+    let org = OrgId(a["organization"]["id"].as_str().unwrap().parse().unwrap());
+    let admin = app.login_ok("admin@a.com", PASSWORD).await.access;
+    brute_forcers(&app, org, 1, 100, 30).await;
+    let before: Vec<String> = {
+        let r = gql(&app, LIST, json!({"first": 500}), &admin).await;
+        r["data"]["incidents"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(before.len(), 100);
+
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    for page in 0.. {
+        let r = gql(&app, LIST, json!({"first": 7, "after": after}), &admin).await;
+        let edges = r["data"]["incidents"]["edges"].as_array().unwrap().clone();
+        assert!(edges.len() <= 7);
+        seen.extend(edges.iter().map(|e| e["node"]["id"].as_str().unwrap().to_owned()));
+        if page == 2 {
+            // Five new attackers mid-walk: newer activity, so they sort before the cursor.
+            brute_forcers(&app, org, 2, 5, 5).await;
+        }
+        if r["data"]["incidents"]["pageInfo"]["hasNextPage"] == false {
+            break;
+        }
+        after = r["data"]["incidents"]["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen, before, "each of the hundred exactly once, in order");
+}
+
+#[tokio::test]
+async fn a_query_that_outlives_its_budget_is_cancelled_with_a_code() {
+    let app = crate::helpers::spawn_app_with(xdr_graphql::ServerConfig {
+        query_timeout: std::time::Duration::from_nanos(1),
+        login_rate_per_minute: 10_000,
+        ..Default::default()
+    })
+    .await;
+    app.register("Org A", "admin@a.com").await;
+    let token = app.login_ok("admin@a.com", PASSWORD).await.access;
+    let r = gql(&app, "{ me { user { id } } }", json!({}), &token).await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "TIMEOUT", "{r}");
+    assert!(r["data"].is_null());
+}
