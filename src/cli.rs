@@ -291,6 +291,24 @@ pub enum BenchCommand {
     Detect(BenchDetectArgs),
     /// Classifier latency with tract: p50/p99 per single window and per batch of 64.
     Inference(ModelsVerifyArgs),
+    /// GraphQL `incidents(first: 50)` latency and throughput vs the same SQL run directly.
+    Graphql(BenchGraphqlArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchGraphqlArgs {
+    /// Security events seeded for the measured org.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: i64,
+    /// Incidents seeded for the measured org.
+    #[arg(long, default_value_t = 10_000)]
+    pub incidents: i64,
+    /// Requests per measurement.
+    #[arg(long, default_value_t = 20_000)]
+    pub requests: usize,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Args)]
@@ -445,6 +463,7 @@ mod tests {
             &["user", "list", "--org", "acme"],
             &["bench", "append", "--events", "10"],
             &["bench", "auth", "--logins", "10"],
+            &["bench", "graphql", "--events", "10", "--incidents", "5", "--requests", "10"],
             &["bench", "rebuild", "--events", "10", "--orgs", "2"],
             &["rebuild"],
             &["bench", "ingest", "--records", "10", "--batch", "5"],
