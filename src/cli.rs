@@ -265,6 +265,19 @@ pub struct IngestKeyRevokeArgs {
 pub enum ModelsCommand {
     /// Check every model file is present and loads, and report its inference latency.
     Verify(ModelsVerifyArgs),
+    /// Fit the org's baseline of normal source behaviour from its own history (linfa) and
+    /// store it as a `BaselineTrained` event in the org's log.
+    TrainBaseline(TrainBaselineArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrainBaselineArgs {
+    /// Organization id or slug.
+    #[arg(long)]
+    pub org: String,
+    /// Seed for the clustering, so a retrain of the same history gives the same model.
+    #[arg(long, default_value_t = 20_261_126)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args)]
@@ -447,6 +460,7 @@ mod tests {
             &["ingest-key", "create", "--org", "acme", "--name", "honeypot"],
             &["ingest-key", "revoke", "--org", "acme", "--id", "5f0c2b1e-8d0a-4c57-9a0e-2b7f3c1d9e42"],
             &["models", "verify"],
+            &["models", "train-baseline", "--org", "acme"],
             &["models", "verify", "--dir", "/tmp/m", "--iterations", "10"],
             &["bench", "inference", "--iterations", "10"],
             &["schema"],

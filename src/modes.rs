@@ -42,6 +42,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Detector => with_health(&settings, detector(&settings)).await,
         Command::Bench(BenchCommand::Inference(args)) => crate::bench::inference(args).await,
         Command::Models(ModelsCommand::Verify(args)) => models_verify(args).await,
+        Command::Models(ModelsCommand::TrainBaseline(args)) => train_baseline(&settings, args).await,
     }
 }
 
@@ -456,5 +457,21 @@ async fn models_verify(args: ModelsVerifyArgs) -> anyhow::Result<ExitCode> {
             l.iterations
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn train_baseline(settings: &Settings, args: crate::cli::TrainBaselineArgs) -> anyhow::Result<ExitCode> {
+    let options = db::connect_options(settings.database_url()?)?;
+    let pool = db::app_pool(&options, 2).await?;
+    let org = xdr_projections::orgs::resolve_org(&pool, &args.org).await?;
+    let store = xdr_commands::EventStore::new(pool);
+    let (_, windows) = xdr_inference::baseline_training::train_baseline(
+        &store,
+        org,
+        args.seed,
+        &xdr_domain::EventMetadata::system("operator"),
+    )
+    .await?;
+    println!("baseline of org {org} trained on {windows} source windows; stored as BaselineTrained");
     Ok(ExitCode::SUCCESS)
 }

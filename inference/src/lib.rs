@@ -5,6 +5,7 @@
 //! tract, per-org baselines fitted with linfa) that score what the rules found.
 #![forbid(unsafe_code)]
 
+pub mod baseline_training;
 pub mod detector;
 pub mod features;
 pub mod model;

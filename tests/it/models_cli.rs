@@ -88,3 +88,80 @@ fn verify_fails_on_a_directory_that_does_not_exist() {
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stdout(&out).contains("/nonexistent/mini-xdr-models"));
 }
+
+mod train_baseline {
+    use serde_json::json;
+    use xdr_commands::testing::TestDb;
+    use xdr_commands::{EventStore, NewEvent};
+    use xdr_domain::ids::OrgId;
+    use xdr_domain::telemetry::{SecurityEvent, SourceType};
+    use xdr_domain::{Event, EventMetadata};
+
+    fn run(db: &TestDb, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mini-xdr"))
+            .args(args)
+            .env("DATABASE_URL", db.url())
+            .env_remove("XDR_CONFIG")
+            .output()
+            .unwrap()
+    }
+
+    /// `sources` ordinary users: connect, one login, a couple of commands.
+    async fn ordinary_history(db: &TestDb, org: OrgId, sources: u8) {
+        let t0 = chrono::Utc::now() - chrono::Duration::hours(2);
+        let mut events = Vec::new();
+        for s in 0..sources {
+            for (i, kind) in
+                ["cowrie.session.connect", "cowrie.login.success", "cowrie.command.input", "cowrie.command.input"]
+                    .iter()
+                    .enumerate()
+            {
+                let mut e = SecurityEvent::new(
+                    t0 + chrono::Duration::seconds(i64::from(s) * 60 + i as i64 * (2 + i64::from(s % 5))),
+                    SourceType::Cowrie,
+                    *kind,
+                    json!({}),
+                );
+                e.src_ip = Some(format!("192.0.2.{}", s + 1).parse().unwrap());
+                e.username = Some(format!("user{}", s % 7));
+                e.command = (i >= 2).then(|| ["ls", "uptime", "df -h"][(s as usize + i) % 3].to_owned());
+                e.session_id = Some(format!("s{s}"));
+                events.push(NewEvent::from_event(
+                    uuid::Uuid::now_v7(),
+                    "source-cowrie-t",
+                    &Event::SecurityEventObserved(e),
+                    &EventMetadata::system("t"),
+                ));
+            }
+        }
+        EventStore::new(db.pool.clone()).append_batch(org, events).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_org_with_enough_history_gets_a_baseline_event_and_a_small_one_a_clear_error() {
+        let db = TestDb::new().await;
+        let (big, small) = (OrgId(uuid::Uuid::new_v4()), OrgId(uuid::Uuid::new_v4()));
+        ordinary_history(&db, big, 40).await;
+        ordinary_history(&db, small, 7).await;
+
+        let out = run(&db, &["models", "train-baseline", "--org", &big.to_string()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("trained on 40 source windows"));
+        let payload: serde_json::Value =
+            sqlx::query_scalar("SELECT payload FROM event_log WHERE org_id = $1 AND event_type = 'BaselineTrained'")
+                .bind(big.0)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        assert_eq!(payload["trained_on"], 40);
+        xdr_inference::model::Baseline::from_json(&payload["params"]).expect("stored parameters load");
+
+        let out = run(&db, &["models", "train-baseline", "--org", &small.to_string()]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("cannot train a baseline"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
