@@ -17,6 +17,9 @@ pub struct Settings {
     pub login_rate_per_minute: u32,
     /// HTTPS certificate chain and key (`XDR_TLS_CERT`, `XDR_TLS_KEY`, both or neither).
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// GraphQL introspection (and so GraphiQL's schema view); `XDR_GRAPHQL_INTROSPECTION=false`
+    /// switches it off in production.
+    pub graphql_introspection: bool,
     /// Trust `X-Forwarded-For` for the client address (`XDR_TRUST_FORWARDED_FOR`, behind an ALB).
     pub trust_forwarded_for: bool,
 }
@@ -78,6 +81,10 @@ impl Settings {
                 (Some(_), None) => return Err(ConfigError::Missing("XDR_TLS_KEY")),
                 (None, Some(_)) => return Err(ConfigError::Missing("XDR_TLS_CERT")),
             },
+            graphql_introspection: !matches!(
+                env("XDR_GRAPHQL_INTROSPECTION").as_deref(),
+                Some("0") | Some("false") | Some("no")
+            ),
             trust_forwarded_for: match env("XDR_TRUST_FORWARDED_FOR").filter(|v| !v.is_empty()) {
                 Some(v) => matches!(v.as_str(), "1" | "true" | "yes"),
                 None => from_file.xdr_trust_forwarded_for.unwrap_or(false),

@@ -141,6 +141,7 @@ fn build_api(settings: &Settings, pool: sqlx::PgPool) -> anyhow::Result<xdr_grap
         trust_forwarded_for: settings.trust_forwarded_for,
         read_your_writes: Some(std::time::Duration::from_secs(5)),
         tls: settings.tls.clone(),
+        introspection: settings.graphql_introspection,
         ..Default::default()
     };
     xdr_graphql::Application::build(config, identity, pool)

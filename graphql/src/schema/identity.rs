@@ -4,9 +4,10 @@ use async_graphql::{Context, InputObject, Object, Result, ID};
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
-use super::context::{caller, request, state, user_id};
+use super::context::{after_write, caller, request, state, user_id};
 use super::errors::{gql_error, rate_limited};
 use super::types::{AuthPayload, Invitation, Me, Role, User};
+use xdr_domain::ids::OrgId;
 
 #[derive(Default)]
 pub struct IdentityQuery;
@@ -47,6 +48,7 @@ impl IdentityMutation {
             )
             .await
             .map_err(gql_error)?;
+        after_write(ctx, OrgId(r.organization.id)).await?;
         Ok(AuthPayload {
             access_token: r.tokens.access_token,
             refresh_token: r.tokens.refresh_token,
@@ -99,6 +101,7 @@ impl IdentityMutation {
             .invite(&principal, &email, &full_name, role.as_str(), &request(ctx))
             .await
             .map_err(gql_error)?;
+        after_write(ctx, principal.org_id).await?;
         Ok(Invitation {
             user: invited.user.into(),
             invitation_token: invited.invitation_token,
@@ -112,6 +115,7 @@ impl IdentityMutation {
             .accept_invite(&token, SecretString::from(password), &request(ctx))
             .await
             .map_err(gql_error)?;
+        after_write(ctx, OrgId(user.organization_id)).await?;
         Ok(user.into())
     }
 
@@ -120,6 +124,7 @@ impl IdentityMutation {
         let principal = caller(ctx).await?;
         let user =
             state(ctx).identity.lock_user(&principal, user_id(&id)?, until, &request(ctx)).await.map_err(gql_error)?;
+        after_write(ctx, principal.org_id).await?;
         Ok(user.into())
     }
 
@@ -127,6 +132,7 @@ impl IdentityMutation {
         let principal = caller(ctx).await?;
         let user =
             state(ctx).identity.unlock_user(&principal, user_id(&id)?, &request(ctx)).await.map_err(gql_error)?;
+        after_write(ctx, principal.org_id).await?;
         Ok(user.into())
     }
 }

@@ -85,3 +85,21 @@ async fn graphiql_is_served_on_get() {
     let html = app.get("/graphql", None).await.text().await.unwrap();
     assert!(html.to_lowercase().contains("graphiql"));
 }
+
+#[tokio::test]
+async fn introspection_can_be_switched_off() {
+    let app =
+        crate::helpers::spawn_app_with(xdr_graphql::ServerConfig { introspection: false, ..Default::default() }).await;
+    let r = app.post("/graphql", json!({"query": "{ __schema { queryType { name } } }"}), None).await;
+    let body: Value = r.json().await.unwrap();
+    assert!(body["data"]["__schema"].is_null(), "no schema revealed: {body}");
+    // The default server does answer it.
+    let open = spawn_app().await;
+    let body: Value = open
+        .post("/graphql", json!({"query": "{ __schema { queryType { name } } }"}), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["data"]["__schema"]["queryType"]["name"], "Query");
+}

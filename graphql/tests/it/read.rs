@@ -163,3 +163,30 @@ async fn oversized_pages_and_bad_cursors_are_rejected_clearly() {
     assert_eq!(r["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
     assert!(!r.to_string().contains("SELECT"), "no SQL in errors");
 }
+
+#[tokio::test]
+async fn a_mutation_returns_after_its_change_is_readable() {
+    // A server that waits for the projections, and a projector running beside it.
+    let app = crate::helpers::spawn_app_with(xdr_graphql::ServerConfig {
+        read_your_writes: Some(std::time::Duration::from_secs(10)),
+        login_rate_per_minute: 10_000,
+        ..Default::default()
+    })
+    .await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let projector = tokio::spawn(xdr_projections::run_projector(app.db.pool.clone(), async {
+        let _ = stopped.await;
+    }));
+    app.register("Org A", "admin@a.com").await;
+    let admin = app.login_ok("admin@a.com", PASSWORD).await.access;
+    let invite = "mutation { inviteUser(email: \"new@a.com\", fullName: \"New\", role: VIEWER) { invitationToken } }";
+    let r = gql(&app, invite, json!({}), &admin).await;
+    assert!(r["data"]["inviteUser"]["invitationToken"].is_string(), "{r}");
+    // Immediately: the read model already has the invitee.
+    let r = gql(&app, "{ users { edges { node { email } } } }", json!({}), &admin).await;
+    let emails: Vec<&str> =
+        r["data"]["users"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["email"].as_str().unwrap()).collect();
+    assert!(emails.contains(&"new@a.com"), "{r}");
+    let _ = stop.send(());
+    projector.await.unwrap();
+}
