@@ -69,6 +69,11 @@ pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>> {
         .transpose()
 }
 
+/// A cursor over `org_seq` (lists ordered newest first).
+pub fn decode_seq_cursor(cursor: Option<&str>) -> Result<Option<i64>> {
+    decode_cursor(cursor)?.map(|c| c.parse().map_err(|_| bad_input("invalid cursor"))).transpose()
+}
+
 pub fn db_error(e: sqlx::Error) -> async_graphql::Error {
     gql_error(AuthError::Internal(e.to_string()))
 }

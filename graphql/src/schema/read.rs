@@ -8,7 +8,7 @@ use sqlx::Row;
 use xdr_domain::identity::Permission;
 use xdr_projections::begin_org_tx;
 
-use super::context::{caller, db_error, decode_cursor, encode_cursor, page_size, state};
+use super::context::{caller, db_error, decode_cursor, decode_seq_cursor, encode_cursor, page_size, state};
 use super::errors::gql_error;
 use super::types::{Organization, OrganizationStatus, Role, User};
 
@@ -168,10 +168,7 @@ impl ReadQuery {
         let p = caller(ctx).await?;
         p.require(Permission::ReadOrgData).map_err(gql_error)?;
         let first = page_size(first)?;
-        let before_seq: Option<i64> = match decode_cursor(after.as_deref())? {
-            Some(c) => Some(c.parse().map_err(|_| super::context::bad_input("invalid cursor"))?),
-            None => None,
-        };
+        let before_seq = decode_seq_cursor(after.as_deref())?;
         let f = filter.unwrap_or_default();
         let src_ip: Option<std::net::IpAddr> = match f.src_ip.as_deref() {
             Some(ip) => {
@@ -215,10 +212,7 @@ impl ReadQuery {
         let p = caller(ctx).await?;
         p.require(Permission::ReadAuditLog).map_err(gql_error)?;
         let first = page_size(first)?;
-        let before_seq: Option<i64> = match decode_cursor(after.as_deref())? {
-            Some(c) => Some(c.parse().map_err(|_| super::context::bad_input("invalid cursor"))?),
-            None => None,
-        };
+        let before_seq = decode_seq_cursor(after.as_deref())?;
         let mut tx = begin_org_tx(&state(ctx).pool, p.org_id).await.map_err(db_error)?;
         let rows = sqlx::query(
             "SELECT org_seq, recorded_at, stream_id, event_type, actor_user_id, actor, request_ip, details \
