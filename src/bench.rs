@@ -187,6 +187,17 @@ where
     Ok(all)
 }
 
+/// The real identity handlers over a scratch database, with a throwaway signing key.
+fn bench_identity(pool: &sqlx::PgPool) -> anyhow::Result<xdr_commands::auth::IdentityService> {
+    use xdr_commands::auth::{Clock, IdentityService, PasswordHasher, TokenService};
+    Ok(IdentityService::new(
+        EventStore::new(pool.clone()),
+        PasswordHasher::owasp()?,
+        TokenService::new(&secrecy::SecretString::from(Uuid::new_v4().simple().to_string().repeat(2))),
+        Clock::system(),
+    ))
+}
+
 pub async fn auth(settings: &Settings, args: BenchAuthArgs) -> anyhow::Result<ExitCode> {
     let scratch = ScratchDb::create(settings).await?;
     let result = run_auth(&scratch, &args).await;
@@ -196,14 +207,8 @@ pub async fn auth(settings: &Settings, args: BenchAuthArgs) -> anyhow::Result<Ex
 }
 
 async fn run_auth(scratch: &ScratchDb, args: &BenchAuthArgs) -> anyhow::Result<()> {
-    use xdr_commands::auth::{Clock, IdentityService, PasswordHasher, TokenService};
     let pool = db::app_pool(&scratch.options, 20).await?;
-    let identity = IdentityService::new(
-        EventStore::new(pool.clone()),
-        PasswordHasher::owasp()?,
-        TokenService::new(&secrecy::SecretString::from(Uuid::new_v4().simple().to_string().repeat(2))),
-        Clock::system(),
-    );
+    let identity = bench_identity(&pool)?;
     let config =
         xdr_graphql::ServerConfig { bind: "127.0.0.1:0".into(), login_rate_per_minute: u32::MAX, ..Default::default() };
     let app = xdr_graphql::Application::build(config, identity, pool)?;
@@ -500,15 +505,9 @@ pub async fn graphql(settings: &Settings, args: BenchGraphqlArgs) -> anyhow::Res
 }
 
 async fn run_graphql(scratch: &ScratchDb, args: &BenchGraphqlArgs) -> anyhow::Result<()> {
-    use xdr_commands::auth::{Clock, IdentityService, PasswordHasher, TokenService};
     let owner = db::owner_pool(&scratch.options, 4).await?;
     let pool = db::app_pool(&scratch.options, 40).await?;
-    let identity = IdentityService::new(
-        EventStore::new(pool.clone()),
-        PasswordHasher::owasp()?,
-        TokenService::new(&secrecy::SecretString::from(Uuid::new_v4().simple().to_string().repeat(2))),
-        Clock::system(),
-    );
+    let identity = bench_identity(&pool)?;
     let reg = identity
         .register("Bench Corp", "bench@bench.test", "SecurePass123!@#".into(), "Bench", &Default::default())
         .await

@@ -64,17 +64,13 @@ pub(crate) fn ingest_config() -> IngestConfig {
     }
 }
 
-async fn ctrl_c() {
-    let _ = tokio::signal::ctrl_c().await;
-}
-
-/// `mini-xdr ingestor`: one replica of the NATS ingestor, until Ctrl-C.
+/// `mini-xdr ingestor`: one replica of the NATS ingestor, until Ctrl-C / SIGTERM.
 pub async fn ingestor(settings: &Settings) -> anyhow::Result<ExitCode> {
     let store = app_store(settings, 8).await?;
     let resolver = Arc::new(IngestKeyResolver::new(store.pool().clone(), IngestKeyResolver::DEFAULT_TTL));
     let client = nats(settings).await?;
     tracing::info!("ingestor consuming xdr.ingest.>");
-    let stats = run_ingestor(ingest_config(), client, store, resolver, ctrl_c()).await?;
+    let stats = run_ingestor(ingest_config(), client, store, resolver, crate::modes::shutdown_signal()).await?;
     tracing::info!(
         messages = stats.messages.load(std::sync::atomic::Ordering::Relaxed),
         written = stats.events_written.load(std::sync::atomic::Ordering::Relaxed),

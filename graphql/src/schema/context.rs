@@ -69,6 +69,16 @@ pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>> {
         .transpose()
 }
 
+/// Event metadata for a mutation by the caller: who, and from which address.
+pub fn actor_metadata(ctx: &Context<'_>, caller: &Principal) -> xdr_domain::EventMetadata {
+    xdr_domain::EventMetadata {
+        actor_user_id: Some(caller.user_id.0),
+        actor: Some(format!("user:{}", caller.user_id)),
+        request_ip: request(ctx).ip,
+        ..Default::default()
+    }
+}
+
 /// A cursor over `org_seq` (lists ordered newest first).
 pub fn decode_seq_cursor(cursor: Option<&str>) -> Result<Option<i64>> {
     decode_cursor(cursor)?.map(|c| c.parse().map_err(|_| bad_input("invalid cursor"))).transpose()

@@ -12,11 +12,10 @@ use xdr_commands::handler::{self, CommandError};
 use xdr_domain::identity::Permission;
 use xdr_domain::ids::IncidentId;
 use xdr_domain::incident::{Incident as IncidentAggregate, IncidentCommand, IncidentError, UpdateIncidentStatus};
-use xdr_domain::EventMetadata;
 use xdr_projections::begin_org_tx;
 
 use super::context::{
-    after_write, bad_input, caller, db_error, decode_cursor, encode_cursor, page_size, request, state,
+    actor_metadata, after_write, bad_input, caller, db_error, decode_cursor, encode_cursor, page_size, state,
 };
 use super::errors::gql_error;
 use super::read::SecurityEvent;
@@ -447,12 +446,7 @@ impl IncidentMutation {
             IncidentStatus::Dismissed => xdr_domain::incident::IncidentStatus::Dismissed,
             IncidentStatus::Resolved => xdr_domain::incident::IncidentStatus::Resolved,
         };
-        let metadata = EventMetadata {
-            actor_user_id: Some(p.user_id.0),
-            actor: Some(format!("user:{}", p.user_id)),
-            request_ip: request(ctx).ip,
-            ..Default::default()
-        };
+        let metadata = actor_metadata(ctx, &p);
         let command = IncidentCommand::UpdateStatus(UpdateIncidentStatus {
             incident_id: incident,
             status: to,

@@ -9,10 +9,9 @@ use xdr_commands::auth::AuthError;
 use xdr_commands::ingest_keys::{create_ingest_key, revoke_ingest_key};
 use xdr_domain::identity::Permission;
 use xdr_domain::ids::IngestKeyId;
-use xdr_domain::EventMetadata;
 use xdr_projections::begin_org_tx;
 
-use super::context::{after_write, caller, db_error, request, state};
+use super::context::{actor_metadata, after_write, caller, db_error, state};
 use super::errors::gql_error;
 
 #[derive(SimpleObject, Clone, Debug)]
@@ -30,15 +29,6 @@ pub struct CreatedIngestKey {
     /// The key itself. Shown once: only its digest is stored.
     pub key: String,
     pub ingest_key: IngestKey,
-}
-
-fn metadata(ctx: &Context<'_>, user: Uuid) -> EventMetadata {
-    EventMetadata {
-        actor_user_id: Some(user),
-        actor: Some(format!("user:{user}")),
-        request_ip: request(ctx).ip,
-        ..Default::default()
-    }
 }
 
 fn internal(e: impl std::fmt::Display) -> async_graphql::Error {
@@ -89,7 +79,7 @@ impl IngestKeyMutation {
         if name.is_empty() || name.len() > 255 {
             return Err(super::context::bad_input("name must be 1 to 255 characters"));
         }
-        let issued = create_ingest_key(state(ctx).identity.store(), p.org_id, name, &metadata(ctx, p.user_id.0))
+        let issued = create_ingest_key(state(ctx).identity.store(), p.org_id, name, &actor_metadata(ctx, &p))
             .await
             .map_err(internal)?;
         after_write(ctx, p.org_id).await?;
@@ -123,7 +113,7 @@ impl IngestKeyMutation {
         if known.is_none() {
             return Err(gql_error(AuthError::NotFound));
         }
-        revoke_ingest_key(state(ctx).identity.store(), p.org_id, key_id, &metadata(ctx, p.user_id.0))
+        revoke_ingest_key(state(ctx).identity.store(), p.org_id, key_id, &actor_metadata(ctx, &p))
             .await
             .map_err(internal)?;
         after_write(ctx, p.org_id).await?;
