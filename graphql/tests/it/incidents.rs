@@ -13,7 +13,7 @@ async fn gql(app: &TestApp, query: &str, variables: Value, token: &str) -> Value
 }
 
 /// Ingest the real Cowrie log for `org` over HTTP, detect, project.
-async fn attacked(app: &TestApp, admin: &str, org: &str) {
+pub async fn attacked(app: &TestApp, admin: &str, org: &str) {
     let r = gql(app, "mutation { createIngestKey(name: \"hp\") { key } }", json!({}), admin).await;
     let key = r["data"]["createIngestKey"]["key"].as_str().unwrap().to_owned();
     let body = std::fs::read_to_string(format!("{}/../domain/tests/fixtures/cowrie.json", env!("CARGO_MANIFEST_DIR")))

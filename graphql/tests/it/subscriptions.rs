@@ -5,8 +5,6 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio_websockets::{ClientBuilder, Message};
-use xdr_commands::EventStore;
-use xdr_domain::ids::OrgId;
 
 use crate::helpers::{spawn_app, TestApp, PASSWORD};
 
@@ -56,30 +54,7 @@ async fn incident_updates_push_only_the_callers_org() {
     tokio::time::sleep(Duration::from_millis(400)).await;
 
     // Org A is attacked: detection opens incidents, the projector projects them.
-    let org = OrgId(a["organization"]["id"].as_str().unwrap().parse().unwrap());
-    let store = EventStore::new(app.db.pool.clone());
-    let body = std::fs::read_to_string(format!("{}/../domain/tests/fixtures/cowrie.json", env!("CARGO_MANIFEST_DIR")))
-        .unwrap();
-    let key =
-        xdr_commands::ingest_keys::create_ingest_key(&store, org, "hp", &xdr_domain::EventMetadata::system("test"))
-            .await
-            .unwrap();
-    xdr_commands::ingest::ingest_body(
-        &store,
-        org,
-        key.key_id,
-        xdr_domain::telemetry::SourceType::Cowrie,
-        None,
-        &body,
-        "t",
-    )
-    .await
-    .unwrap();
-    let mut detector = xdr_inference::Detector::default();
-    let commands: Vec<_> =
-        store.read_org(org, 0, 10_000).await.unwrap().iter().flat_map(|e| detector.process(e)).collect();
-    xdr_inference::execute_commands(&store, &commands).await.unwrap();
-    xdr_projections::catch_up_once(&app.db.pool).await.unwrap();
+    crate::incidents::attacked(&app, &a_token, a["organization"]["id"].as_str().unwrap()).await;
 
     let pushed = next_json(&mut a_ws, Duration::from_secs(10)).await.expect("an incident update for org A");
     assert_eq!(pushed["type"], "next", "{pushed}");
