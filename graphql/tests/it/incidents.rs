@@ -163,11 +163,16 @@ async fn incidents_are_explained_scoped_paged_and_worked_by_analysts() {
 }
 
 /// `n` brute-force sources (7 failed logins in a minute each) into `org`'s log, detected and
-/// projected, starting `minutes_ago`; source addresses start at `10.<block>.0.1`.
-async fn brute_forcers(app: &TestApp, org: OrgId, block: u8, n: u16, minutes_ago: i64) {
+/// projected, starting at `minute_of_last_hour` of the previous clock hour; source addresses
+/// start at `10.<block>.0.1`.
+async fn brute_forcers(app: &TestApp, org: OrgId, block: u8, n: u16, minute_of_last_hour: i64) {
     use xdr_domain::telemetry::{SecurityEvent, SourceType};
     let store = EventStore::new(app.db.pool.clone());
-    let start = chrono::Utc::now() - chrono::Duration::minutes(minutes_ago);
+    // Inside one clock hour, whatever time the test runs: incidents are bucketed by hour, and
+    // an attack straddling a boundary rightly opens one incident per hour.
+    use chrono::DurationRound;
+    let last_hour = chrono::Utc::now().duration_trunc(chrono::Duration::hours(1)).unwrap() - chrono::Duration::hours(1);
+    let start = last_hour + chrono::Duration::minutes(minute_of_last_hour);
     let mut events = Vec::new();
     for s in 0..n {
         let ip: std::net::IpAddr = format!("10.{block}.{}.{}", s / 250, s % 250 + 1).parse().unwrap();
@@ -200,7 +205,7 @@ async fn pages_of_seven_walk_a_hundred_incidents_once_while_new_ones_open() {
     let a = app.register("Org A", "admin@a.com").await;
     let org = OrgId(a["organization"]["id"].as_str().unwrap().parse().unwrap());
     let admin = app.login_ok("admin@a.com", PASSWORD).await.access;
-    brute_forcers(&app, org, 1, 100, 30).await;
+    brute_forcers(&app, org, 1, 100, 10).await;
     let before: Vec<String> = {
         let r = gql(&app, LIST, json!({"first": 500}), &admin).await;
         r["data"]["incidents"]["edges"]
@@ -221,7 +226,7 @@ async fn pages_of_seven_walk_a_hundred_incidents_once_while_new_ones_open() {
         seen.extend(edges.iter().map(|e| e["node"]["id"].as_str().unwrap().to_owned()));
         if page == 2 {
             // Five new attackers mid-walk: newer activity, so they sort before the cursor.
-            brute_forcers(&app, org, 2, 5, 5).await;
+            brute_forcers(&app, org, 2, 5, 40).await;
         }
         if r["data"]["incidents"]["pageInfo"]["hasNextPage"] == false {
             break;
