@@ -14,6 +14,15 @@ use crate::identity::{
 };
 use crate::incident::{EvidenceAttached, IncidentEscalated, IncidentOpened, IncidentStatusChanged};
 use crate::ingest_key::{IngestKeyCreated, IngestKeyRevoked};
+use crate::response::action::{
+    ActionApproved, ActionDispatched, ActionExpired, ActionFailed, ActionRejected, ActionRequested, ActionSucceeded,
+    PolicyMatched,
+};
+use crate::response::agent_key::{AgentKeyCreated, AgentKeyRevoked};
+use crate::response::policy::{
+    AutoContainmentSet, ContainmentPolicyCreated, ContainmentPolicyDeleted, ContainmentPolicyUpdated,
+    ContainmentSettingsChanged,
+};
 use crate::telemetry::SecurityEvent;
 
 /// Who caused an event and from where: the audit trail that comes for free.
@@ -74,6 +83,24 @@ pub enum Event {
     IncidentStatusChanged(IncidentStatusChanged),
     /// Detection (`baseline-<org uuid>`): a per-org baseline of normal behaviour was fitted.
     BaselineTrained(BaselineTrained),
+    /// Response (`action-<uuid>`): one containment action from request to result.
+    PolicyMatched(PolicyMatched),
+    ActionRequested(ActionRequested),
+    ActionApproved(ActionApproved),
+    ActionRejected(ActionRejected),
+    ActionDispatched(ActionDispatched),
+    ActionSucceeded(ActionSucceeded),
+    ActionFailed(ActionFailed),
+    ActionExpired(ActionExpired),
+    /// Response (`containment-<org uuid>`): the org's policies, switch and safety rails.
+    ContainmentPolicyCreated(ContainmentPolicyCreated),
+    ContainmentPolicyUpdated(ContainmentPolicyUpdated),
+    ContainmentPolicyDeleted(ContainmentPolicyDeleted),
+    AutoContainmentSet(AutoContainmentSet),
+    ContainmentSettingsChanged(ContainmentSettingsChanged),
+    /// Response (`agentkey-<uuid>`): an enforcement agent's credential.
+    AgentKeyCreated(AgentKeyCreated),
+    AgentKeyRevoked(AgentKeyRevoked),
 }
 
 impl Event {
@@ -101,6 +128,21 @@ impl Event {
             Event::IncidentEscalated(_) => "IncidentEscalated",
             Event::IncidentStatusChanged(_) => "IncidentStatusChanged",
             Event::BaselineTrained(_) => "BaselineTrained",
+            Event::PolicyMatched(_) => "PolicyMatched",
+            Event::ActionRequested(_) => "ActionRequested",
+            Event::ActionApproved(_) => "ActionApproved",
+            Event::ActionRejected(_) => "ActionRejected",
+            Event::ActionDispatched(_) => "ActionDispatched",
+            Event::ActionSucceeded(_) => "ActionSucceeded",
+            Event::ActionFailed(_) => "ActionFailed",
+            Event::ActionExpired(_) => "ActionExpired",
+            Event::ContainmentPolicyCreated(_) => "ContainmentPolicyCreated",
+            Event::ContainmentPolicyUpdated(_) => "ContainmentPolicyUpdated",
+            Event::ContainmentPolicyDeleted(_) => "ContainmentPolicyDeleted",
+            Event::AutoContainmentSet(_) => "AutoContainmentSet",
+            Event::ContainmentSettingsChanged(_) => "ContainmentSettingsChanged",
+            Event::AgentKeyCreated(_) => "AgentKeyCreated",
+            Event::AgentKeyRevoked(_) => "AgentKeyRevoked",
         }
     }
 

@@ -64,3 +64,18 @@ uuid_id!(
     IngestKeyId,
     "ingestkey"
 );
+uuid_id!(
+    /// A containment action (block, unblock, isolate, …) requested on an incident.
+    ActionId,
+    "action"
+);
+uuid_id!(
+    /// A containment policy of one organization.
+    PolicyId,
+    "policy"
+);
+uuid_id!(
+    /// An agent key that authenticates an enforcement agent.
+    AgentKeyId,
+    "agentkey"
+);

@@ -61,6 +61,18 @@ pub enum IngestKeyError {
     InvalidHash,
 }
 
+/// A credential's display name, trimmed, if it is 1 to [`MAX_NAME_CHARS`] characters.
+/// Shared by ingest keys and agent keys.
+pub fn credential_name(raw: &str) -> Option<&str> {
+    let name = raw.trim();
+    (!name.is_empty() && name.chars().count() <= MAX_NAME_CHARS).then_some(name)
+}
+
+/// Whether `hash` is a lower-case hex SHA-256, the only form a key is ever stored in.
+pub fn is_sha256_hex(hash: &str) -> bool {
+    hash.len() == 64 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// State of one `ingestkey-<uuid>` stream.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IngestKey {
@@ -92,13 +104,8 @@ impl Aggregate for IngestKey {
                 if self.created.is_some() {
                     return Err(IngestKeyError::AlreadyExists);
                 }
-                let name = c.name.trim();
-                if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-                    return Err(IngestKeyError::InvalidName);
-                }
-                let hex_ok =
-                    c.key_hash.len() == 64 && c.key_hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-                if !hex_ok {
+                let name = credential_name(&c.name).ok_or(IngestKeyError::InvalidName)?;
+                if !is_sha256_hex(&c.key_hash) {
                     return Err(IngestKeyError::InvalidHash);
                 }
                 Ok(vec![Event::IngestKeyCreated(IngestKeyCreated {
