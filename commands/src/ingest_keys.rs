@@ -43,9 +43,14 @@ pub type IngestKeyCommandError = CommandError<IngestKeyError>;
 
 /// A new random key: `xdr_` + 40 url-safe characters from the OS-seeded CSPRNG.
 pub fn generate_key() -> String {
+    generate_key_with_prefix(KEY_PREFIX)
+}
+
+/// `prefix` + 40 url-safe random characters (shared with agent keys, which use `xdra_`).
+pub fn generate_key_with_prefix(prefix: &str) -> String {
     let mut rng = rand::thread_rng();
     let random: String = (0..KEY_RANDOM_CHARS).map(|_| URL_SAFE[rng.gen_range(0..URL_SAFE.len())] as char).collect();
-    format!("{KEY_PREFIX}{random}")
+    format!("{prefix}{random}")
 }
 
 /// SHA-256 of a key. A key carries 240 random bits, so a fast hash is enough (no password
@@ -136,7 +141,7 @@ pub async fn revoke_ingest_key(
     .await
 }
 
-fn to_new_events(stream: &str, events: &[Event], metadata: &EventMetadata) -> Vec<NewEvent> {
+pub(crate) fn to_new_events(stream: &str, events: &[Event], metadata: &EventMetadata) -> Vec<NewEvent> {
     events.iter().map(|e| NewEvent::from_event(Uuid::now_v7(), stream, e, metadata)).collect()
 }
 
@@ -231,7 +236,7 @@ impl IngestKeyResolver {
 }
 
 /// Compare without an early exit, so timing does not reveal how much of a digest matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

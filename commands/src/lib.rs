@@ -11,6 +11,7 @@ pub mod handler;
 pub mod ingest;
 pub mod ingest_keys;
 pub mod relay;
+pub mod response;
 pub mod store;
 pub mod subscription;
 #[cfg(feature = "testing")]

@@ -168,6 +168,8 @@ pub struct ActionRequested {
     pub requested_by: Option<UserId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_id: Option<PolicyId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_name: Option<String>,
     /// The action this one follows up, e.g. the expired block an unblock lifts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follows: Option<ActionId>,
@@ -283,8 +285,12 @@ pub enum ActionCommand {
         reason: Option<String>,
         now: DateTime<Utc>,
     },
-    /// Send (or resend) the order; the agent must answer within `ack_timeout`.
+    /// Send (or resend) the order; the agent must answer within `ack_timeout`. `after_attempt`
+    /// is the attempt the caller saw: when someone else already dispatched (the inline path
+    /// and the scheduler racing), nothing is decided, so an order never goes out twice for
+    /// one attempt.
     Dispatch {
+        after_attempt: u32,
         ack_timeout: Duration,
         now: DateTime<Utc>,
     },
@@ -424,6 +430,7 @@ impl Action {
             note: r.note.clone(),
             requested_by: r.requested_by,
             policy_id: r.policy.as_ref().map(|p| p.policy_id),
+            policy_name: r.policy.as_ref().map(|p| p.policy_name.clone()),
             follows: r.follows,
             automatic: r.automatic,
             needs_approval,
@@ -516,7 +523,8 @@ impl Aggregate for Action {
                     _ => Err(ActionError::NotPendingApproval(self.status_name())),
                 }
             }
-            ActionCommand::Dispatch { ack_timeout, now } => match self.status {
+            ActionCommand::Dispatch { after_attempt, ack_timeout, now } => match self.status {
+                _ if self.attempts != *after_attempt => Ok(vec![]),
                 ActionStatus::Approved | ActionStatus::Dispatched => {
                     Ok(vec![Event::ActionDispatched(ActionDispatched {
                         action_id,
@@ -628,6 +636,7 @@ mod tests {
             note: None,
             requested_by: None,
             policy_id: None,
+            policy_name: None,
             follows: None,
             automatic: true,
             needs_approval,
@@ -726,10 +735,10 @@ mod tests {
         });
         let history = vec![requested(ActionKind::BlockIp, None, true), rejected];
         given::<Action>(history.clone())
-            .when(ActionCommand::Dispatch { ack_timeout: Duration::seconds(30), now: at(2) })
+            .when(ActionCommand::Dispatch { after_attempt: 0, ack_timeout: Duration::seconds(30), now: at(2) })
             .then_err(ActionError::NotDispatchable("rejected"));
         given::<Action>(vec![requested(ActionKind::BlockIp, None, true)])
-            .when(ActionCommand::Dispatch { ack_timeout: Duration::seconds(30), now: at(2) })
+            .when(ActionCommand::Dispatch { after_attempt: 0, ack_timeout: Duration::seconds(30), now: at(2) })
             .then_err(ActionError::NotDispatchable("pending_approval"));
     }
 
@@ -737,8 +746,12 @@ mod tests {
     fn dispatch_counts_attempts_and_gives_up_only_after_the_last_deadline() {
         let history = vec![requested(ActionKind::BlockIp, None, false)];
         given::<Action>(history.clone())
-            .when(ActionCommand::Dispatch { ack_timeout: Duration::seconds(30), now: at(0) })
+            .when(ActionCommand::Dispatch { after_attempt: 0, ack_timeout: Duration::seconds(30), now: at(0) })
             .then(vec![dispatched(1, 0)]);
+        // A racing dispatcher that saw attempt 0 too decides nothing.
+        given::<Action>(vec![history[0].clone(), dispatched(1, 0)])
+            .when(ActionCommand::Dispatch { after_attempt: 0, ack_timeout: Duration::seconds(30), now: at(1) })
+            .then(vec![]);
         let history = vec![history[0].clone(), dispatched(1, 0), dispatched(2, 30)];
         given::<Action>(history.clone()).when(ActionCommand::GiveUp { max_attempts: 2, now: at(59) }).then(vec![]);
         given::<Action>(history.clone()).when(ActionCommand::GiveUp { max_attempts: 3, now: at(61) }).then(vec![]);

@@ -51,6 +51,40 @@ async fn timeline(
     Ok(())
 }
 
+/// A later step of an action (approval, dispatch, result, expiry) on its incident's timeline.
+async fn action_step(conn: &mut PgConnection, e: &StoredEvent, event: &Event) -> Result<(), ProjectionError> {
+    let (kind, action_id, detail) = match event {
+        Event::ActionApproved(a) => ("action_approved", a.action_id, json!({})),
+        Event::ActionRejected(r) => ("action_rejected", r.action_id, json!({"reason": r.reason})),
+        Event::ActionDispatched(d) => {
+            ("action_dispatched", d.action_id, json!({"attempt": d.attempt, "deadline": d.deadline}))
+        }
+        Event::ActionSucceeded(s) => (
+            "action_succeeded",
+            s.action_id,
+            json!({"attempt": s.attempt, "agent": s.agent, "detail": s.detail, "expires_at": s.expires_at}),
+        ),
+        Event::ActionFailed(f) => {
+            ("action_failed", f.action_id, json!({"attempt": f.attempt, "agent": f.agent, "detail": f.detail}))
+        }
+        Event::ActionExpired(x) => ("action_expired", x.action_id, json!({})),
+        _ => return Ok(()),
+    };
+    // The actions projection runs first (see `models::all`), so the action's row is there.
+    let incident: Option<Option<uuid::Uuid>> =
+        sqlx::query_scalar("SELECT incident_id FROM rm_actions WHERE org_id = $1 AND action_id = $2")
+            .bind(e.org_id)
+            .bind(action_id.0)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some(Some(incident)) = incident {
+        let mut detail = detail;
+        detail["action_id"] = json!(action_id);
+        timeline(conn, e, incident, kind, detail).await?;
+    }
+    Ok(())
+}
+
 impl Projection for Incidents {
     fn name(&self) -> &'static str {
         NAME
@@ -64,7 +98,21 @@ impl Projection for Incidents {
     }
 
     fn event_types(&self) -> EventTypes {
-        EventTypes::Only(&["IncidentOpened", "EvidenceAttached", "IncidentEscalated", "IncidentStatusChanged"])
+        EventTypes::Only(&[
+            "IncidentOpened",
+            "EvidenceAttached",
+            "IncidentEscalated",
+            "IncidentStatusChanged",
+            // Response steps, shown on the timeline of the incident they act on.
+            "PolicyMatched",
+            "ActionRequested",
+            "ActionApproved",
+            "ActionRejected",
+            "ActionDispatched",
+            "ActionSucceeded",
+            "ActionFailed",
+            "ActionExpired",
+        ])
     }
 
     fn apply<'a>(
@@ -169,7 +217,21 @@ impl Projection for Incidents {
                         let detail = json!({"from": enum_str(&c.from), "to": enum_str(&c.to), "note": c.note});
                         timeline(conn, e, c.incident_id.0, "status_changed", detail).await?;
                     }
-                    _ => {}
+                    Event::PolicyMatched(p) => {
+                        let detail = json!({"action_id": p.action_id, "policy_id": p.policy_id, "policy": p.policy_name,
+                                            "priority": p.priority, "matched": p.matched, "mode": p.mode,
+                                            "held_for_approval": p.held_for_approval});
+                        timeline(conn, e, p.incident_id.0, "policy_matched", detail).await?;
+                    }
+                    Event::ActionRequested(r) => {
+                        if let Some(incident) = r.incident_id {
+                            let detail = json!({"action_id": r.action_id, "kind": r.kind.as_str(), "target": r.target,
+                                                "duration_secs": r.duration_secs, "needs_approval": r.needs_approval,
+                                                "automatic": r.automatic, "policy": r.policy_name, "note": r.note});
+                            timeline(conn, e, incident.0, "action_requested", detail).await?;
+                        }
+                    }
+                    other => action_step(conn, e, &other).await?,
                 }
             }
             Ok(())

@@ -6,9 +6,10 @@ use xdr_domain::Event;
 
 use crate::runner::{Projection, ProjectionError};
 
+pub mod actions;
 pub mod audit_log;
+pub mod credential_keys;
 pub mod incidents;
-pub mod ingest_keys;
 pub mod organizations;
 pub mod security_events;
 pub mod user_sessions;
@@ -22,7 +23,9 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(user_sessions::UserSessions),
         Box::new(security_events::SecurityEvents),
         Box::new(audit_log::AuditLog),
-        Box::new(ingest_keys::IngestKeys),
+        Box::new(credential_keys::INGEST_KEYS),
+        Box::new(credential_keys::AGENT_KEYS),
+        Box::new(actions::Actions),
         Box::new(incidents::Incidents),
     ]
 }
