@@ -33,6 +33,10 @@ pub struct ServerConfig {
     pub query_timeout: std::time::Duration,
     /// GraphQL introspection (GraphiQL needs it; production may switch it off).
     pub introspection: bool,
+    /// Sends containment orders at once when an action needs no approval (and serves the
+    /// agent gateway's NATS side). `None`: actions wait for the scheduler's sweep, and the
+    /// agent routes answer 503.
+    pub dispatcher: Option<xdr_commands::response::Dispatcher>,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +51,7 @@ impl Default for ServerConfig {
             tls: None,
             read_your_writes: None,
             ingest_limit_bytes: 10 * 1024 * 1024,
+            dispatcher: None,
         }
     }
 }

@@ -19,6 +19,12 @@ pub struct Dispatcher {
     config: ResponseConfig,
 }
 
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
 impl Dispatcher {
     /// Connect the dispatcher, creating the order and result streams if they are missing.
     pub async fn new(js: jetstream::Context, config: ResponseConfig) -> Result<Self, NatsError> {
