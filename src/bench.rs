@@ -150,7 +150,7 @@ async fn run_append(scratch: &ScratchDb, args: &BenchAppendArgs) -> anyhow::Resu
 }
 
 /// p50 and p99 of a set of latencies, in milliseconds.
-fn percentiles(mut samples: Vec<std::time::Duration>) -> (f64, f64) {
+pub(crate) fn percentiles(mut samples: Vec<std::time::Duration>) -> (f64, f64) {
     samples.sort();
     let at = |q: f64| {
         let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
@@ -188,7 +188,7 @@ where
 }
 
 /// The real identity handlers over a scratch database, with a throwaway signing key.
-fn bench_identity(pool: &sqlx::PgPool) -> anyhow::Result<xdr_commands::auth::IdentityService> {
+pub(crate) fn bench_identity(pool: &sqlx::PgPool) -> anyhow::Result<xdr_commands::auth::IdentityService> {
     use xdr_commands::auth::{Clock, IdentityService, PasswordHasher, TokenService};
     Ok(IdentityService::new(
         EventStore::new(pool.clone()),

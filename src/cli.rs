@@ -306,6 +306,22 @@ pub enum BenchCommand {
     Inference(ModelsVerifyArgs),
     /// GraphQL `incidents(first: 50)` latency and throughput vs the same SQL run directly.
     Graphql(BenchGraphqlArgs),
+    /// The whole pipeline under load: attack records published to NATS until their incident
+    /// is visible in GraphQL (p50/p99), next to the poll's own floor.
+    E2e(BenchE2eArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchE2eArgs {
+    /// Background events per second offered to the ingest subject.
+    #[arg(long, default_value_t = 10_000.0)]
+    pub rate: f64,
+    /// How long the load runs, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u64,
+    /// A new attacking source every this many milliseconds.
+    #[arg(long, default_value_t = 200)]
+    pub probe_interval_ms: u64,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_e2e;
 mod bench_ingest;
 mod cli;
 mod config;

@@ -32,6 +32,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Graphql(args)) => crate::bench::graphql(&settings, args).await,
         Command::Bench(BenchCommand::Rebuild(args)) => crate::bench::rebuild(&settings, args).await,
         Command::Bench(BenchCommand::Ingest(args)) => crate::bench_ingest::ingest(&settings, args).await,
+        Command::Bench(BenchCommand::E2e(args)) => crate::bench_e2e::e2e(&settings, args).await,
         Command::Serve => serve(&settings).await,
         Command::Api => api(&settings).await,
         Command::Ingestor => with_health(&settings, crate::ingest_modes::ingestor(&settings)).await,
@@ -398,7 +399,7 @@ async fn audit_anchor(settings: &Settings) -> anyhow::Result<ExitCode> {
 }
 
 /// Where the committed models live: `XDR_MODELS_DIR`, else `inference/models`.
-fn models_dir() -> std::path::PathBuf {
+pub(crate) fn models_dir() -> std::path::PathBuf {
     std::env::var_os("XDR_MODELS_DIR").map_or_else(|| "inference/models".into(), std::path::PathBuf::from)
 }
 
