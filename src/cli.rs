@@ -88,8 +88,8 @@ pub struct ReplayArgs {
     /// Output: `jsonl` for programs, `table` for people.
     #[arg(long, default_value = "jsonl", value_name = "jsonl|table")]
     pub format: Format,
-    /// Instead of events, print the state of this aggregate (user-…, session-…, org-…) as of
-    /// --until, with the history that led there.
+    /// Instead of events, print the state of this aggregate (user-…, session-…, org-…,
+    /// incident-…, action-…, containment-…) as of --until, with the history that led there.
     #[arg(long, value_name = "STREAM_ID", conflicts_with_all = ["since", "stream", "event_type", "actor"])]
     pub state: Option<String>,
 }

@@ -184,9 +184,12 @@ pub async fn state_at(
         "session" => serde_json::to_value(Session::from_history(&events)),
         "org" => serde_json::to_value(Organization::from_history(&events)),
         "incident" => serde_json::to_value(xdr_domain::incident::Incident::from_history(&events)),
+        "action" => serde_json::to_value(xdr_domain::response::action::Action::from_history(&events)),
+        "containment" => serde_json::to_value(xdr_domain::response::policy::ContainmentPolicies::from_history(&events)),
         other => {
             return Err(ReplayError::Unsupported(format!(
-                "no aggregate state for stream category {other:?} (supported: user, session, org, incident)"
+                "no aggregate state for stream category {other:?} \
+                 (supported: user, session, org, incident, action, containment)"
             )))
         }
     }

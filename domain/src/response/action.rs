@@ -344,7 +344,7 @@ pub enum ActionError {
 // ------------------------------------------------------------------------- aggregate
 
 /// State of one action: a fold of its stream.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Action {
     pub request: Option<ActionRequested>,
     pub policy: Option<PolicyMatched>,

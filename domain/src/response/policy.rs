@@ -245,7 +245,7 @@ pub enum ContainmentError {
 
 // ------------------------------------------------------------------------- aggregate
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ContainmentPolicies {
     pub policies: BTreeMap<PolicyId, ContainmentPolicy>,
     pub auto_containment: bool,
