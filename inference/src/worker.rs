@@ -109,7 +109,8 @@ pub struct WorkerStats {
     pub events_appended: u64,
     pub rebuilds: u64,
     pub failures: u64,
-    /// Security events of sources another partition owns (acknowledged, not processed).
+    /// Security events (delivered or read by a rebuild) skipped because another partition
+    /// owns their source; delivered ones are acknowledged unprocessed.
     pub other_partition: u64,
 }
 
