@@ -251,6 +251,31 @@ pub async fn train_if_due(
     config: &AutoTrainConfig,
     now: DateTime<Utc>,
 ) -> Result<TrainOutcome, TrainError> {
+    match prepare(store, org, head, config, now).await? {
+        Ok(fitted) => commit(store, fitted).await,
+        Err(outcome) => Ok(outcome),
+    }
+}
+
+/// A baseline fitted for the org's next baseline version, not yet appended.
+#[derive(Debug)]
+pub struct Fitted {
+    org: OrgId,
+    /// The baseline stream's version when the trainer looked.
+    version: i64,
+    baseline: Baseline,
+    windows: usize,
+    at: DateTime<Utc>,
+}
+
+/// The first half of [`train_if_due`]: decide and fit, or say why not (`Err(outcome)`).
+pub async fn prepare(
+    store: &EventStore,
+    org: OrgId,
+    head: i64,
+    config: &AutoTrainConfig,
+    now: DateTime<Utc>,
+) -> Result<Result<Fitted, TrainOutcome>, TrainError> {
     let stream = baseline_stream_id(org);
     let last = sqlx::query(
         "SELECT org_seq, stream_version, recorded_at FROM event_log WHERE org_id = $1 AND stream_id = $2 \
@@ -266,7 +291,7 @@ pub async fn train_if_due(
             let at: DateTime<Utc> = row.try_get("recorded_at").map_err(StoreError::from)?;
             let retrain = chrono::Duration::from_std(config.retrain_after).unwrap_or(chrono::Duration::MAX);
             if now < at + retrain {
-                return Ok(TrainOutcome::TooRecent);
+                return Ok(Err(TrainOutcome::TooRecent));
             }
             (
                 row.try_get::<i64, _>("org_seq").map_err(StoreError::from)?,
@@ -294,18 +319,26 @@ pub async fn train_if_due(
     let sources = counts.try_get::<i64, _>("sources").map_err(StoreError::from)? as usize;
     let needed_sources = config.min_sources.max(MIN_SAMPLES);
     if events < config.min_events {
-        return Ok(TrainOutcome::TooFewEvents { found: events, needed: config.min_events });
+        return Ok(Err(TrainOutcome::TooFewEvents { found: events, needed: config.min_events }));
     }
     if sources < needed_sources {
-        return Ok(TrainOutcome::TooFewSources { found: sources, needed: needed_sources });
+        return Ok(Err(TrainOutcome::TooFewSources { found: sources, needed: needed_sources }));
     }
     let (baseline, windows) = match fit_org(store, org, head, config.max_events, config.seed).await {
         Ok(fitted) => fitted,
         Err(TrainError::Baseline(BaselineError::TooFewSamples { got, .. })) => {
-            return Ok(TrainOutcome::TooFewSources { found: got, needed: needed_sources })
+            return Ok(Err(TrainOutcome::TooFewSources { found: got, needed: needed_sources }))
         }
         Err(e) => return Err(e),
     };
+    Ok(Ok(Fitted { org, version, baseline, windows, at: now }))
+}
+
+/// The second half of [`train_if_due`]: append the fitted baseline as the next version,
+/// unless another trainer appended that version since `prepare` looked.
+pub async fn commit(store: &EventStore, fitted: Fitted) -> Result<TrainOutcome, TrainError> {
+    let Fitted { org, version, baseline, windows, at: now } = fitted;
+    let stream = baseline_stream_id(org);
     let next = version + 1;
     let event_id = Uuid::new_v5(&BASELINE_NAMESPACE, format!("{org}/baseline/{next}").as_bytes());
     let event = baseline_event(org, &baseline, windows, now);
