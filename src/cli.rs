@@ -507,6 +507,25 @@ mod tests {
     }
 
     #[test]
+    fn the_detector_partition_is_a_number_or_a_pod_name_ending_in_one() {
+        let Command::Detector(d) =
+            parse(&["detector", "--partition", "xdr-detector-2", "--partitions", "3"]).unwrap().command
+        else {
+            panic!()
+        };
+        assert_eq!((d.partition, d.partitions, d.baseline.auto), (2, 3, true));
+        let Command::Detector(d) =
+            parse(&["detector", "--partition", "1", "--baseline-auto", "false"]).unwrap().command
+        else {
+            panic!()
+        };
+        assert_eq!((d.partition, d.partitions, d.baseline.auto), (1, 1, false));
+        assert!(parse(&["detector", "--partition", "xdr-detector"]).is_err());
+        let config = d.baseline.auto_train_config();
+        assert_eq!((config.min_sources, config.min_events, config.retrain_after.as_secs()), (50, 1_000, 86_400));
+    }
+
+    #[test]
     fn verify_org_is_optional() {
         let Command::Verify(v) = parse(&["verify"]).unwrap().command else { panic!() };
         assert_eq!(v.org, None);

@@ -584,6 +584,36 @@ mod tests {
         assert_eq!(issued(&mut d, org()), 1, "the default threshold of six still applies elsewhere");
     }
 
+    #[test]
+    fn opens_and_escalations_carry_the_window_for_the_baseline_and_attachments_do_not() {
+        let cmds = run(&mut Detector::default(), &brute_then_login());
+        for c in &cmds {
+            match (&c.command, c.baseline_input) {
+                (IncidentCommand::Open(_) | IncidentCommand::Escalate(_), Some(input)) => {
+                    assert!(input.vector.as_slice().iter().any(|v| *v > 0.0));
+                }
+                (IncidentCommand::AttachEvidence(_), None) => {}
+                (other, input) => panic!("{other:?} with {input:?}"),
+            }
+        }
+        // The open is triggered by the sixth failure (seq 6) and scores its window.
+        assert_eq!(cmds[0].baseline_input.map(|i| i.seq), Some(6));
+    }
+
+    #[test]
+    fn a_partition_handles_only_its_own_sources() {
+        let events = brute_then_login();
+        let owner = crate::partition::partition_of(org(), events[0].src_ip.unwrap(), 2);
+        let mut mine = Detector::default();
+        mine.set_partition(Partition::new(owner, 2).unwrap());
+        let mut other = Detector::default();
+        other.set_partition(Partition::new(1 - owner, 2).unwrap());
+        assert_eq!(run(&mut mine, &events), run(&mut Detector::default(), &events));
+        assert!(run(&mut other, &events).is_empty());
+        assert_eq!(other.stats().other_partition, events.len() as u64);
+        assert_eq!(other.source_count(), 0);
+    }
+
     struct Fixed;
     impl Scorer for Fixed {
         fn score(&self, _: OrgId, _: &str, f: &Features) -> Option<ModelScores> {
