@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run every role in one process: migrate, HTTP API, ingestor, relay, projector, detector.
-    Serve,
+    Serve(ServeArgs),
     /// Run only the HTTP API (GraphQL + REST).
     Api,
     /// Run only the NATS ingestor.
@@ -31,8 +31,8 @@ pub enum Command {
     Relay,
     /// Run only the projection runner.
     Projector,
-    /// Run only the detection worker.
-    Detector,
+    /// Run only the detection worker (optionally one partition of it, see --partitions).
+    Detector(DetectorArgs),
     /// Apply database migrations and exit.
     Migrate,
     /// Print an organization's events in order, as JSON lines (the audit trail).
@@ -271,6 +271,75 @@ pub enum ModelsCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub baseline: BaselineArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DetectorArgs {
+    /// This replica's partition, 0..PARTITIONS. Also accepts a name ending in `-<n>` (a
+    /// StatefulSet pod name such as `mini-xdr-detector-2`), whose number is taken.
+    #[arg(long, env = "XDR_DETECTOR_PARTITION", default_value = "0", value_parser = parse_partition_index, value_name = "I")]
+    pub partition: u32,
+    /// How many detector partitions run. Each (org, source ip) belongs to exactly one of them
+    /// (stable hash mod PARTITIONS); each partition has its own durable NATS consumer. Every
+    /// replica must be started with the same value; 1 is a single detector doing everything.
+    #[arg(long, env = "XDR_DETECTOR_PARTITIONS", default_value_t = 1, value_name = "N")]
+    pub partitions: u32,
+    #[command(flatten)]
+    pub baseline: BaselineArgs,
+}
+
+/// `3` or `anything-3` → 3.
+fn parse_partition_index(value: &str) -> Result<u32, String> {
+    let digits = value.rsplit('-').next().unwrap_or(value);
+    digits.parse().map_err(|_| format!("{value:?} is neither a partition number nor a name ending in -<number>"))
+}
+
+/// Automatic per-org baseline training by the detector (see docs/DETECTION.md).
+#[derive(Debug, Clone, Args)]
+pub struct BaselineArgs {
+    /// Train per-org baselines automatically (`false`: only `models train-baseline` does).
+    #[arg(long = "baseline-auto", env = "XDR_BASELINE_AUTO", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub auto: bool,
+    /// An org qualifies when its security events since its last baseline come from at least
+    /// this many distinct source ips (values below 30, the fit's minimum, count as 30).
+    #[arg(long = "baseline-min-sources", env = "XDR_BASELINE_MIN_SOURCES", default_value_t = 50, value_name = "N")]
+    pub min_sources: usize,
+    /// …and number at least this many.
+    #[arg(long = "baseline-min-events", env = "XDR_BASELINE_MIN_EVENTS", default_value_t = 1_000, value_name = "N")]
+    pub min_events: u64,
+    /// Seconds a baseline stays before the org may get the next one.
+    #[arg(
+        long = "baseline-retrain-secs",
+        env = "XDR_BASELINE_RETRAIN_SECS",
+        default_value_t = 86_400,
+        value_name = "SECS"
+    )]
+    pub retrain_secs: u64,
+    /// Seconds between two looks at the orgs.
+    #[arg(long = "baseline-check-secs", env = "XDR_BASELINE_CHECK_SECS", default_value_t = 300, value_name = "SECS")]
+    pub check_secs: u64,
+    /// Train on (and count) at most the org's newest this many events.
+    #[arg(long = "baseline-max-events", env = "XDR_BASELINE_MAX_EVENTS", default_value_t = 500_000, value_name = "N")]
+    pub max_events: usize,
+}
+
+impl BaselineArgs {
+    pub fn auto_train_config(&self) -> xdr_inference::baseline_training::AutoTrainConfig {
+        xdr_inference::baseline_training::AutoTrainConfig {
+            min_sources: self.min_sources,
+            min_events: self.min_events,
+            retrain_after: std::time::Duration::from_secs(self.retrain_secs),
+            check_every: std::time::Duration::from_secs(self.check_secs.max(1)),
+            max_events: self.max_events,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
 pub struct TrainBaselineArgs {
     /// Organization id or slug.
     #[arg(long)]
@@ -454,6 +523,25 @@ mod tests {
     }
 
     #[test]
+    fn the_detector_partition_is_a_number_or_a_pod_name_ending_in_one() {
+        let Command::Detector(d) =
+            parse(&["detector", "--partition", "xdr-detector-2", "--partitions", "3"]).unwrap().command
+        else {
+            panic!()
+        };
+        assert_eq!((d.partition, d.partitions, d.baseline.auto), (2, 3, true));
+        let Command::Detector(d) =
+            parse(&["detector", "--partition", "1", "--baseline-auto", "false"]).unwrap().command
+        else {
+            panic!()
+        };
+        assert_eq!((d.partition, d.partitions, d.baseline.auto), (1, 1, false));
+        assert!(parse(&["detector", "--partition", "xdr-detector"]).is_err());
+        let config = d.baseline.auto_train_config();
+        assert_eq!((config.min_sources, config.min_events, config.retrain_after.as_secs()), (50, 1_000, 86_400));
+    }
+
+    #[test]
     fn verify_org_is_optional() {
         let Command::Verify(v) = parse(&["verify"]).unwrap().command else { panic!() };
         assert_eq!(v.org, None);
@@ -469,6 +557,8 @@ mod tests {
             &["ingestor"],
             &["projector"],
             &["detector"],
+            &["detector", "--partition", "mini-xdr-detector-2", "--partitions", "3", "--baseline-auto", "false"],
+            &["serve", "--baseline-min-sources", "40", "--baseline-retrain-secs", "3600"],
             &["migrate"],
             &["rebuild", "--projection", "incidents"],
             &["ingest", "--key", "k", "--source", "cowrie", "f.json"],

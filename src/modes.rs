@@ -4,6 +4,7 @@ use anyhow::Context;
 use std::io::Write;
 use std::process::ExitCode;
 use xdr_commands::db;
+use xdr_inference::baseline_training::BaselineTrainer;
 
 use crate::cli::{
     AuditCommand, BenchCommand, Cli, Command, ModelsCommand, ModelsVerifyArgs, RebuildArgs, ReplayArgs, VerifyArgs,
@@ -33,14 +34,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Rebuild(args)) => crate::bench::rebuild(&settings, args).await,
         Command::Bench(BenchCommand::Ingest(args)) => crate::bench_ingest::ingest(&settings, args).await,
         Command::Bench(BenchCommand::E2e(args)) => crate::bench_e2e::e2e(&settings, args).await,
-        Command::Serve => serve(&settings).await,
+        Command::Serve(args) => serve(&settings, args).await,
         Command::Api => api(&settings).await,
         Command::Ingestor => with_health(&settings, crate::ingest_modes::ingestor(&settings)).await,
         Command::Relay => with_health(&settings, crate::ingest_modes::relay(&settings)).await,
         Command::Ingest(args) => crate::ingest_modes::ingest(&settings, args).await,
         Command::IngestKey(command) => crate::ingest_modes::ingest_key(&settings, command).await,
         Command::Bench(BenchCommand::Detect(args)) => crate::bench::detect(args),
-        Command::Detector => with_health(&settings, detector(&settings)).await,
+        Command::Detector(args) => with_health(&settings, detector(&settings, args)).await,
         Command::Bench(BenchCommand::Inference(args)) => crate::bench::inference(args).await,
         Command::Models(ModelsCommand::Verify(args)) => models_verify(args).await,
         Command::Models(ModelsCommand::TrainBaseline(args)) => train_baseline(&settings, args).await,
@@ -66,7 +67,7 @@ async fn with_health(
 
 /// Everything in one process: migrations, then every role that has landed as a task;
 /// whichever stops first stops the process.
-async fn serve(settings: &Settings) -> anyhow::Result<ExitCode> {
+async fn serve(settings: &Settings, args: crate::cli::ServeArgs) -> anyhow::Result<ExitCode> {
     use std::sync::Arc;
     use xdr_commands::ingest_keys::IngestKeyResolver;
     let options = db::connect_options(settings.database_url()?)?;
@@ -93,6 +94,10 @@ async fn serve(settings: &Settings) -> anyhow::Result<ExitCode> {
         std::time::Duration::from_millis(500),
         shutdown_signal(),
     ));
+    if args.baseline.auto {
+        let trainer = BaselineTrainer::new(args.baseline.auto_train_config(), Default::default());
+        tokio::spawn(trainer.run(xdr_commands::EventStore::new(pool.clone()), shutdown_signal()));
+    }
     let detector = tokio::spawn(xdr_inference::run_detector(
         detector_config(),
         xdr_commands::EventStore::new(pool.clone()),
@@ -413,18 +418,25 @@ pub(crate) fn detector_config() -> xdr_inference::DetectorConfig {
     }
 }
 
-/// The detection worker: JetStream consumer of committed security events → incidents.
-async fn detector(settings: &Settings) -> anyhow::Result<ExitCode> {
+/// The detection worker: JetStream consumer of committed security events → incidents, and
+/// (unless switched off) the periodic per-org baseline trainer of its partition.
+async fn detector(settings: &Settings, args: crate::cli::DetectorArgs) -> anyhow::Result<ExitCode> {
     use xdr_inference::run_detector;
+    let partition = xdr_inference::Partition::new(args.partition, args.partitions)
+        .context("Invalid XDR_DETECTOR_PARTITION / XDR_DETECTOR_PARTITIONS")?;
     let options = db::connect_options(settings.database_url()?)?;
     let pool = db::app_pool(&options, 10).await?;
     let client = crate::ingest_modes::nats(settings).await?;
     let jetstream = async_nats::jetstream::new(client);
     let shutdown = shutdown_signal();
     let store = xdr_commands::EventStore::new(pool);
+    if args.baseline.auto {
+        let trainer = BaselineTrainer::new(args.baseline.auto_train_config(), partition);
+        tokio::spawn(trainer.run(store.clone(), shutdown_signal()));
+    }
     let detector = xdr_inference::scoring::detector_with_models(&models_dir());
-    let stats =
-        run_detector(detector_config(), store, jetstream, detector, shutdown).await.context("Detector stopped")?;
+    let config = xdr_inference::DetectorConfig { partition, ..detector_config() };
+    let stats = run_detector(config, store, jetstream, detector, shutdown).await.context("Detector stopped")?;
     tracing::info!(?stats, "detector stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -25,7 +25,8 @@ XDR_RDS_TIMEOUT="${XDR_RDS_TIMEOUT:-1200}"
 XDR_POLL_INTERVAL="${XDR_POLL_INTERVAL:-15}"
 XDR_ROLLOUT_TIMEOUT="${XDR_ROLLOUT_TIMEOUT:-300s}"
 
-# The roles, in start order; each is the Deployment `xdr-<role>` (deploy/k8s/base).
+# The roles, in start order; each is the Deployment `xdr-<role>` (deploy/k8s/base), except
+# the detector, a StatefulSet (one pod per partition; see workload_for).
 # shellcheck disable=SC2034 # used by the scripts that source this file
 XDR_ROLES=(api ingestor projector relay detector)
 
@@ -129,6 +130,14 @@ kube() {
     args+=(--context "$XDR_KUBE_CONTEXT")
   fi
   kubectl "${args[@]}" --namespace "$XDR_NAMESPACE" "$@"
+}
+
+# The workload of a role, as kubectl names it.
+workload_for() {
+  case "$1" in
+    detector) printf 'statefulset/xdr-detector' ;;
+    *) printf 'deployment/xdr-%s' "$1" ;;
+  esac
 }
 
 replicas_for() {

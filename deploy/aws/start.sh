@@ -28,7 +28,8 @@ Environment (defaults in brackets):
   XDR_REPLICAS_INGESTOR    replicas of xdr-ingestor                    [2]
   XDR_REPLICAS_PROJECTOR   replicas of xdr-projector                   [1]
   XDR_REPLICAS_RELAY       replicas of xdr-relay (keep 1)              [1]
-  XDR_REPLICAS_DETECTOR    replicas of xdr-detector                    [2]
+  XDR_REPLICAS_DETECTOR    pods of xdr-detector; must equal its        [2]
+                           XDR_DETECTOR_PARTITIONS (deploy/k8s)
   XDR_REPLICAS_NATS        replicas of the NATS StatefulSet            [3]
   XDR_NATS_IN_CLUSTER      "false" when NATS is managed elsewhere      [true]
   XDR_RDS_TIMEOUT          seconds to wait for RDS                     [1200]
@@ -79,10 +80,10 @@ fi
 
 # 3. Every role back to its replica count (their HPAs resume from there).
 for role in "${XDR_ROLES[@]}"; do
-  mutate kube scale "deployment/xdr-$role" --replicas="$(replicas_for "$role")" >&2
+  mutate kube scale "$(workload_for "$role")" --replicas="$(replicas_for "$role")" >&2
 done
 for role in "${XDR_ROLES[@]}"; do
-  wait_rollout "deployment/xdr-$role"
+  wait_rollout "$(workload_for "$role")"
 done
 
 # 4. Is it serving? The Service has ready endpoints only when pods pass /readyz; then ask

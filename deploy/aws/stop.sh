@@ -41,7 +41,7 @@ require_kubectl
 
 # 1. The roles, API first (stop taking work), projector last (finish what was committed).
 for role in api ingestor detector relay projector; do
-  mutate kube scale "deployment/xdr-$role" --replicas=0 >&2
+  mutate kube scale "$(workload_for "$role")" --replicas=0 >&2
 done
 if [ "$DRY_RUN" = true ]; then
   plan 'would wait for the role pods to exit'

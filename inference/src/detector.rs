@@ -23,8 +23,10 @@ use xdr_domain::incident::{
 };
 use xdr_domain::telemetry::SecurityEvent;
 
-use crate::features::{extract, observe, Features};
+use crate::features::{extract, observe, FeatureVector, Features};
+use crate::partition::Partition;
 use crate::rules::{evaluate_all, score, RuleConfig, RuleContext, RuleHit};
+use crate::scoring::ModelScorer;
 use crate::windows::{Refused, SourceWindow, MICROS, WINDOW_1H};
 
 /// Optional model input: the lead wires the ONNX classifier and the per-org baseline in
@@ -71,6 +73,20 @@ pub struct IssuedCommand {
     /// The event that caused it (goes to the metadata's `causation_id`).
     pub causation_id: Uuid,
     pub command: IncidentCommand,
+    /// For `Open`/`Escalate`: the source's window vector and the log position of the event
+    /// that triggered the command, so the worker can add the org's baseline score from the
+    /// baseline in force at that position (`crate::baselines`; it needs the log, the core
+    /// does no IO). `None` for other commands.
+    pub baseline_input: Option<BaselineInput>,
+}
+
+/// What the per-org baseline scores: the window vector at the triggering event.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BaselineInput {
+    /// `org_seq` of the triggering event: the baseline used is the newest one committed
+    /// before it, whatever the detector has loaded when it (re)processes the event.
+    pub seq: i64,
+    pub vector: FeatureVector,
 }
 
 /// Counters of the core (exported as metrics by the worker).
@@ -83,6 +99,8 @@ pub struct DetectorStats {
     pub undecodable: u64,
     pub hits: u64,
     pub commands: u64,
+    /// Events of sources another partition owns (skipped).
+    pub other_partition: u64,
 }
 
 /// What the detector remembers about one incident it issued commands for.
@@ -109,6 +127,7 @@ pub struct Detector {
     sources: HashMap<(OrgId, IpAddr), SourceState>,
     org_watermark: HashMap<OrgId, i64>,
     scorer: Option<Arc<dyn Scorer>>,
+    partition: Partition,
     stats: DetectorStats,
     since_sweep: u64,
 }
@@ -129,6 +148,7 @@ impl Detector {
             sources: HashMap::new(),
             org_watermark: HashMap::new(),
             scorer: None,
+            partition: Partition::default(),
             stats: DetectorStats::default(),
             since_sweep: 0,
         }
@@ -138,6 +158,16 @@ impl Detector {
     pub fn with_scorer(mut self, scorer: Arc<dyn Scorer>) -> Self {
         self.scorer = Some(scorer);
         self
+    }
+
+    /// Handle only the sources `partition` owns; events of other sources are skipped
+    /// (counted in `DetectorStats::other_partition`). The default is the whole work.
+    pub fn set_partition(&mut self, partition: Partition) {
+        self.partition = partition;
+    }
+
+    pub fn partition(&self) -> Partition {
+        self.partition
     }
 
     pub fn stats(&self) -> DetectorStats {
@@ -191,6 +221,10 @@ impl Detector {
             self.stats.ignored += 1;
             return Vec::new();
         };
+        if !self.partition.owns(org, ip) {
+            self.stats.other_partition += 1;
+            return Vec::new();
+        }
         self.maybe_sweep();
         let obs = observe(seq, event_id, ev);
         let lateness = self.settings.lateness_secs * MICROS;
@@ -257,6 +291,7 @@ impl Detector {
                             last_seen: at,
                             now: recorded_at,
                         }),
+                        baseline_input: None,
                     });
                 }
             }
@@ -267,6 +302,7 @@ impl Detector {
         let features = features.unwrap_or_default();
         let merged = Merged::of(&hits, &features, signal.then_some((seq, obs.t)));
         let model = || self.scorer.as_ref().and_then(|s| s.score(org, &src, &features));
+        let baseline_input = Some(BaselineInput { seq, vector: ModelScorer::vector_of(&features) });
 
         match tracked_idx {
             None => {
@@ -294,6 +330,7 @@ impl Detector {
                         last_seen: micros_to_time(merged.last_t),
                         now: recorded_at,
                     }),
+                    baseline_input,
                 });
                 state.incidents.push(Tracked {
                     bucket,
@@ -323,6 +360,7 @@ impl Detector {
                             last_seen: micros_to_time(merged.last_t),
                             now: recorded_at,
                         }),
+                        baseline_input: None,
                     });
                 }
                 let escalate = merged.severity > tr.severity
@@ -353,6 +391,7 @@ impl Detector {
                             model: model(),
                             now: recorded_at,
                         }),
+                        baseline_input,
                     });
                 }
             }
@@ -543,6 +582,36 @@ mod tests {
         };
         assert_eq!(issued(&mut d, strict_org), 0, "six failures are below this org's threshold of seven");
         assert_eq!(issued(&mut d, org()), 1, "the default threshold of six still applies elsewhere");
+    }
+
+    #[test]
+    fn opens_and_escalations_carry_the_window_for_the_baseline_and_attachments_do_not() {
+        let cmds = run(&mut Detector::default(), &brute_then_login());
+        for c in &cmds {
+            match (&c.command, c.baseline_input) {
+                (IncidentCommand::Open(_) | IncidentCommand::Escalate(_), Some(input)) => {
+                    assert!(input.vector.as_slice().iter().any(|v| *v > 0.0));
+                }
+                (IncidentCommand::AttachEvidence(_), None) => {}
+                (other, input) => panic!("{other:?} with {input:?}"),
+            }
+        }
+        // The open is triggered by the sixth failure (seq 6) and scores its window.
+        assert_eq!(cmds[0].baseline_input.map(|i| i.seq), Some(6));
+    }
+
+    #[test]
+    fn a_partition_handles_only_its_own_sources() {
+        let events = brute_then_login();
+        let owner = crate::partition::partition_of(org(), events[0].src_ip.unwrap(), 2);
+        let mut mine = Detector::default();
+        mine.set_partition(Partition::new(owner, 2).unwrap());
+        let mut other = Detector::default();
+        other.set_partition(Partition::new(1 - owner, 2).unwrap());
+        assert_eq!(run(&mut mine, &events), run(&mut Detector::default(), &events));
+        assert!(run(&mut other, &events).is_empty());
+        assert_eq!(other.stats().other_partition, events.len() as u64);
+        assert_eq!(other.source_count(), 0);
     }
 
     struct Fixed;

@@ -6,13 +6,17 @@
 #![forbid(unsafe_code)]
 
 pub mod baseline_training;
+pub mod baselines;
 pub mod detector;
 pub mod features;
 pub mod model;
+pub mod partition;
 pub mod rules;
 pub mod scoring;
 pub mod windows;
 pub mod worker;
 
-pub use detector::{Detector, DetectorSettings, DetectorStats, IssuedCommand, Scorer};
+pub use baselines::BaselineCache;
+pub use detector::{BaselineInput, Detector, DetectorSettings, DetectorStats, IssuedCommand, Scorer};
+pub use partition::Partition;
 pub use worker::{execute_commands, rebuild_org, run_detector, DetectorConfig, WorkerError};

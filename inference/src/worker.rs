@@ -10,6 +10,13 @@
 //! that the rebuild already read are recognised by their `org_seq` and skipped. A message is
 //! acknowledged only after its commands are appended; when appending fails the org's state
 //! is dropped and the message is negatively acknowledged, so the redelivery rebuilds.
+//!
+//! Baselines: before `Open`/`Escalate` commands are executed, their `baseline_score` is
+//! filled from the org's baseline in force at the triggering event ([`BaselineCache`]).
+//!
+//! Partitions: with [`DetectorConfig::partition`] `i/n`, the worker consumes through its
+//! own durable consumer (`<durable>-<i>-of-<n>`), processes only the sources the partition
+//! owns and acknowledges the others; its rebuilds replay only its own sources.
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -23,7 +30,9 @@ use xdr_domain::ids::OrgId;
 use xdr_domain::incident::Incident;
 use xdr_domain::EventMetadata;
 
+use crate::baselines::BaselineCache;
 use crate::detector::{Detector, IssuedCommand};
+use crate::partition::Partition;
 
 /// Where the worker reads from. Tests use their own prefix so they run in parallel.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,8 +40,10 @@ pub struct DetectorConfig {
     /// Subject prefix, `xdr.` in production: events arrive on `<prefix>events.<org>.<Type>`.
     pub subject_prefix: String,
     pub stream_name: String,
-    /// Durable consumer name shared by all detector replicas.
+    /// Durable consumer name; with several partitions each uses `<durable>-<i>-of-<n>`.
     pub durable: String,
+    /// Which share of the sources this worker handles (default: all of them).
+    pub partition: Partition,
     /// How far back (by `recorded_at`) a rebuild reads an org's log.
     pub rebuild_lookback: Duration,
     /// Upper bound on the events one rebuild reads.
@@ -45,6 +56,7 @@ impl Default for DetectorConfig {
             subject_prefix: "xdr.".to_owned(),
             stream_name: "XDR_EVENTS".to_owned(),
             durable: "detector".to_owned(),
+            partition: Partition::default(),
             rebuild_lookback: Duration::from_secs(2 * 3600),
             rebuild_max_events: 1_000_000,
         }
@@ -55,6 +67,17 @@ impl DetectorConfig {
     /// The subjects the stream captures (all committed events).
     pub fn stream_subjects(&self) -> Vec<String> {
         vec![format!("{}events.>", self.subject_prefix)]
+    }
+
+    /// The durable consumer of this worker's partition: `durable` itself with one partition
+    /// (unchanged from before partitioning), else `<durable>-<i>-of-<n>`, so each partition
+    /// keeps its own position and a change of `n` starts fresh consumers.
+    pub fn consumer_name(&self) -> String {
+        if self.partition.count() == 1 {
+            self.durable.clone()
+        } else {
+            format!("{}-{}-of-{}", self.durable, self.partition.index(), self.partition.count())
+        }
     }
 
     /// The subjects the detector consumes.
@@ -86,6 +109,9 @@ pub struct WorkerStats {
     pub events_appended: u64,
     pub rebuilds: u64,
     pub failures: u64,
+    /// Security events (delivered or read by a rebuild) skipped because another partition
+    /// owns their source; delivered ones are acknowledged unprocessed.
+    pub other_partition: u64,
 }
 
 /// Execute commands in order, idempotently. Returns how many events were appended. A
@@ -167,11 +193,13 @@ pub async fn run_detector(
         })
         .await
         .map_err(nats)?;
+    detector.set_partition(config.partition);
+    let durable = config.consumer_name();
     let consumer = stream
         .get_or_create_consumer(
-            &config.durable,
+            &durable,
             consumer::pull::Config {
-                durable_name: Some(config.durable.clone()),
+                durable_name: Some(durable.clone()),
                 filter_subject: config.filter_subject(),
                 ack_policy: consumer::AckPolicy::Explicit,
                 ack_wait: Duration::from_secs(60),
@@ -182,9 +210,11 @@ pub async fn run_detector(
         .map_err(nats)?;
     let mut messages = consumer.messages().await.map_err(nats)?;
     let mut rebuilt: HashSet<OrgId> = HashSet::new();
+    let mut baselines = BaselineCache::new();
     let mut stats = WorkerStats::default();
     tokio::pin!(shutdown);
-    tracing::info!(stream = %config.stream_name, subject = %config.filter_subject(), durable = %config.durable, "detector consuming");
+    tracing::info!(stream = %config.stream_name, subject = %config.filter_subject(), durable = %durable,
+        partition = %config.partition, "detector consuming");
 
     loop {
         let msg = tokio::select! {
@@ -210,7 +240,8 @@ pub async fn run_detector(
             }
         };
         let org = OrgId(stored.org_id);
-        match handle(&mut detector, &store, &config, &mut rebuilt, &mut stats, org, &stored).await {
+        let mut ctx = Ctx { detector: &mut detector, baselines: &mut baselines, store: &store, config: &config };
+        match handle(&mut ctx, &mut rebuilt, &mut stats, org, &stored).await {
             Ok(()) => msg.ack().await.map_err(WorkerError::Nats)?,
             Err(e) => {
                 stats.failures += 1;
@@ -221,27 +252,35 @@ pub async fn run_detector(
             }
         }
     }
+    stats.other_partition = detector.stats().other_partition;
     Ok(stats)
 }
 
+struct Ctx<'a> {
+    detector: &'a mut Detector,
+    baselines: &'a mut BaselineCache,
+    store: &'a EventStore,
+    config: &'a DetectorConfig,
+}
+
 async fn handle(
-    detector: &mut Detector,
-    store: &EventStore,
-    config: &DetectorConfig,
+    ctx: &mut Ctx<'_>,
     rebuilt: &mut HashSet<OrgId>,
     stats: &mut WorkerStats,
     org: OrgId,
     stored: &StoredEvent,
 ) -> Result<(), WorkerError> {
     if !rebuilt.contains(&org) {
-        let commands = rebuild_org(detector, store, org, config).await?;
+        let mut commands = rebuild_org(ctx.detector, ctx.store, org, ctx.config).await?;
         stats.commands += commands.len() as u64;
-        stats.events_appended += execute_commands(store, &commands).await? as u64;
+        ctx.baselines.score_commands(ctx.store, &mut commands).await?;
+        stats.events_appended += execute_commands(ctx.store, &commands).await? as u64;
         stats.rebuilds += 1;
         rebuilt.insert(org);
     }
-    let commands = detector.process(stored);
+    let mut commands = ctx.detector.process(stored);
     stats.commands += commands.len() as u64;
-    stats.events_appended += execute_commands(store, &commands).await? as u64;
+    ctx.baselines.score_commands(ctx.store, &mut commands).await?;
+    stats.events_appended += execute_commands(ctx.store, &commands).await? as u64;
     Ok(())
 }

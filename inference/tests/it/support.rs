@@ -6,7 +6,7 @@ use uuid::Uuid;
 use xdr_commands::{EventStore, NewEvent, StoredEvent};
 use xdr_domain::aggregate::Aggregate;
 use xdr_domain::ids::OrgId;
-use xdr_domain::incident::{Incident, IncidentCategory, Severity};
+use xdr_domain::incident::{Incident, IncidentCategory, ModelScores, Severity};
 use xdr_domain::telemetry::parsers::{parse_record, split_records, ParseContext, SshdPidTracker};
 use xdr_domain::telemetry::{telemetry_event_id, SecurityEvent, SourceType};
 use xdr_domain::{Event, EventMetadata};
@@ -77,6 +77,8 @@ pub struct IncidentView {
     pub state: Incident,
     pub opened_events: usize,
     pub events: usize,
+    /// `model` of the `IncidentOpened` and each `IncidentEscalated`, in order.
+    pub models: Vec<Option<ModelScores>>,
 }
 
 /// Incidents of the org keyed by source ip.
@@ -91,7 +93,15 @@ pub async fn incidents(store: &EventStore, org: OrgId) -> BTreeMap<String, Incid
     for (stream_id, events) in streams {
         let state = Incident::from_history(&events);
         let opened_events = events.iter().filter(|e| matches!(e, Event::IncidentOpened(_))).count();
-        let view = IncidentView { stream_id, opened_events, events: events.len(), state: state.clone() };
+        let models = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::IncidentOpened(o) => Some(o.model.clone()),
+                Event::IncidentEscalated(x) => Some(x.model.clone()),
+                _ => None,
+            })
+            .collect();
+        let view = IncidentView { stream_id, opened_events, events: events.len(), state: state.clone(), models };
         assert!(out.insert(state.src_ip.clone(), view).is_none(), "two incidents for {}", state.src_ip);
     }
     out

@@ -188,12 +188,12 @@ fn start_starts_a_stopped_database_waits_for_it_then_scales_every_role_and_check
         k("scale deployment/xdr-ingestor --replicas=2"),
         k("scale deployment/xdr-projector --replicas=1"),
         k("scale deployment/xdr-relay --replicas=1"),
-        k("scale deployment/xdr-detector --replicas=2"),
+        k("scale statefulset/xdr-detector --replicas=2"),
         k("rollout status deployment/xdr-api --timeout=300s"),
         k("rollout status deployment/xdr-ingestor --timeout=300s"),
         k("rollout status deployment/xdr-projector --timeout=300s"),
         k("rollout status deployment/xdr-relay --timeout=300s"),
-        k("rollout status deployment/xdr-detector --timeout=300s"),
+        k("rollout status statefulset/xdr-detector --timeout=300s"),
         k("get endpointslices --selector=kubernetes.io/service-name=xdr-api -o jsonpath={.items[*].endpoints[?(@.conditions.ready==true)].addresses[*]}"),
         k("exec deploy/xdr-api -c api -- curl -fsS --max-time 5 http://127.0.0.1:8000/readyz"),
         k("get ingress mini-xdr -o jsonpath={.status.loadBalancer.ingress[0].hostname}"),
@@ -224,7 +224,8 @@ fn start_leaves_an_available_database_alone_and_skips_nats_when_it_is_not_in_clu
     let scales: Vec<_> = calls.iter().filter(|c| c.contains(" scale ")).collect();
     assert_eq!(scales.len(), 5, "{calls:#?}");
     assert!(
-        scales.iter().all(|c| c.starts_with("kubectl --namespace xdr-staging scale deployment/xdr-")),
+        scales.iter().all(|c| c.starts_with("kubectl --namespace xdr-staging scale deployment/xdr-")
+            || c.starts_with("kubectl --namespace xdr-staging scale statefulset/xdr-detector")),
         "{scales:#?}"
     );
 }
@@ -266,7 +267,7 @@ fn stop_scales_roles_then_nats_to_zero_and_stops_the_database_once_when_run_twic
         k("auth can-i update deployments.apps --subresource=scale"),
         k("scale deployment/xdr-api --replicas=0"),
         k("scale deployment/xdr-ingestor --replicas=0"),
-        k("scale deployment/xdr-detector --replicas=0"),
+        k("scale statefulset/xdr-detector --replicas=0"),
         k("scale deployment/xdr-relay --replicas=0"),
         k("scale deployment/xdr-projector --replicas=0"),
         k(&format!("get pods --selector={ROLE_PODS} -o name")),

@@ -157,19 +157,32 @@ fn check_env_from(c: &Value, what: &str, failures: &mut Vec<String>) {
     }
 }
 
-/// The four role Deployments and the migration Job, in raw or rendered manifests.
+/// The workloads running a role: Deployments, and the detector's StatefulSet (one pod per
+/// partition). NATS's StatefulSet is not a role.
+fn role_workloads(docs: &[Value]) -> Vec<&Value> {
+    of_kind(docs, "Deployment")
+        .into_iter()
+        .chain(
+            of_kind(docs, "StatefulSet")
+                .into_iter()
+                .filter(|s| s["metadata"]["labels"]["app.kubernetes.io/name"].as_str() == Some("mini-xdr")),
+        )
+        .collect()
+}
+
+/// The role workloads and the migration Job, in raw or rendered manifests.
 fn check_workloads(docs: &[Value], port: u16, origin: &str) -> Vec<String> {
     let mut failures = Vec::new();
     let mut roles_seen = BTreeSet::new();
-    for d in of_kind(docs, "Deployment") {
+    for d in role_workloads(docs) {
         let pod = &d["spec"]["template"]["spec"];
         let role = d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"].as_str().unwrap_or("?");
         let containers = pod["containers"].as_sequence().cloned().unwrap_or_default();
         if containers.is_empty() {
-            failures.push(format!("{origin}: Deployment {} has no containers", name(d)));
+            failures.push(format!("{origin}: {} {} has no containers", kind(d), name(d)));
         }
         for c in &containers {
-            let what = format!("{origin}: Deployment {} container {}", name(d), c["name"].as_str().unwrap_or("?"));
+            let what = format!("{origin}: {} {} container {}", kind(d), name(d), c["name"].as_str().unwrap_or("?"));
             for (probe, path) in [("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")] {
                 let get = &c[probe]["httpGet"];
                 if get["path"].as_str() != Some(path) {
@@ -201,7 +214,7 @@ fn check_workloads(docs: &[Value], port: u16, origin: &str) -> Vec<String> {
     }
     let expected: BTreeSet<String> = ROLES.iter().map(|r| r.to_string()).collect();
     if roles_seen != expected {
-        failures.push(format!("{origin}: Deployments for roles {roles_seen:?}, expected {expected:?}"));
+        failures.push(format!("{origin}: workloads for roles {roles_seen:?}, expected {expected:?}"));
     }
 
     let jobs = of_kind(docs, "Job");
@@ -275,8 +288,8 @@ fn ports_agree_between_dockerfile_xdr_bind_containers_services_and_ingress() {
         "all",
     ));
 
-    // Every role Service selects its Deployment's pods and targets the HTTP port.
-    let deployments = of_kind(&docs, "Deployment");
+    // Every role Service selects its workload's pods and targets the HTTP port.
+    let deployments = role_workloads(&docs);
     for role in ROLES {
         let svc = of_kind(&docs, "Service")
             .into_iter()
@@ -412,7 +425,16 @@ fn stateless_roles_autoscale_and_every_workload_has_a_disruption_budget() {
         })
         .collect();
     scaled.sort();
-    assert_eq!(scaled, ["xdr-api", "xdr-detector", "xdr-ingestor"]);
+    assert_eq!(scaled, ["xdr-api", "xdr-ingestor"]);
+
+    // The detector runs one pod per partition: a StatefulSet whose replica count is its
+    // partition count, each pod taking its partition from its name (`xdr-detector-<i>`).
+    let detector = of_kind(&docs, "StatefulSet").into_iter().find(|s| name(s) == "xdr-detector").expect("detector");
+    let env = detector["spec"]["template"]["spec"]["containers"][0]["env"].as_sequence().expect("detector env");
+    let var = |n: &str| env.iter().find(|e| e["name"].as_str() == Some(n)).unwrap_or_else(|| panic!("{n}"));
+    assert_eq!(var("XDR_DETECTOR_PARTITION")["valueFrom"]["fieldRef"]["fieldPath"].as_str(), Some("metadata.name"));
+    let partitions: u64 = var("XDR_DETECTOR_PARTITIONS")["value"].as_str().unwrap().parse().unwrap();
+    assert_eq!(detector["spec"]["replicas"].as_u64(), Some(partitions), "one detector pod per partition");
 
     let pdbs = of_kind(&docs, "PodDisruptionBudget");
     for w in of_kind(&docs, "Deployment").into_iter().chain(of_kind(&docs, "StatefulSet")) {
@@ -605,7 +627,7 @@ fn rendered_overlays_keep_every_rule_when_kustomize_is_available() {
         if overlay == "restricted" {
             assert!(!serde_yaml::to_string(&docs).unwrap().contains(EVERYONE), "restricted render mentions {EVERYONE}");
         }
-        let images: BTreeSet<_> = of_kind(&docs, "Deployment")
+        let images: BTreeSet<_> = role_workloads(&docs)
             .iter()
             .map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap().to_string())
             .collect();
