@@ -5,6 +5,7 @@
 pub mod bundle;
 pub mod models;
 pub mod orgs;
+pub mod point_in_time;
 pub mod rebuild;
 pub mod replay;
 pub mod runner;
