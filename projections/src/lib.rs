@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bundle;
+pub mod jsonl;
 pub mod models;
 pub mod orgs;
 pub mod point_in_time;

@@ -41,8 +41,8 @@ pub enum PointInTimeError {
     )]
     BadSchemaName(String),
     #[error(
-        "schema {schema:?} already exists and holds {objects} object(s); choose another name, or pass \
-         --replace to drop and rebuild it"
+        "schema {schema:?} already exists and holds {objects} table(s), view(s), sequence(s) or function(s); \
+         choose another name, or pass --replace to drop and rebuild it"
     )]
     SchemaExists { schema: String, objects: i64 },
     #[error(
@@ -204,7 +204,7 @@ async fn prepare_schema(
 ) -> Result<(), PointInTimeError> {
     let mut tx = live.begin().await?;
     let existing: Option<(i64, Option<String>)> = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = n.oid) \
+        "SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = n.oid AND relkind IN ('r', 'p', 'v', 'm', 'f', 'S')) \
               + (SELECT count(*) FROM pg_proc WHERE pronamespace = n.oid), \
                 obj_description(n.oid, 'pg_namespace') \
          FROM pg_namespace n WHERE nspname = $1",

@@ -235,7 +235,7 @@ async fn an_existing_schema_unknown_orgs_and_bad_names_are_refused() {
         .unwrap();
 
     let err = refused(run(&db, &["rebuild", "--org", "cut-corp", "--into", "taken"]));
-    assert!(err.contains("schema \"taken\" already exists and holds 1 object(s)"), "{err}");
+    assert!(err.contains("schema \"taken\" already exists and holds 1 table(s)"), "{err}");
     // --replace drops only schemas an earlier `rebuild --into` made.
     let err = refused(run(&db, &["rebuild", "--org", "cut-corp", "--into", "taken", "--replace"]));
     assert!(err.contains("was not made by `rebuild --into`"), "{err}");
