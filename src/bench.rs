@@ -35,6 +35,20 @@ impl ScratchDb {
         Ok(ScratchDb { admin, name, options })
     }
 
+    /// The scratch database's URL, for child processes: `base` with its database replaced.
+    pub(crate) fn url(&self, base: &str) -> String {
+        let (main, query) = base.split_once('?').map_or((base, None), |(m, q)| (m, Some(q)));
+        let after_scheme = main.find("://").map_or(0, |i| i + 3);
+        let server = match main[after_scheme..].find('/') {
+            Some(i) => &main[..after_scheme + i],
+            None => main,
+        };
+        match query {
+            Some(q) => format!("{server}/{}?{q}", self.name),
+            None => format!("{server}/{}", self.name),
+        }
+    }
+
     pub(crate) async fn drop_db(self) -> anyhow::Result<()> {
         let mut conn = PgConnection::connect_with(&self.admin).await?;
         conn.execute(format!(r#"DROP DATABASE "{}" WITH (FORCE)"#, self.name).as_str()).await?;
@@ -43,7 +57,7 @@ impl ScratchDb {
 }
 
 /// A Cowrie-like telemetry payload of about 360 bytes, varied per index.
-fn telemetry_payload(i: usize) -> serde_json::Value {
+pub(crate) fn telemetry_payload(i: usize) -> serde_json::Value {
     json!({
         "timestamp": format!("2026-11-26T21:{:02}:{:02}.{:06}Z", (i / 60) % 60, i % 60, i % 1_000_000),
         "source_type": "cowrie",

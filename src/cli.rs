@@ -48,8 +48,11 @@ pub enum Command {
     /// Audit bundles: export an org's log for auditors, import it elsewhere.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Rebuild read models from the log and print their digest.
+    /// Rebuild read models from the log and print their digest; with --into, build one org's
+    /// read models as of a point in time into a separate schema instead.
     Rebuild(RebuildArgs),
+    /// Print the digest of the read models (SHA-256 over every row, in a fixed order).
+    Digest(DigestArgs),
     /// Publish a log file through NATS with a progress bar.
     Ingest(IngestArgs),
     /// Print the GraphQL schema (SDL).
@@ -214,8 +217,33 @@ pub struct AuditImportArgs {
 #[derive(Debug, Args)]
 pub struct RebuildArgs {
     /// Only this projection.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", conflicts_with = "into")]
     pub projection: Option<String>,
+    /// Build the read models into this new PostgreSQL schema instead of the live ones, which
+    /// stay untouched (needs --org). Lower-case letters, digits and _.
+    #[arg(long, value_name = "SCHEMA", requires = "org")]
+    pub into: Option<String>,
+    /// With --into: the organization (id or slug) whose read models to build.
+    #[arg(long, value_name = "ORG", requires = "into")]
+    pub org: Option<String>,
+    /// With --into: the last event to include, an org_seq or an RFC 3339 time (the longest
+    /// prefix of the log recorded at or before it); the org's newest event by default.
+    #[arg(long, value_name = "RFC3339|SEQ", requires = "into")]
+    pub until: Option<Position>,
+    /// With --into: drop and rebuild the schema if an earlier `rebuild --into` made it
+    /// (any other existing, non-empty schema is always refused).
+    #[arg(long, requires = "into")]
+    pub replace: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DigestArgs {
+    /// Only this organization (id or slug); every organization by default.
+    #[arg(long, value_name = "ORG")]
+    pub org: Option<String>,
+    /// Digest the read models in this schema (made by `rebuild --into`) instead of the live ones.
+    #[arg(long, value_name = "SCHEMA", requires = "org")]
+    pub schema: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -378,6 +406,12 @@ pub enum BenchCommand {
     /// The whole pipeline under load: attack records published to NATS until their incident
     /// is visible in GraphQL (p50/p99), next to the poll's own floor.
     E2e(BenchE2eArgs),
+    /// `replay --format jsonl` and `audit export` of one org vs raw COPY TO STDOUT of the same
+    /// rows, each phase a child process with its peak RSS, in a scratch database.
+    Replay(BenchReplayArgs),
+    /// Internal: the raw COPY baseline of `bench replay`, run as its child process.
+    #[command(hide = true)]
+    ReplayRawCopy(ReplayRawCopyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -391,6 +425,23 @@ pub struct BenchE2eArgs {
     /// A new attacking source every this many milliseconds.
     #[arg(long, default_value_t = 200)]
     pub probe_interval_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchReplayArgs {
+    /// Events seeded for the one org.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: usize,
+    /// Measurements per phase; the fastest time and the highest peak RSS are reported.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayRawCopyArgs {
+    /// The org whose rows are copied out.
+    #[arg(long)]
+    pub org: uuid::Uuid,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@
 mod bench;
 mod bench_e2e;
 mod bench_ingest;
+mod bench_replay;
 mod cli;
 mod config;
 mod ingest_modes;

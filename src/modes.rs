@@ -7,7 +7,8 @@ use xdr_commands::db;
 use xdr_inference::baseline_training::BaselineTrainer;
 
 use crate::cli::{
-    AuditCommand, BenchCommand, Cli, Command, ModelsCommand, ModelsVerifyArgs, RebuildArgs, ReplayArgs, VerifyArgs,
+    AuditCommand, BenchCommand, Cli, Command, DigestArgs, ModelsCommand, ModelsVerifyArgs, RebuildArgs, ReplayArgs,
+    VerifyArgs,
 };
 use crate::config::Settings;
 
@@ -28,12 +29,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay(&settings, args).await,
         Command::Projector => with_health(&settings, projector(&settings)).await,
         Command::Rebuild(args) => rebuild(&settings, args).await,
+        Command::Digest(args) => digest(&settings, args).await,
         Command::Bench(BenchCommand::Append(args)) => crate::bench::append(&settings, args).await,
         Command::Bench(BenchCommand::Auth(args)) => crate::bench::auth(&settings, args).await,
         Command::Bench(BenchCommand::Graphql(args)) => crate::bench::graphql(&settings, args).await,
         Command::Bench(BenchCommand::Rebuild(args)) => crate::bench::rebuild(&settings, args).await,
         Command::Bench(BenchCommand::Ingest(args)) => crate::bench_ingest::ingest(&settings, args).await,
         Command::Bench(BenchCommand::E2e(args)) => crate::bench_e2e::e2e(&settings, args).await,
+        Command::Bench(BenchCommand::Replay(args)) => crate::bench_replay::replay(&settings, args).await,
+        Command::Bench(BenchCommand::ReplayRawCopy(args)) => crate::bench_replay::raw_copy(&settings, args).await,
         Command::Serve(args) => serve(&settings, args).await,
         Command::Api => api(&settings).await,
         Command::Ingestor => with_health(&settings, crate::ingest_modes::ingestor(&settings)).await,
@@ -236,8 +240,9 @@ async fn replay(settings: &Settings, args: ReplayArgs) -> anyhow::Result<ExitCod
         actor: args.actor,
     };
     let stdout = std::io::stdout();
-    // A bar on stderr when the events go to a file or a pipe, not over them on a terminal.
-    let bar = if stdout.is_terminal() {
+    // A bar on stderr when the events go to a file or a pipe, not over them on a terminal;
+    // and only when someone watches stderr (the count it needs is a scan of its own).
+    let bar = if stdout.is_terminal() || !std::io::stderr().is_terminal() {
         indicatif::ProgressBar::hidden()
     } else {
         let bar = indicatif::ProgressBar::new(r::count(&pool, org, &filter).await?);
@@ -299,18 +304,14 @@ pub async fn shutdown_signal() {
 /// Clear and replay read models with a progress bar on stderr; the digest on stdout.
 async fn rebuild(settings: &Settings, args: RebuildArgs) -> anyhow::Result<ExitCode> {
     let options = db::connect_options(settings.database_url()?)?;
+    if let (Some(schema), Some(org)) = (&args.into, &args.org) {
+        return rebuild_into(&options, org, args.until, schema, args.replace).await;
+    }
     // Rebuild TRUNCATEs read models, which the app role may not do: run as the owner.
     let pool = db::owner_pool(&options, 4).await?;
     xdr_projections::rebuild::select(args.projection.as_deref())?;
     let total = xdr_projections::rebuild::log_length(&pool).await.context("Failed to read the log heads")?;
-    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} rebuild [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
+    let bar = progress_bar(total, "rebuild");
     let report = xdr_projections::rebuild(&pool, args.projection.as_deref(), |n| bar.inc(n)).await?;
     bar.finish_and_clear();
     eprintln!(
@@ -321,6 +322,75 @@ async fn rebuild(settings: &Settings, args: RebuildArgs) -> anyhow::Result<ExitC
         report.events as f64 / report.elapsed.as_secs_f64().max(1e-9)
     );
     println!("{}", report.digest);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress_bar(total: u64, label: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{spinner}} {label} [{{bar:40}}] {{pos}}/{{len}} events ({{per_sec}}, eta {{eta}})"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// One org's read models as of `--until`, into a schema of their own; the live read models
+/// and checkpoints are not touched. Summary on stderr, the schema's digest on stdout.
+async fn rebuild_into(
+    options: &sqlx::postgres::PgConnectOptions,
+    org: &str,
+    until: Option<xdr_projections::replay::Position>,
+    schema: &str,
+    replace: bool,
+) -> anyhow::Result<ExitCode> {
+    use xdr_projections::point_in_time as pit;
+    let pool = db::owner_pool(options, 1).await?;
+    let org = xdr_projections::orgs::resolve_org(&pool, org).await?;
+    // Resolved once here for the bar's length; rebuild_into resolves it again (same answer:
+    // the log below the cut never changes).
+    let cut = pit::resolve_cut(&pool, org, until).await?;
+    pool.close().await;
+    let bar = progress_bar(cut.seq as u64, &format!("rebuild into {schema}"));
+    let report = pit::rebuild_into(options, org, until, schema, replace, |n| bar.inc(n)).await?;
+    bar.finish_and_clear();
+    eprintln!(
+        "rebuilt org {} into schema {} up to org_seq {} of {} (recorded at {}) from {} events in {:.2?} ({:.0} events/s); \
+         live read models untouched",
+        report.org.0,
+        report.schema,
+        report.cut.seq,
+        report.cut.head,
+        report.cut.recorded_at.format("%Y-%m-%dT%H:%M:%S%.6fZ"),
+        report.events,
+        report.elapsed,
+        report.events as f64 / report.elapsed.as_secs_f64().max(1e-9)
+    );
+    println!("{}", report.digest);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The digest alone: of the live read models, of one org, or of a `rebuild --into` schema.
+async fn digest(settings: &Settings, args: DigestArgs) -> anyhow::Result<ExitCode> {
+    let options = db::connect_options(settings.database_url()?)?;
+    let pool = db::owner_pool(&options, 1).await?;
+    let org = match &args.org {
+        Some(org) => Some(xdr_projections::orgs::resolve_org(&pool, org).await?),
+        None => None,
+    };
+    if let Some(schema) = &args.schema {
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(schema)
+            .fetch_one(&pool)
+            .await?;
+        anyhow::ensure!(exists, "no schema named {schema:?} (make one with `mini-xdr rebuild --into`)");
+    }
+    let digest = xdr_projections::rebuild::digest_scoped(&pool, args.schema.as_deref(), org)
+        .await
+        .context("Failed to read the read models")?;
+    println!("{digest}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use uuid::Uuid;
 use xdr_commands::chain::GENESIS_HASH;
-use xdr_commands::store::{row_to_event, EVENT_COLUMNS};
+use xdr_commands::store::EVENT_COLUMNS;
 use xdr_commands::StoredEvent;
 use xdr_domain::ids::OrgId;
 
@@ -120,10 +120,16 @@ pub async fn export(
     {
         let sql = format!("SELECT {EVENT_COLUMNS} {range} ORDER BY org_seq");
         let mut stream = sqlx::query(&sql).bind(org.0).bind(until_seq).bind(until_time).fetch(&mut *tx);
+        // Lines rendered straight from the rows (as `replay` does), compressed in large pieces.
+        let mut buf = Vec::with_capacity(512 * 1024);
         while let Some(row) = stream.try_next().await? {
-            serde_json::to_writer(&mut gz, &row_to_event(&row)?).map_err(std::io::Error::from)?;
-            gz.write_all(b"\n")?;
+            crate::jsonl::write_row_jsonl(&mut buf, &row)?;
+            if buf.len() >= 256 * 1024 {
+                gz.write_all(&buf)?;
+                buf.clear();
+            }
         }
+        gz.write_all(&buf)?;
     }
     gz.finish()?.flush()?;
     tx.commit().await?;

@@ -3,8 +3,10 @@
 #![forbid(unsafe_code)]
 
 pub mod bundle;
+pub mod jsonl;
 pub mod models;
 pub mod orgs;
+pub mod point_in_time;
 pub mod rebuild;
 pub mod replay;
 pub mod runner;

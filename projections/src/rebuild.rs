@@ -94,7 +94,7 @@ pub async fn clear(pool: &PgPool, projections: &[Box<dyn Projection>]) -> Result
 }
 
 /// Every read-model table, sorted by name.
-fn all_tables() -> Vec<ReadModelTable> {
+pub(crate) fn all_tables() -> Vec<ReadModelTable> {
     let mut tables: Vec<ReadModelTable> = models::all().iter().flat_map(|p| p.tables().to_vec()).collect();
     tables.sort_by_key(|t| t.name);
     tables
@@ -103,8 +103,21 @@ fn all_tables() -> Vec<ReadModelTable> {
 /// SHA-256 (hex) over the content of every read model. Reads org by org inside an
 /// org-scoped transaction, so it works as the app role under row-level security too.
 pub async fn digest(pool: &PgPool) -> Result<String, sqlx::Error> {
+    digest_scoped(pool, None, None).await
+}
+
+/// [`digest`] of the read models in `schema` (e.g. one made by `rebuild --into`) instead of
+/// the live ones, and/or of one org only. The digest of one org equals the whole-database
+/// digest of a database that holds only that org, so a point-in-time schema can be compared
+/// with a rebuild of a log that really ends there.
+pub async fn digest_scoped(pool: &PgPool, schema: Option<&str>, org: Option<OrgId>) -> Result<String, sqlx::Error> {
     use futures::TryStreamExt;
-    let orgs: Vec<Uuid> = sqlx::query_scalar("SELECT org_id FROM org_heads ORDER BY org_id").fetch_all(pool).await?;
+    let orgs: Vec<Uuid> = match org {
+        Some(org) => vec![org.0],
+        None => sqlx::query_scalar("SELECT org_id FROM org_heads ORDER BY org_id").fetch_all(pool).await?,
+    };
+    // Qualified, so a table missing from `schema` is an error rather than the live one.
+    let prefix = schema.map(|s| format!("{}.", crate::point_in_time::quote_ident(s))).unwrap_or_default();
     let tables = all_tables();
     let mut hasher = Sha256::new();
     for org in orgs {
@@ -116,7 +129,7 @@ pub async fn digest(pool: &PgPool) -> Result<String, sqlx::Error> {
         for t in &tables {
             hasher.update(format!("\u{1}{org}\u{1}{}\n", t.name).as_bytes());
             // Also filtered explicitly: a superuser connection bypasses row-level security.
-            let sql = format!("SELECT r::text FROM {} r WHERE r.org_id = $1 ORDER BY {}", t.name, t.order_by);
+            let sql = format!("SELECT r::text FROM {prefix}{} r WHERE r.org_id = $1 ORDER BY {}", t.name, t.order_by);
             let mut rows = sqlx::query_scalar::<_, String>(&sql).bind(org).fetch(&mut *tx);
             while let Some(row) = rows.try_next().await? {
                 hasher.update(row.as_bytes());

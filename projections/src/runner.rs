@@ -206,6 +206,19 @@ pub async fn catch_up_org(
     org: OrgId,
     projections: &[Box<dyn Projection>],
     batch: i64,
+    on_batch: impl FnMut(u64) + Send,
+) -> Result<u64, ProjectionError> {
+    catch_up_org_until(pool, org, projections, batch, None, on_batch).await
+}
+
+/// [`catch_up_org`], but never beyond `org_seq` `until` when given: the read models as they
+/// were at that point of the log (`rebuild --until --into`).
+pub async fn catch_up_org_until(
+    pool: &PgPool,
+    org: OrgId,
+    projections: &[Box<dyn Projection>],
+    batch: i64,
+    until: Option<i64>,
     mut on_batch: impl FnMut(u64) + Send,
 ) -> Result<u64, ProjectionError> {
     let names = names(projections);
@@ -221,7 +234,7 @@ pub async fn catch_up_org(
             .bind(org.0)
             .fetch_optional(&mut *tx)
             .await?;
-        let head = head.unwrap_or(0);
+        let head = head.unwrap_or(0).min(until.unwrap_or(i64::MAX));
         let from = checkpoints.values().copied().min().unwrap_or(0);
         if from >= head {
             tx.commit().await?;
