@@ -188,7 +188,7 @@ where
 }
 
 /// The real identity handlers over a scratch database, with a throwaway signing key.
-fn bench_identity(pool: &sqlx::PgPool) -> anyhow::Result<xdr_commands::auth::IdentityService> {
+pub(crate) fn bench_identity(pool: &sqlx::PgPool) -> anyhow::Result<xdr_commands::auth::IdentityService> {
     use xdr_commands::auth::{Clock, IdentityService, PasswordHasher, TokenService};
     Ok(IdentityService::new(
         EventStore::new(pool.clone()),

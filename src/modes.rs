@@ -33,6 +33,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Rebuild(args)) => crate::bench::rebuild(&settings, args).await,
         Command::Bench(BenchCommand::Ingest(args)) => crate::bench_ingest::ingest(&settings, args).await,
         Command::Serve => serve(&settings).await,
+        Command::Agent(args) => crate::agent::run(args).await,
+        Command::Bench(BenchCommand::AgentResync(args)) => crate::bench_agent::agent_resync(&settings, args).await,
         Command::Api => api(&settings).await,
         Command::Ingestor => with_health(&settings, crate::ingest_modes::ingestor(&settings)).await,
         Command::Relay => with_health(&settings, crate::ingest_modes::relay(&settings)).await,
