@@ -396,8 +396,8 @@ async fn a_starting_agent_resyncs_the_orgs_active_blocks() {
     env.cleanup().await;
 }
 
-/// Root, `ip netns`, `nft` and `socat` in a scratch namespace, or why not.
-fn netns_available() -> Result<(), String> {
+/// Root, `ip netns`, the backend's tool and `socat` in a scratch namespace, or why not.
+fn netns_available(tool: &str) -> Result<(), String> {
     let probe = format!("xdrprobe{}", &Uuid::new_v4().simple().to_string()[..8]);
     let run = |args: &[&str]| Command::new(args[0]).args(&args[1..]).output();
     match run(&["ip", "netns", "add", &probe]) {
@@ -405,12 +405,13 @@ fn netns_available() -> Result<(), String> {
         Ok(o) => return Err(format!("ip netns add: {}", String::from_utf8_lossy(&o.stderr).trim())),
         Err(e) => return Err(format!("ip: {e}")),
     }
-    let nft = run(&["ip", "netns", "exec", &probe, "nft", "list", "tables"]);
+    let list = if tool == "nft" { ["nft", "list", "tables"] } else { ["iptables", "-w", "-S"] };
+    let probed = run(&[&["ip", "netns", "exec", &probe][..], &list].concat());
     let _ = run(&["ip", "netns", "del", &probe]);
-    match nft {
+    match probed {
         Ok(o) if o.status.success() => {}
-        Ok(o) => return Err(format!("nft: {}", String::from_utf8_lossy(&o.stderr).trim())),
-        Err(e) => return Err(format!("nft: {e}")),
+        Ok(o) => return Err(format!("{tool}: {}", String::from_utf8_lossy(&o.stderr).trim())),
+        Err(e) => return Err(format!("{tool}: {e}")),
     }
     run(&["socat", "-V"]).map(|_| ()).map_err(|e| format!("socat: {e}"))
 }
@@ -493,8 +494,19 @@ impl Drop for Lab {
 
 #[tokio::test]
 async fn nftables_in_a_private_namespace_drops_a_blocked_source_only() {
-    if let Err(reason) = netns_available() {
-        eprintln!("SKIPPED nftables_in_a_private_namespace_drops_a_blocked_source_only: {reason}");
+    firewall_drops_a_blocked_source_only("nftables", "nft").await;
+}
+
+#[tokio::test]
+async fn iptables_in_a_private_namespace_drops_a_blocked_source_only() {
+    firewall_drops_a_blocked_source_only("iptables", "iptables").await;
+}
+
+/// The backend, applied by the real agent inside the lab's `server` namespace: a blocked
+/// source's TCP connect fails, an unblocked one succeeds, and `--cleanup` undoes it.
+async fn firewall_drops_a_blocked_source_only(backend: &str, tool: &str) {
+    if let Err(reason) = netns_available(tool) {
+        eprintln!("SKIPPED {backend} namespace test: {reason}");
         return;
     }
     let env = Env::start().await;
@@ -506,24 +518,27 @@ async fn nftables_in_a_private_namespace_drops_a_blocked_source_only() {
     assert!(lab.connects_from("198.51.100.2"), "before any block both sources connect");
 
     // The agent runs in the host namespace (it reaches the server), its firewall in `server`.
-    let agent = env.spawn_agent(&key, &["--backend", "nftables", "--netns", &lab.server]);
+    let agent = env.spawn_agent(&key, &["--backend", backend, "--netns", &lab.server]);
     agent.wait_for_log("re-synced; waiting for orders").await;
     let action = env.block(org, None, "198.51.100.2").await;
     let done = env.wait_for_action(org, action, ActionStatus::Succeeded).await;
-    assert!(done.detail.unwrap().contains("198.51.100.2 added to blocked with timeout 600s"));
+    let detail = done.detail.unwrap();
+    assert!(detail.contains("198.51.100.2") && detail.contains("600s"), "{detail}");
 
     assert!(!lab.connects_from("198.51.100.2"), "the blocked source still connects");
     assert!(lab.connects_from("198.51.100.3"), "the unblocked source was cut off too");
-    let table = Command::new("ip")
-        .args(["netns", "exec", &lab.server, "nft", "list", "table", "inet", "mini_xdr"])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&table.stdout).contains("198.51.100.2 timeout 10m"));
+    if tool == "nft" {
+        let table = Command::new("ip")
+            .args(["netns", "exec", &lab.server, "nft", "list", "table", "inet", "mini_xdr"])
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&table.stdout).contains("198.51.100.2 timeout 10m"), "one timed element");
+    }
 
-    // Cleanup removes the agent's table and nothing else; the source connects again.
+    // Cleanup removes what the agent owns and nothing else; the source connects again.
     drop(agent);
     let out = Command::new(env!("CARGO_BIN_EXE_mini-xdr"))
-        .args(["agent", "--backend", "nftables", "--cleanup", "--netns", &lab.server])
+        .args(["agent", "--backend", backend, "--cleanup", "--netns", &lab.server])
         .env_remove("XDR_CONFIG")
         .output()
         .unwrap();
