@@ -91,7 +91,7 @@ async fn run(
     println!("active blocks: {}  runs: {} (median reported)", args.blocks, args.runs);
     println!("raw SELECT of the rows:        {:>8.3} s", select.as_secs_f64());
 
-    let gateway = Gateway::new(&base, key.key)?;
+    let gateway = Gateway::new(&base, key.key, None)?;
     let measure = |kind: BackendKind, netns: Option<String>| {
         let gateway = &gateway;
         async move {

@@ -91,6 +91,10 @@ pub struct AgentArgs {
     #[arg(long, default_value_t = 20_000, value_name = "MS",
           value_parser = clap::value_parser!(u64).range(0..=30_000))]
     pub poll_wait_ms: u64,
+    /// Also trust this PEM CA certificate for the server's HTTPS (a private CA or a
+    /// self-signed server certificate); public CAs are always trusted.
+    #[arg(long, env = "XDR_AGENT_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
     /// Apply the firewall inside this network namespace (`ip netns exec NAME nft …`) instead
     /// of the agent's own; the agent itself still talks to the server from its own namespace.
     #[arg(long, value_name = "NAME")]
@@ -550,7 +554,7 @@ mod tests {
             &["rebuild"],
             &["bench", "ingest", "--records", "10", "--batch", "5"],
             &["bench", "detect", "--events", "10", "--sources", "2"],
-            &["agent", "--server", "http://x", "--key", "xdra_k", "--backend", "dry-run"],
+            &["agent", "--server", "https://x", "--key", "xdra_k", "--backend", "dry-run", "--ca-cert", "ca.pem"],
             &["agent", "--backend", "nftables", "--cleanup"],
             &[
                 "agent",

@@ -28,12 +28,21 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(server: &str, key: SecretString) -> anyhow::Result<Gateway> {
+    /// `ca_cert`: a PEM certificate to trust besides the public CAs (a private CA).
+    pub fn new(server: &str, key: SecretString, ca_cert: Option<&std::path::Path>) -> anyhow::Result<Gateway> {
+        use anyhow::Context;
         let base = server.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             anyhow::bail!("--server must be an http:// or https:// URL, got {base:?}");
         }
-        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build()?;
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).use_rustls_tls();
+        if let Some(path) = ca_cert {
+            let pem = std::fs::read(path).with_context(|| format!("cannot read --ca-cert {}", path.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .with_context(|| format!("--ca-cert {} is not a PEM certificate", path.display()))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder.build()?;
         Ok(Gateway { http, base, key })
     }
 
@@ -68,7 +77,7 @@ impl Gateway {
             .bearer_auth(self.key.expose_secret())
             .send()
             .await
-            .map_err(|e| GatewayError::Transient(format!("cannot reach {}: {e}", self.base)))?;
+            .map_err(|e| GatewayError::Transient(format!("cannot reach {}: {}", self.base, chain(&e))))?;
         let status = response.status();
         if status.is_success() {
             return response
@@ -89,4 +98,16 @@ impl Gateway {
             _ => GatewayError::Transient(format!("{status}: {detail}")),
         })
     }
+}
+
+/// An error with its causes (reqwest's own message omits them: "error sending request").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
 }

@@ -86,7 +86,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     }
     let server = args.server.context("--server is required")?;
     let key = args.key.context("--key (or XDR_AGENT_KEY) is required")?;
-    let gateway = Gateway::new(&server, key.0)?;
+    let gateway = Gateway::new(&server, key.0, args.ca_cert.as_deref())?;
     tracing::info!(server = %server, backend = backend.name(), "agent starting");
     let shutdown = crate::modes::shutdown_signal();
     tokio::pin!(shutdown);

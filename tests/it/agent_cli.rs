@@ -44,6 +44,10 @@ impl Env {
     }
 
     async fn start_with(with_dispatcher: bool) -> Env {
+        Env::start_full(with_dispatcher, None).await
+    }
+
+    async fn start_full(with_dispatcher: bool, tls: Option<(std::path::PathBuf, std::path::PathBuf)>) -> Env {
         let db = TestDb::new().await;
         let store = EventStore::new(db.pool.clone());
         let config = ResponseConfig::with_prefix(&format!("t{}.", Uuid::new_v4().simple()));
@@ -59,10 +63,12 @@ impl Env {
         let server_config = xdr_graphql::ServerConfig {
             bind: "127.0.0.1:0".into(),
             dispatcher: with_dispatcher.then(|| dispatcher.clone()),
+            tls: tls.clone(),
             ..Default::default()
         };
         let app = xdr_graphql::Application::build(server_config, identity, db.pool.clone()).expect("build app");
-        let base = format!("http://127.0.0.1:{}", app.port());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let base = format!("{scheme}://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(xdr_commands::response::results::run_results_consumer(
@@ -393,6 +399,40 @@ async fn a_starting_agent_resyncs_the_orgs_active_blocks() {
     assert!(log.contains("[203.0.113.5, 2001:db8::5]"), "{log}");
     assert!(!log.contains("198.51.100.5") && !log.contains("203.0.113.6"), "{log}");
     drop(agent);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_agent_speaks_https_to_a_server_with_a_private_ca() {
+    let dir = std::env::temp_dir().join(format!("xdr-agent-tls-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        // A server certificate, not a CA (webpki refuses a CA certificate as the server's).
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key_file)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let env = Env::start_full(true, Some((cert.clone(), key_file))).await;
+    let org = OrgId(Uuid::new_v4());
+    let (_, key) = env.agent_key(org).await;
+    env.insert_active_block(org, "203.0.113.44", None).await;
+
+    let agent = env.spawn_agent(&key, &["--ca-cert", cert.to_str().unwrap()]);
+    agent.wait_for_log("re-sync would add 1 [203.0.113.44]").await;
+    drop(agent);
+    // Without the CA the certificate is not trusted: the agent keeps retrying, never syncs.
+    let untrusted = env.spawn_agent(&key, &[]);
+    untrusted.wait_for_log("re-sync failed; retrying").await;
+    assert!(!untrusted.log().contains("re-sync would add"));
+    drop(untrusted);
+    let _ = std::fs::remove_dir_all(&dir);
     env.cleanup().await;
 }
 
