@@ -66,6 +66,46 @@ pub enum Command {
     /// Measure performance against a baseline in the same run (see docs/BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Enforcement agent: re-syncs its firewall from the server's active blocks, then carries
+    /// out the org's containment orders and reports the results (HTTPS to the server only).
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Base URL of the Mini-XDR server, e.g. https://xdr.example.com.
+    #[arg(long, env = "XDR_AGENT_SERVER", value_name = "URL", required_unless_present = "cleanup")]
+    pub server: Option<String>,
+    /// The agent key (`xdra_…`, from `createAgentKey`). Prefer the environment variable, so
+    /// the key does not show in the process list; it is never logged.
+    #[arg(
+        long,
+        env = "XDR_AGENT_KEY",
+        value_name = "KEY",
+        hide_env_values = true,
+        required_unless_present = "cleanup"
+    )]
+    pub key: Option<crate::agent::SecretArg>,
+    /// Where blocks are enforced: `nftables` (table `inet mini_xdr`), `iptables` (chain
+    /// `MINI_XDR`) or `dry-run` (log only).
+    #[arg(long, value_name = "nftables|iptables|dry-run")]
+    pub backend: crate::agent::BackendKind,
+    /// Long-poll time of one order pull, in milliseconds (at most 30000).
+    #[arg(long, default_value_t = 20_000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(0..=30_000))]
+    pub poll_wait_ms: u64,
+    /// Also trust this PEM CA certificate for the server's HTTPS (a private CA or a
+    /// self-signed server certificate); public CAs are always trusted.
+    #[arg(long, env = "XDR_AGENT_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Apply the firewall inside this network namespace (`ip netns exec NAME nft …`) instead
+    /// of the agent's own; the agent itself still talks to the server from its own namespace.
+    #[arg(long, value_name = "NAME")]
+    pub netns: Option<String>,
+    /// Remove everything the backend owns (nftables table `inet mini_xdr`, iptables chain
+    /// `MINI_XDR` and its jump) and exit, without contacting the server.
+    #[arg(long)]
+    pub cleanup: bool,
 }
 
 #[derive(Debug, Args)]
@@ -412,6 +452,10 @@ pub enum BenchCommand {
     /// Internal: the raw COPY baseline of `bench replay`, run as its child process.
     #[command(hide = true)]
     ReplayRawCopy(ReplayRawCopyArgs),
+    /// A starting agent re-syncing N active blocks (dry-run, and nftables when usable) vs the
+    /// raw SELECT of the same rows.
+    #[command(name = "agent-resync")]
+    AgentResync(BenchAgentResyncArgs),
 }
 
 #[derive(Debug, Args)]
@@ -442,6 +486,16 @@ pub struct ReplayRawCopyArgs {
     /// The org whose rows are copied out.
     #[arg(long)]
     pub org: uuid::Uuid,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchAgentResyncArgs {
+    /// Active blocks seeded for the agent's org.
+    #[arg(long, default_value_t = 10_000)]
+    pub blocks: usize,
+    /// Re-syncs measured per backend (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
 }
 
 #[derive(Debug, Args)]
@@ -530,6 +584,24 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("mini-xdr").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn agent_needs_a_server_and_key_unless_cleaning_up() {
+        assert!(parse(&["agent", "--backend", "dry-run"]).is_err());
+        assert!(parse(&["agent", "--server", "http://x", "--key", "k", "--backend", "pf"]).is_err());
+        assert!(parse(&[
+            "agent",
+            "--server",
+            "http://x",
+            "--key",
+            "k",
+            "--backend",
+            "dry-run",
+            "--poll-wait-ms",
+            "30001"
+        ])
+        .is_err());
     }
 
     #[test]
@@ -639,6 +711,22 @@ mod tests {
             &["rebuild"],
             &["bench", "ingest", "--records", "10", "--batch", "5"],
             &["bench", "detect", "--events", "10", "--sources", "2"],
+            &["agent", "--server", "https://x", "--key", "xdra_k", "--backend", "dry-run", "--ca-cert", "ca.pem"],
+            &["agent", "--backend", "nftables", "--cleanup"],
+            &[
+                "agent",
+                "--server",
+                "http://x",
+                "--key",
+                "k",
+                "--backend",
+                "iptables",
+                "--netns",
+                "n",
+                "--poll-wait-ms",
+                "0",
+            ],
+            &["bench", "agent-resync", "--blocks", "10", "--runs", "1"],
         ] {
             assert!(parse(args).is_ok(), "{args:?}");
         }

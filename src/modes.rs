@@ -39,6 +39,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Replay(args)) => crate::bench_replay::replay(&settings, args).await,
         Command::Bench(BenchCommand::ReplayRawCopy(args)) => crate::bench_replay::raw_copy(&settings, args).await,
         Command::Serve(args) => serve(&settings, args).await,
+        Command::Agent(args) => crate::agent::run(args).await,
+        Command::Bench(BenchCommand::AgentResync(args)) => crate::bench_agent::agent_resync(&settings, args).await,
         Command::Api => api(&settings).await,
         Command::Ingestor => with_health(&settings, crate::ingest_modes::ingestor(&settings)).await,
         Command::Relay => with_health(&settings, crate::ingest_modes::relay(&settings)).await,

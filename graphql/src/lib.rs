@@ -12,4 +12,8 @@ mod routes;
 pub mod schema;
 pub mod startup;
 
+/// The agent gateway's wire types (what `mini-xdr agent` sends and receives).
+pub mod agent_api {
+    pub use crate::routes::agent::{active_blocks, AgentResultItem, PulledOrder, ResultOutcome, MAX_PULL, MAX_WAIT_MS};
+}
 pub use startup::{health_server, Application, ServerConfig};

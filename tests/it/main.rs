@@ -1,5 +1,6 @@
 //! End-to-end tests of the `mini-xdr` binary against the real services.
 
+mod agent_cli;
 mod audit_cli;
 mod deploy;
 mod ingest_cli;

@@ -1,5 +1,6 @@
 //! Route table: every route of the server is registered here.
 
+pub(crate) mod agent;
 mod auth;
 mod health;
 mod ingest;
@@ -19,6 +20,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/users/{id}", web::get().to(auth::get_user))
             .route("/users/{id}/lock", web::post().to(auth::lock_user))
             .route("/users/{id}/unlock", web::post().to(auth::unlock_user)),
+    )
+    .service(
+        web::scope("/api/agent/v1")
+            .route("/blocks", web::get().to(agent::blocks))
+            .route("/orders/pull", web::post().to(agent::pull_orders))
+            .route("/results", web::post().to(agent::results)),
     )
     .route("/ingest/cowrie", web::post().to(ingest::cowrie))
     .route("/ingest/multi", web::post().to(ingest::multi))
