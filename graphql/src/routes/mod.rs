@@ -3,6 +3,7 @@
 mod auth;
 mod health;
 mod ingest;
+mod response;
 
 use actix_web::web;
 
@@ -19,6 +20,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/users/{id}", web::get().to(auth::get_user))
             .route("/users/{id}/lock", web::post().to(auth::lock_user))
             .route("/users/{id}/unlock", web::post().to(auth::unlock_user)),
+    )
+    .service(
+        web::scope("/api/incidents")
+            .route("/{id}/contain", web::post().to(response::contain))
+            .route("/{id}/unblock", web::post().to(response::unblock)),
     )
     .route("/ingest/cowrie", web::post().to(ingest::cowrie))
     .route("/ingest/multi", web::post().to(ingest::multi))
