@@ -151,7 +151,10 @@ pub(crate) fn response_config() -> xdr_commands::response::ResponseConfig {
 async fn dispatcher(nats: Option<async_nats::Client>) -> Option<xdr_commands::response::Dispatcher> {
     let nats = nats?;
     match xdr_commands::response::Dispatcher::new(async_nats::jetstream::new(nats), response_config()).await {
-        Ok(d) => Some(d),
+        Ok(d) => {
+            tracing::info!(stream = %d.config().actions_stream, "containment orders are sent at once");
+            Some(d)
+        }
         Err(e) => {
             tracing::error!(error = %e, "containment order streams unavailable: actions will wait for the scheduler");
             None
