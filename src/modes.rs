@@ -82,7 +82,8 @@ async fn serve(settings: &Settings, args: crate::cli::ServeArgs) -> anyhow::Resu
     let nats = crate::ingest_modes::nats(settings).await?;
     let nats_for_anchors = nats.clone();
     let store = xdr_commands::EventStore::new(pool.clone());
-    let app = build_api(settings, pool.clone())?;
+    let dispatcher = dispatcher(Some(nats.clone())).await;
+    let app = build_api(settings, pool.clone(), dispatcher)?;
     tracing::info!(bind = %settings.bind, port = app.port(), "serve: HTTP API, ingestor, relay, projector, detector, anchorer");
     let resolver = Arc::new(IngestKeyResolver::new(pool.clone(), IngestKeyResolver::DEFAULT_TTL));
     let config = crate::ingest_modes::ingest_config();
@@ -133,13 +134,51 @@ async fn serve(settings: &Settings, args: crate::cli::ServeArgs) -> anyhow::Resu
 async fn api(settings: &Settings) -> anyhow::Result<ExitCode> {
     let options = db::connect_options(settings.database_url()?)?;
     let pool = db::app_pool(&options, 20).await?;
-    let app = build_api(settings, pool)?;
+    // The API runs without NATS too (actions then wait for the scheduler), so a connection
+    // failure is logged, not fatal.
+    let nats = match crate::ingest_modes::nats(settings).await {
+        Ok(client) => Some(client),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "NATS unreachable: containment actions will not be sent at once");
+            None
+        }
+    };
+    let app = build_api(settings, pool, dispatcher(nats).await)?;
     tracing::info!(bind = %settings.bind, port = app.port(), "HTTP API listening");
     app.run_until_stopped().await?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn build_api(settings: &Settings, pool: sqlx::PgPool) -> anyhow::Result<xdr_graphql::Application> {
+/// Names of the response pipeline: production ones, or under `XDR_NATS_PREFIX`.
+pub(crate) fn response_config() -> xdr_commands::response::ResponseConfig {
+    match std::env::var("XDR_NATS_PREFIX") {
+        Ok(prefix) if !prefix.is_empty() => xdr_commands::response::ResponseConfig::with_prefix(&prefix),
+        _ => xdr_commands::response::ResponseConfig::default(),
+    }
+}
+
+/// The order dispatcher the API sends requested and approved actions with. `None` (logged
+/// loudly) when NATS is unreachable or its streams cannot be set up: the API still serves,
+/// and approved actions are sent by the scheduler's sweep instead of at once.
+async fn dispatcher(nats: Option<async_nats::Client>) -> Option<xdr_commands::response::Dispatcher> {
+    let nats = nats?;
+    match xdr_commands::response::Dispatcher::new(async_nats::jetstream::new(nats), response_config()).await {
+        Ok(d) => {
+            tracing::info!(stream = %d.config().actions_stream, "containment orders are sent at once");
+            Some(d)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "containment order streams unavailable: actions will wait for the scheduler");
+            None
+        }
+    }
+}
+
+fn build_api(
+    settings: &Settings,
+    pool: sqlx::PgPool,
+    dispatcher: Option<xdr_commands::response::Dispatcher>,
+) -> anyhow::Result<xdr_graphql::Application> {
     use xdr_commands::auth::{Clock, IdentityService, PasswordHasher, TokenService};
     let identity = IdentityService::new(
         xdr_commands::EventStore::new(pool.clone()),
@@ -154,6 +193,7 @@ fn build_api(settings: &Settings, pool: sqlx::PgPool) -> anyhow::Result<xdr_grap
         read_your_writes: Some(std::time::Duration::from_secs(5)),
         tls: settings.tls.clone(),
         introspection: settings.graphql_introspection,
+        dispatcher,
         ..Default::default()
     };
     xdr_graphql::Application::build(config, identity, pool)

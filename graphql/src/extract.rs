@@ -52,3 +52,14 @@ pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<String>
 pub fn request_context(req: &HttpRequest, trust_forwarded_for: bool) -> RequestContext {
     RequestContext { ip: client_ip(req, trust_forwarded_for), operator: false }
 }
+
+/// Event metadata for a change made by `caller`: who, and from which address. Every
+/// mutation and REST write records it, GraphQL and REST alike.
+pub fn actor_metadata(caller: &Principal, request: RequestContext) -> xdr_domain::EventMetadata {
+    xdr_domain::EventMetadata {
+        actor_user_id: Some(caller.user_id.0),
+        actor: Some(format!("user:{}", caller.user_id)),
+        request_ip: request.ip,
+        ..Default::default()
+    }
+}

@@ -8,6 +8,7 @@ mod extract;
 mod graphql_route;
 mod metrics;
 mod rate_limit;
+mod response;
 mod routes;
 pub mod schema;
 pub mod startup;

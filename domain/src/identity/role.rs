@@ -54,10 +54,16 @@ pub enum Permission {
     ManageIngestKeys,
     ApproveAction,
     ReadAuditLog,
+    /// Ask for a containment action (block, unblock, isolate, release, notify).
+    RequestAction,
+    /// Write containment policies, the auto-containment switch and the safety rails.
+    ManageContainment,
+    /// Issue and revoke enforcement-agent keys.
+    ManageAgentKeys,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 8] = [
+    pub const ALL: [Permission; 11] = [
         Permission::ReadOrgData,
         Permission::UpdateIncidentStatus,
         Permission::InviteUser,
@@ -66,6 +72,9 @@ impl Permission {
         Permission::ManageIngestKeys,
         Permission::ApproveAction,
         Permission::ReadAuditLog,
+        Permission::RequestAction,
+        Permission::ManageContainment,
+        Permission::ManageAgentKeys,
     ];
 }
 
@@ -73,13 +82,15 @@ impl Permission {
 pub fn minimum_role(permission: Permission) -> Role {
     match permission {
         Permission::ReadOrgData => Role::Viewer,
-        Permission::UpdateIncidentStatus => Role::Analyst,
+        Permission::UpdateIncidentStatus | Permission::RequestAction => Role::Analyst,
         Permission::ApproveAction => Role::SocLead,
         Permission::InviteUser
         | Permission::LockUser
         | Permission::UnlockUser
         | Permission::ManageIngestKeys
-        | Permission::ReadAuditLog => Role::Admin,
+        | Permission::ReadAuditLog
+        | Permission::ManageContainment
+        | Permission::ManageAgentKeys => Role::Admin,
     }
 }
 
@@ -129,6 +140,9 @@ mod tests {
             (UnlockUser, false, false, false, true),
             (ManageIngestKeys, false, false, false, true),
             (ReadAuditLog, false, false, false, true),
+            (RequestAction, false, true, true, true),
+            (ManageContainment, false, false, false, true),
+            (ManageAgentKeys, false, false, false, true),
         ];
         assert_eq!(table.len(), Permission::ALL.len());
         for (p, viewer, analyst, soc_lead, admin) in table {

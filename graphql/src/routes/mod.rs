@@ -4,6 +4,7 @@ pub(crate) mod agent;
 mod auth;
 mod health;
 mod ingest;
+mod response;
 
 use actix_web::web;
 
@@ -26,6 +27,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/blocks", web::get().to(agent::blocks))
             .route("/orders/pull", web::post().to(agent::pull_orders))
             .route("/results", web::post().to(agent::results)),
+    )
+    .service(
+        web::scope("/api/incidents")
+            .route("/{id}/contain", web::post().to(response::contain))
+            .route("/{id}/unblock", web::post().to(response::unblock)),
     )
     .route("/ingest/cowrie", web::post().to(ingest::cowrie))
     .route("/ingest/multi", web::post().to(ingest::multi))

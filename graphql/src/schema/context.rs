@@ -71,12 +71,7 @@ pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>> {
 
 /// Event metadata for a mutation by the caller: who, and from which address.
 pub fn actor_metadata(ctx: &Context<'_>, caller: &Principal) -> xdr_domain::EventMetadata {
-    xdr_domain::EventMetadata {
-        actor_user_id: Some(caller.user_id.0),
-        actor: Some(format!("user:{}", caller.user_id)),
-        request_ip: request(ctx).ip,
-        ..Default::default()
-    }
+    crate::extract::actor_metadata(caller, request(ctx))
 }
 
 /// A cursor over `org_seq` (lists ordered newest first).

@@ -49,12 +49,12 @@ pub enum IncidentCategory {
 }
 
 /// The stored (snake_case) name of a GraphQL enum value.
-fn stored<T: async_graphql::EnumType>(v: T) -> String {
+pub(super) fn stored<T: async_graphql::EnumType>(v: T) -> String {
     let name = T::items().iter().find(|i| i.value == v).map(|i| i.name).unwrap_or_default();
     name.to_lowercase()
 }
 
-fn parse<T: async_graphql::EnumType + Copy>(s: &str) -> Option<T> {
+pub(super) fn parse<T: async_graphql::EnumType + Copy>(s: &str) -> Option<T> {
     T::items().iter().find(|i| i.name.eq_ignore_ascii_case(s)).map(|i| i.value)
 }
 
@@ -62,7 +62,9 @@ fn parse<T: async_graphql::EnumType + Copy>(s: &str) -> Option<T> {
 pub struct TimelineEntry {
     pub org_seq: i64,
     pub at: DateTime<Utc>,
-    /// `detected`, `evidence`, `escalated`, `status_changed`.
+    /// `detected`, `evidence`, `escalated`, `status_changed`, `policy_matched`, and the
+    /// action steps `action_requested`, `action_approved`, `action_rejected`,
+    /// `action_dispatched`, `action_succeeded`, `action_failed`, `action_expired`.
     pub kind: String,
     pub actor: Option<String>,
     pub detail: Json<serde_json::Value>,
@@ -192,6 +194,11 @@ impl Incident {
                 detail: Json(r.get("detail")),
             })
             .collect())
+    }
+    /// Containment actions on this incident, oldest first.
+    async fn actions(&self, ctx: &Context<'_>) -> Result<Vec<super::response::Action>> {
+        let p = caller(ctx).await?;
+        super::response::actions_of_incident(ctx, p.org_id, self.id).await
     }
     /// The evidence events themselves (first 100 by default).
     async fn events(&self, ctx: &Context<'_>, first: Option<i32>) -> Result<Vec<SecurityEvent>> {

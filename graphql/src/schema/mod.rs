@@ -1,12 +1,14 @@
 //! The GraphQL schema: camelCase fields, `ID` ids, SCREAMING_CASE enums, errors carrying a
 //! machine-readable `extensions.code`. Resolvers call the same command handlers as REST.
 
+mod containment;
 mod context;
 mod errors;
 mod identity;
 mod incidents;
 mod ingest_keys;
 mod read;
+mod response;
 #[cfg(test)]
 mod sdl_test;
 mod types;
@@ -16,10 +18,23 @@ use async_graphql::{MergedObject, MergedSubscription, Schema};
 pub use errors::code_of;
 
 #[derive(MergedObject, Default)]
-pub struct Query(identity::IdentityQuery, read::ReadQuery, ingest_keys::IngestKeyQuery, incidents::IncidentQuery);
+pub struct Query(
+    identity::IdentityQuery,
+    read::ReadQuery,
+    ingest_keys::IngestKeyQuery,
+    incidents::IncidentQuery,
+    response::ResponseQuery,
+    containment::ContainmentQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(identity::IdentityMutation, ingest_keys::IngestKeyMutation, incidents::IncidentMutation);
+pub struct Mutation(
+    identity::IdentityMutation,
+    ingest_keys::IngestKeyMutation,
+    incidents::IncidentMutation,
+    response::ResponseMutation,
+    containment::ContainmentMutation,
+);
 
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(incidents::IncidentSubscription);

@@ -6,6 +6,7 @@ mod helpers;
 mod incidents;
 mod ingest_http;
 mod read;
+mod response;
 mod subscriptions;
 mod tls;
 mod tokens;

@@ -8,6 +8,7 @@ use crate::runner::{Projection, ProjectionError};
 
 pub mod actions;
 pub mod audit_log;
+pub mod containment;
 pub mod credential_keys;
 pub mod incidents;
 pub mod organizations;
@@ -26,6 +27,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(credential_keys::INGEST_KEYS),
         Box::new(credential_keys::AGENT_KEYS),
         Box::new(actions::Actions),
+        Box::new(containment::Containment),
         Box::new(incidents::Incidents),
     ]
 }
