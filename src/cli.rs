@@ -21,7 +21,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run every role in one process: migrate, HTTP API, ingestor, relay, projector, detector.
+    /// Run every role in one process: migrate, HTTP API, ingestor, relay, projector, detector,
+    /// scheduler.
     Serve,
     /// Run only the HTTP API (GraphQL + REST).
     Api,
@@ -31,8 +32,12 @@ pub enum Command {
     Relay,
     /// Run only the projection runner.
     Projector,
-    /// Run only the detection worker.
+    /// Run only the detection worker (it also evaluates containment policies).
     Detector,
+    /// Run only the response scheduler: dispatches approved actions, retries unanswered
+    /// orders, lifts expired blocks (every XDR_SCHEDULER_INTERVAL_MS, default 1000), and
+    /// records agents' results.
+    Scheduler,
     /// Apply database migrations and exit.
     Migrate,
     /// Print an organization's events in order, as JSON lines (the audit trail).

@@ -9,6 +9,7 @@ mod config;
 mod ingest_modes;
 mod modes;
 mod operator;
+mod response_modes;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -40,6 +40,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::IngestKey(command) => crate::ingest_modes::ingest_key(&settings, command).await,
         Command::Bench(BenchCommand::Detect(args)) => crate::bench::detect(args),
         Command::Detector => with_health(&settings, detector(&settings)).await,
+        Command::Scheduler => with_health(&settings, crate::response_modes::scheduler(&settings)).await,
         Command::Bench(BenchCommand::Inference(args)) => crate::bench::inference(args).await,
         Command::Models(ModelsCommand::Verify(args)) => models_verify(args).await,
         Command::Models(ModelsCommand::TrainBaseline(args)) => train_baseline(&settings, args).await,
@@ -75,7 +76,7 @@ async fn serve(settings: &Settings) -> anyhow::Result<ExitCode> {
     let nats_for_anchors = nats.clone();
     let store = xdr_commands::EventStore::new(pool.clone());
     let app = build_api(settings, pool.clone())?;
-    tracing::info!(bind = %settings.bind, port = app.port(), "serve: HTTP API, ingestor, relay, projector, detector, anchorer");
+    tracing::info!(bind = %settings.bind, port = app.port(), "serve: HTTP API, ingestor, relay, projector, detector, scheduler, anchorer");
     let resolver = Arc::new(IngestKeyResolver::new(pool.clone(), IngestKeyResolver::DEFAULT_TTL));
     let config = crate::ingest_modes::ingest_config();
     let ingestor = tokio::spawn(xdr_commands::ingest::run_ingestor(
@@ -92,8 +93,13 @@ async fn serve(settings: &Settings) -> anyhow::Result<ExitCode> {
         std::time::Duration::from_millis(500),
         shutdown_signal(),
     ));
+    let response = tokio::spawn(crate::response_modes::run_response_roles(
+        xdr_commands::EventStore::new(pool.clone()),
+        async_nats::jetstream::new(nats_for_anchors.clone()),
+        shutdown_signal(),
+    ));
     let detector = tokio::spawn(xdr_inference::run_detector(
-        detector_config(),
+        detector_config()?,
         xdr_commands::EventStore::new(pool.clone()),
         async_nats::jetstream::new(nats_for_anchors.clone()),
         xdr_inference::scoring::detector_with_models(&models_dir()),
@@ -113,6 +119,7 @@ async fn serve(settings: &Settings) -> anyhow::Result<ExitCode> {
         r = relay => r.context("relay panicked")?.context("relay stopped")?,
         r = anchorer => r.context("anchorer panicked")?.context("anchorer stopped")?,
         r = detector => { r.context("detector panicked")?.context("detector stopped")?; }
+        r = response => r.context("scheduler panicked")?.context("scheduler stopped")?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -402,14 +409,16 @@ fn models_dir() -> std::path::PathBuf {
     std::env::var_os("XDR_MODELS_DIR").map_or_else(|| "inference/models".into(), std::path::PathBuf::from)
 }
 
-/// The detector reads what the relay writes: same prefix, same events stream.
-pub(crate) fn detector_config() -> xdr_inference::DetectorConfig {
+/// The detector reads what the relay writes: same prefix, same events stream; and it
+/// evaluates containment policies, sending orders on the response subjects.
+pub(crate) fn detector_config() -> anyhow::Result<xdr_inference::DetectorConfig> {
     let ingest = crate::ingest_modes::ingest_config();
-    xdr_inference::DetectorConfig {
+    Ok(xdr_inference::DetectorConfig {
         subject_prefix: format!("{}xdr.", ingest.subject_prefix),
         stream_name: ingest.events_stream_name,
+        response: Some(crate::response_modes::detector_response()?),
         ..Default::default()
-    }
+    })
 }
 
 /// The detection worker: JetStream consumer of committed security events → incidents.
@@ -423,7 +432,7 @@ async fn detector(settings: &Settings) -> anyhow::Result<ExitCode> {
     let store = xdr_commands::EventStore::new(pool);
     let detector = xdr_inference::scoring::detector_with_models(&models_dir());
     let stats =
-        run_detector(detector_config(), store, jetstream, detector, shutdown).await.context("Detector stopped")?;
+        run_detector(detector_config()?, store, jetstream, detector, shutdown).await.context("Detector stopped")?;
     tracing::info!(?stats, "detector stopped");
     Ok(ExitCode::SUCCESS)
 }

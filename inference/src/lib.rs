@@ -9,10 +9,12 @@ pub mod baseline_training;
 pub mod detector;
 pub mod features;
 pub mod model;
+pub mod response;
 pub mod rules;
 pub mod scoring;
 pub mod windows;
 pub mod worker;
 
 pub use detector::{Detector, DetectorSettings, DetectorStats, IssuedCommand, Scorer};
+pub use response::{Responder, ResponseSettings};
 pub use worker::{execute_commands, rebuild_org, run_detector, DetectorConfig, WorkerError};

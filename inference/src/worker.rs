@@ -24,6 +24,7 @@ use xdr_domain::incident::Incident;
 use xdr_domain::EventMetadata;
 
 use crate::detector::{Detector, IssuedCommand};
+use crate::response::{Responder, ResponseSettings};
 
 /// Where the worker reads from. Tests use their own prefix so they run in parallel.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +38,8 @@ pub struct DetectorConfig {
     pub rebuild_lookback: Duration,
     /// Upper bound on the events one rebuild reads.
     pub rebuild_max_events: usize,
+    /// Containment policies evaluated on opened/escalated incidents (`None`: detection only).
+    pub response: Option<ResponseSettings>,
 }
 
 impl Default for DetectorConfig {
@@ -47,6 +50,7 @@ impl Default for DetectorConfig {
             durable: "detector".to_owned(),
             rebuild_lookback: Duration::from_secs(2 * 3600),
             rebuild_max_events: 1_000_000,
+            response: None,
         }
     }
 }
@@ -181,6 +185,10 @@ pub async fn run_detector(
         .await
         .map_err(nats)?;
     let mut messages = consumer.messages().await.map_err(nats)?;
+    let mut responder = match &config.response {
+        Some(settings) => Some(Responder::connect(jetstream.clone(), settings).await.map_err(nats)?),
+        None => None,
+    };
     let mut rebuilt: HashSet<OrgId> = HashSet::new();
     let mut stats = WorkerStats::default();
     tokio::pin!(shutdown);
@@ -210,7 +218,7 @@ pub async fn run_detector(
             }
         };
         let org = OrgId(stored.org_id);
-        match handle(&mut detector, &store, &config, &mut rebuilt, &mut stats, org, &stored).await {
+        match handle(&mut detector, &store, &config, &mut rebuilt, &mut stats, responder.as_mut(), org, &stored).await {
             Ok(()) => msg.ack().await.map_err(WorkerError::Nats)?,
             Err(e) => {
                 stats.failures += 1;
@@ -221,15 +229,20 @@ pub async fn run_detector(
             }
         }
     }
+    if let Some(r) = &responder {
+        tracing::info!(stats = ?r.stats(), "detector response stopped");
+    }
     Ok(stats)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn handle(
     detector: &mut Detector,
     store: &EventStore,
     config: &DetectorConfig,
     rebuilt: &mut HashSet<OrgId>,
     stats: &mut WorkerStats,
+    mut responder: Option<&mut Responder>,
     org: OrgId,
     stored: &StoredEvent,
 ) -> Result<(), WorkerError> {
@@ -237,11 +250,18 @@ async fn handle(
         let commands = rebuild_org(detector, store, org, config).await?;
         stats.commands += commands.len() as u64;
         stats.events_appended += execute_commands(store, &commands).await? as u64;
+        if let Some(r) = responder.as_deref_mut() {
+            r.respond(store, &commands).await;
+        }
         stats.rebuilds += 1;
         rebuilt.insert(org);
     }
     let commands = detector.process(stored);
     stats.commands += commands.len() as u64;
     stats.events_appended += execute_commands(store, &commands).await? as u64;
+    // After the incident commands are committed; never fails (see `response`).
+    if let Some(r) = responder {
+        r.respond(store, &commands).await;
+    }
     Ok(())
 }

@@ -3,5 +3,6 @@
 mod classifier;
 mod nats_worker;
 mod real_logs;
+mod response;
 mod restart;
 mod support;
