@@ -311,6 +311,16 @@ pub enum BenchCommand {
     Inference(ModelsVerifyArgs),
     /// GraphQL `incidents(first: 50)` latency and throughput vs the same SQL run directly.
     Graphql(BenchGraphqlArgs),
+    /// Incident opened → block confirmed by an in-process dry-run agent (p50/p99) vs a NATS
+    /// request/reply round trip, in a scratch database under a unique NATS prefix.
+    Response(BenchResponseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchResponseArgs {
+    /// Incidents opened (and blocked) one after another.
+    #[arg(long, default_value_t = 1_000)]
+    pub incidents: usize,
 }
 
 #[derive(Debug, Args)]

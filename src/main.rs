@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_ingest;
+mod bench_response;
 mod cli;
 mod config;
 mod ingest_modes;

@@ -32,6 +32,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Graphql(args)) => crate::bench::graphql(&settings, args).await,
         Command::Bench(BenchCommand::Rebuild(args)) => crate::bench::rebuild(&settings, args).await,
         Command::Bench(BenchCommand::Ingest(args)) => crate::bench_ingest::ingest(&settings, args).await,
+        Command::Bench(BenchCommand::Response(args)) => crate::bench_response::response(&settings, args).await,
         Command::Serve => serve(&settings).await,
         Command::Api => api(&settings).await,
         Command::Ingestor => with_health(&settings, crate::ingest_modes::ingestor(&settings)).await,
