@@ -128,6 +128,7 @@ async fn run(
 
     eprintln!("{} incidents, each opened, evaluated, blocked by the dry-run agent, confirmed…", args.incidents);
     let mut samples = Vec::with_capacity(args.incidents);
+    let mut sent = Vec::with_capacity(args.incidents);
     for i in 0..args.incidents {
         // Distinct public sources (198.18.0.0/15, the benchmarking range).
         let ip = format!("198.18.{}.{}", (i / 250) % 256, i % 250 + 1);
@@ -161,6 +162,8 @@ async fn run(
         let issued =
             IssuedCommand { org_id: org, incident_id: incident, command_id, causation_id: command_id, command: open };
         responder.respond(&store, std::slice::from_ref(&issued)).await;
+        // The detector's share: policy evaluated, action requested, order stored in JetStream.
+        sent.push(started.elapsed());
         let action = policy_action_id(incident, policy_id);
         let deadline = started + Duration::from_secs(30);
         loop {
@@ -178,6 +181,7 @@ async fn run(
     let stats = responder.stats();
     anyhow::ensure!(stats.requested as usize == args.incidents && stats.failures == 0, "responder: {stats:?}");
     let (p50, p99) = percentiles(samples);
+    let (s50, s99) = percentiles(sent);
 
     // Baseline: core NATS request/reply to an in-process responder.
     let echo_subject = format!("{}bench.echo", config.subject_prefix);
@@ -204,6 +208,8 @@ async fn run(
     agent.abort();
     println!("incident opened → block confirmed by the dry-run agent ({} incidents, sequential):", args.incidents);
     println!("  p50 {p50:>8.2} ms   p99 {p99:>8.2} ms");
+    println!("  of which incident opened → order published (the detector's response step):");
+    println!("  p50 {s50:>8.2} ms   p99 {s99:>8.2} ms");
     println!("baseline: NATS request/reply round trip:");
     println!("  p50 {b50:>8.2} ms   p99 {b99:>8.2} ms");
     println!("ratio p50 {:.1}x, p99 {:.1}x", p50 / b50.max(1e-9), p99 / b99.max(1e-9));
