@@ -7,6 +7,7 @@ mod models_cli;
 mod operator_cli;
 mod projector_cli;
 mod replay_cli;
+mod scheduler_cli;
 mod serve_cli;
 mod store_tls;
 mod verify_cli;
