@@ -21,7 +21,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run every role in one process: migrate, HTTP API, ingestor, relay, projector, detector.
+    /// Run every role in one process: migrate, HTTP API, ingestor, relay, projector, detector,
+    /// scheduler.
     Serve(ServeArgs),
     /// Run only the HTTP API (GraphQL + REST).
     Api,
@@ -31,8 +32,13 @@ pub enum Command {
     Relay,
     /// Run only the projection runner.
     Projector,
-    /// Run only the detection worker (optionally one partition of it, see --partitions).
+    /// Run only the detection worker (optionally one partition of it, see --partitions); it also
+    /// evaluates containment policies.
     Detector(DetectorArgs),
+    /// Run only the response scheduler: dispatches approved actions, retries unanswered
+    /// orders, lifts expired blocks (every XDR_SCHEDULER_INTERVAL_MS, default 1000), and
+    /// records agents' results.
+    Scheduler,
     /// Apply database migrations and exit.
     Migrate,
     /// Print an organization's events in order, as JSON lines (the audit trail).
@@ -456,6 +462,9 @@ pub enum BenchCommand {
     /// raw SELECT of the same rows.
     #[command(name = "agent-resync")]
     AgentResync(BenchAgentResyncArgs),
+    /// Incident opened → block confirmed by an in-process dry-run agent (p50/p99) vs a NATS
+    /// request/reply round trip, in a scratch database under a unique NATS prefix.
+    Response(BenchResponseArgs),
 }
 
 #[derive(Debug, Args)]
@@ -496,6 +505,13 @@ pub struct BenchAgentResyncArgs {
     /// Re-syncs measured per backend (the median is reported).
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchResponseArgs {
+    /// Incidents opened (and blocked) one after another.
+    #[arg(long, default_value_t = 1_000)]
+    pub incidents: usize,
 }
 
 #[derive(Debug, Args)]

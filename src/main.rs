@@ -8,11 +8,13 @@ mod bench_agent;
 mod bench_e2e;
 mod bench_ingest;
 mod bench_replay;
+mod bench_response;
 mod cli;
 mod config;
 mod ingest_modes;
 mod modes;
 mod operator;
+mod response_modes;
 
 use clap::Parser;
 use std::process::ExitCode;

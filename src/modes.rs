@@ -38,6 +38,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::E2e(args)) => crate::bench_e2e::e2e(&settings, args).await,
         Command::Bench(BenchCommand::Replay(args)) => crate::bench_replay::replay(&settings, args).await,
         Command::Bench(BenchCommand::ReplayRawCopy(args)) => crate::bench_replay::raw_copy(&settings, args).await,
+        Command::Bench(BenchCommand::Response(args)) => crate::bench_response::response(&settings, args).await,
         Command::Serve(args) => serve(&settings, args).await,
         Command::Agent(args) => crate::agent::run(args).await,
         Command::Bench(BenchCommand::AgentResync(args)) => crate::bench_agent::agent_resync(&settings, args).await,
@@ -48,6 +49,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::IngestKey(command) => crate::ingest_modes::ingest_key(&settings, command).await,
         Command::Bench(BenchCommand::Detect(args)) => crate::bench::detect(args),
         Command::Detector(args) => with_health(&settings, detector(&settings, args)).await,
+        Command::Scheduler => with_health(&settings, crate::response_modes::scheduler(&settings)).await,
         Command::Bench(BenchCommand::Inference(args)) => crate::bench::inference(args).await,
         Command::Models(ModelsCommand::Verify(args)) => models_verify(args).await,
         Command::Models(ModelsCommand::TrainBaseline(args)) => train_baseline(&settings, args).await,
@@ -84,7 +86,7 @@ async fn serve(settings: &Settings, args: crate::cli::ServeArgs) -> anyhow::Resu
     let store = xdr_commands::EventStore::new(pool.clone());
     let dispatcher = dispatcher(Some(nats.clone())).await;
     let app = build_api(settings, pool.clone(), dispatcher)?;
-    tracing::info!(bind = %settings.bind, port = app.port(), "serve: HTTP API, ingestor, relay, projector, detector, anchorer");
+    tracing::info!(bind = %settings.bind, port = app.port(), "serve: HTTP API, ingestor, relay, projector, detector, scheduler, anchorer");
     let resolver = Arc::new(IngestKeyResolver::new(pool.clone(), IngestKeyResolver::DEFAULT_TTL));
     let config = crate::ingest_modes::ingest_config();
     let ingestor = tokio::spawn(xdr_commands::ingest::run_ingestor(
@@ -105,8 +107,13 @@ async fn serve(settings: &Settings, args: crate::cli::ServeArgs) -> anyhow::Resu
         let trainer = BaselineTrainer::new(args.baseline.auto_train_config(), Default::default());
         tokio::spawn(trainer.run(xdr_commands::EventStore::new(pool.clone()), shutdown_signal()));
     }
+    let response = tokio::spawn(crate::response_modes::run_response_roles(
+        xdr_commands::EventStore::new(pool.clone()),
+        async_nats::jetstream::new(nats_for_anchors.clone()),
+        shutdown_signal(),
+    ));
     let detector = tokio::spawn(xdr_inference::run_detector(
-        detector_config(),
+        detector_config()?,
         xdr_commands::EventStore::new(pool.clone()),
         async_nats::jetstream::new(nats_for_anchors.clone()),
         xdr_inference::scoring::detector_with_models(&models_dir()),
@@ -126,6 +133,7 @@ async fn serve(settings: &Settings, args: crate::cli::ServeArgs) -> anyhow::Resu
         r = relay => r.context("relay panicked")?.context("relay stopped")?,
         r = anchorer => r.context("anchorer panicked")?.context("anchorer stopped")?,
         r = detector => { r.context("detector panicked")?.context("detector stopped")?; }
+        r = response => r.context("scheduler panicked")?.context("scheduler stopped")?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -149,20 +157,19 @@ async fn api(settings: &Settings) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Names of the response pipeline: production ones, or under `XDR_NATS_PREFIX`.
-pub(crate) fn response_config() -> xdr_commands::response::ResponseConfig {
-    match std::env::var("XDR_NATS_PREFIX") {
-        Ok(prefix) if !prefix.is_empty() => xdr_commands::response::ResponseConfig::with_prefix(&prefix),
-        _ => xdr_commands::response::ResponseConfig::default(),
-    }
-}
-
 /// The order dispatcher the API sends requested and approved actions with. `None` (logged
 /// loudly) when NATS is unreachable or its streams cannot be set up: the API still serves,
 /// and approved actions are sent by the scheduler's sweep instead of at once.
 async fn dispatcher(nats: Option<async_nats::Client>) -> Option<xdr_commands::response::Dispatcher> {
     let nats = nats?;
-    match xdr_commands::response::Dispatcher::new(async_nats::jetstream::new(nats), response_config()).await {
+    let config = match crate::response_modes::response_config() {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid response settings: actions will wait for the scheduler");
+            return None;
+        }
+    };
+    match xdr_commands::response::Dispatcher::new(async_nats::jetstream::new(nats), config).await {
         Ok(d) => {
             tracing::info!(stream = %d.config().actions_stream, "containment orders are sent at once");
             Some(d)
@@ -520,14 +527,16 @@ pub(crate) fn models_dir() -> std::path::PathBuf {
     std::env::var_os("XDR_MODELS_DIR").map_or_else(|| "inference/models".into(), std::path::PathBuf::from)
 }
 
-/// The detector reads what the relay writes: same prefix, same events stream.
-pub(crate) fn detector_config() -> xdr_inference::DetectorConfig {
+/// The detector reads what the relay writes: same prefix, same events stream; and it
+/// evaluates containment policies, sending orders on the response subjects.
+pub(crate) fn detector_config() -> anyhow::Result<xdr_inference::DetectorConfig> {
     let ingest = crate::ingest_modes::ingest_config();
-    xdr_inference::DetectorConfig {
+    Ok(xdr_inference::DetectorConfig {
         subject_prefix: format!("{}xdr.", ingest.subject_prefix),
         stream_name: ingest.events_stream_name,
+        response: Some(crate::response_modes::detector_response()?),
         ..Default::default()
-    }
+    })
 }
 
 /// The detection worker: JetStream consumer of committed security events → incidents, and
@@ -547,7 +556,7 @@ async fn detector(settings: &Settings, args: crate::cli::DetectorArgs) -> anyhow
         tokio::spawn(trainer.run(store.clone(), shutdown_signal()));
     }
     let detector = xdr_inference::scoring::detector_with_models(&models_dir());
-    let config = xdr_inference::DetectorConfig { partition, ..detector_config() };
+    let config = xdr_inference::DetectorConfig { partition, ..detector_config()? };
     let stats = run_detector(config, store, jetstream, detector, shutdown).await.context("Detector stopped")?;
     tracing::info!(?stats, "detector stopped");
     Ok(ExitCode::SUCCESS)

@@ -18,6 +18,7 @@ XDR_REPLICAS_INGESTOR="${XDR_REPLICAS_INGESTOR:-2}"
 XDR_REPLICAS_PROJECTOR="${XDR_REPLICAS_PROJECTOR:-1}"
 XDR_REPLICAS_RELAY="${XDR_REPLICAS_RELAY:-1}"
 XDR_REPLICAS_DETECTOR="${XDR_REPLICAS_DETECTOR:-2}"
+XDR_REPLICAS_SCHEDULER="${XDR_REPLICAS_SCHEDULER:-2}"
 XDR_REPLICAS_NATS="${XDR_REPLICAS_NATS:-3}"
 # "false" when NATS is managed outside the cluster: the scripts then leave it alone.
 XDR_NATS_IN_CLUSTER="${XDR_NATS_IN_CLUSTER:-true}"
@@ -28,7 +29,7 @@ XDR_ROLLOUT_TIMEOUT="${XDR_ROLLOUT_TIMEOUT:-300s}"
 # The roles, in start order; each is the Deployment `xdr-<role>` (deploy/k8s/base), except
 # the detector, a StatefulSet (one pod per partition; see workload_for).
 # shellcheck disable=SC2034 # used by the scripts that source this file
-XDR_ROLES=(api ingestor projector relay detector)
+XDR_ROLES=(api ingestor projector relay detector scheduler)
 
 DRY_RUN=false
 
@@ -147,6 +148,7 @@ replicas_for() {
     projector) printf '%s' "$XDR_REPLICAS_PROJECTOR" ;;
     relay) printf '%s' "$XDR_REPLICAS_RELAY" ;;
     detector) printf '%s' "$XDR_REPLICAS_DETECTOR" ;;
+    scheduler) printf '%s' "$XDR_REPLICAS_SCHEDULER" ;;
     *) die "unknown role $1" ;;
   esac
 }

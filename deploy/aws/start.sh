@@ -30,6 +30,7 @@ Environment (defaults in brackets):
   XDR_REPLICAS_RELAY       replicas of xdr-relay (keep 1)              [1]
   XDR_REPLICAS_DETECTOR    pods of xdr-detector; must equal its        [2]
                            XDR_DETECTOR_PARTITIONS (deploy/k8s)
+  XDR_REPLICAS_SCHEDULER   replicas of xdr-scheduler                   [2]
   XDR_REPLICAS_NATS        replicas of the NATS StatefulSet            [3]
   XDR_NATS_IN_CLUSTER      "false" when NATS is managed elsewhere      [true]
   XDR_RDS_TIMEOUT          seconds to wait for RDS                     [1200]

@@ -10,7 +10,8 @@ usage() {
   cat <<USAGE
 Usage: deploy/aws/stop.sh [--dry-run] [--help]
 
-Scales every role (api, ingestor, detector, relay, then projector, so it finishes last) to 0,
+Scales every role (api, ingestor, detector, scheduler, relay, then projector, so it finishes
+last) to 0,
 waits for their pods to exit, scales the in-cluster NATS StatefulSet to 0 (its volumes
 are kept), and stops the RDS instance unless it is already stopped or stopping.
 AWS starts a stopped RDS instance again after 7 days; run this again then.
@@ -40,14 +41,14 @@ require_kubectl
 [ "$DRY_RUN" = true ] && log "dry run: nothing will be changed"
 
 # 1. The roles, API first (stop taking work), projector last (finish what was committed).
-for role in api ingestor detector relay projector; do
+for role in api ingestor detector scheduler relay projector; do
   mutate kube scale "$(workload_for "$role")" --replicas=0 >&2
 done
 if [ "$DRY_RUN" = true ]; then
   plan 'would wait for the role pods to exit'
 else
   # The role pods only: a finished migration Job's pod is never deleted by scaling.
-  selector="app.kubernetes.io/name=mini-xdr,app.kubernetes.io/component in (api,ingestor,projector,relay,detector)"
+  selector="app.kubernetes.io/name=mini-xdr,app.kubernetes.io/component in (api,ingestor,projector,relay,detector,scheduler)"
   pods=$(inspect kube get pods --selector="$selector" -o name)
   if [ -n "$pods" ]; then
     inspect kube wait --for=delete pod --selector="$selector" --timeout="$XDR_ROLLOUT_TIMEOUT" >&2 ||

@@ -33,6 +33,7 @@ use xdr_domain::EventMetadata;
 use crate::baselines::BaselineCache;
 use crate::detector::{Detector, IssuedCommand};
 use crate::partition::Partition;
+use crate::response::{Responder, ResponseSettings};
 
 /// Where the worker reads from. Tests use their own prefix so they run in parallel.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +49,8 @@ pub struct DetectorConfig {
     pub rebuild_lookback: Duration,
     /// Upper bound on the events one rebuild reads.
     pub rebuild_max_events: usize,
+    /// Containment policies evaluated on opened/escalated incidents (`None`: detection only).
+    pub response: Option<ResponseSettings>,
 }
 
 impl Default for DetectorConfig {
@@ -59,6 +62,7 @@ impl Default for DetectorConfig {
             partition: Partition::default(),
             rebuild_lookback: Duration::from_secs(2 * 3600),
             rebuild_max_events: 1_000_000,
+            response: None,
         }
     }
 }
@@ -209,6 +213,10 @@ pub async fn run_detector(
         .await
         .map_err(nats)?;
     let mut messages = consumer.messages().await.map_err(nats)?;
+    let mut responder = match &config.response {
+        Some(settings) => Some(Responder::connect(jetstream.clone(), settings).await.map_err(nats)?),
+        None => None,
+    };
     let mut rebuilt: HashSet<OrgId> = HashSet::new();
     let mut baselines = BaselineCache::new();
     let mut stats = WorkerStats::default();
@@ -241,7 +249,7 @@ pub async fn run_detector(
         };
         let org = OrgId(stored.org_id);
         let mut ctx = Ctx { detector: &mut detector, baselines: &mut baselines, store: &store, config: &config };
-        match handle(&mut ctx, &mut rebuilt, &mut stats, org, &stored).await {
+        match handle(&mut ctx, &mut rebuilt, &mut stats, responder.as_mut(), org, &stored).await {
             Ok(()) => msg.ack().await.map_err(WorkerError::Nats)?,
             Err(e) => {
                 stats.failures += 1;
@@ -253,6 +261,9 @@ pub async fn run_detector(
         }
     }
     stats.other_partition = detector.stats().other_partition;
+    if let Some(r) = &responder {
+        tracing::info!(stats = ?r.stats(), "detector response stopped");
+    }
     Ok(stats)
 }
 
@@ -267,6 +278,7 @@ async fn handle(
     ctx: &mut Ctx<'_>,
     rebuilt: &mut HashSet<OrgId>,
     stats: &mut WorkerStats,
+    mut responder: Option<&mut Responder>,
     org: OrgId,
     stored: &StoredEvent,
 ) -> Result<(), WorkerError> {
@@ -275,6 +287,9 @@ async fn handle(
         stats.commands += commands.len() as u64;
         ctx.baselines.score_commands(ctx.store, &mut commands).await?;
         stats.events_appended += execute_commands(ctx.store, &commands).await? as u64;
+        if let Some(r) = responder.as_deref_mut() {
+            r.respond(ctx.store, &commands).await;
+        }
         stats.rebuilds += 1;
         rebuilt.insert(org);
     }
@@ -282,5 +297,9 @@ async fn handle(
     stats.commands += commands.len() as u64;
     ctx.baselines.score_commands(ctx.store, &mut commands).await?;
     stats.events_appended += execute_commands(ctx.store, &commands).await? as u64;
+    // After the incident commands are committed; never fails (see `response`).
+    if let Some(r) = responder {
+        r.respond(ctx.store, &commands).await;
+    }
     Ok(())
 }

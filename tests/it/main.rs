@@ -9,6 +9,7 @@ mod operator_cli;
 mod projector_cli;
 mod rebuild_into_cli;
 mod replay_cli;
+mod scheduler_cli;
 mod serve_cli;
 mod store_tls;
 mod verify_cli;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ResponseConfig {
     /// Prepended to every subject, e.g. `""` in production, `"t1234."` in a test.
     pub subject_prefix: String,

@@ -9,6 +9,7 @@
 
 pub mod actions;
 pub mod agent_keys;
+pub mod cap;
 pub mod config;
 pub mod containment;
 pub mod dispatch;

@@ -79,3 +79,28 @@ async fn dispatch_if_approved(
     }
     Ok(dispatch_action(store, dispatcher, org, action, 0, now).await?.is_some())
 }
+
+/// The scheduler role: sweep every `interval` with the wall clock until `shutdown` resolves.
+/// A failed sweep (database down) is logged and retried at the next tick; the queue is a
+/// read model, so nothing is lost while the scheduler is down or restarting.
+pub async fn run_scheduler(
+    store: EventStore,
+    dispatcher: Dispatcher,
+    interval: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = ticks.tick() => {}
+        }
+        match sweep(&store, &dispatcher, Utc::now()).await {
+            Ok(done) if done != Sweep::default() => tracing::info!(?done, "scheduler sweep"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "scheduler sweep failed; retrying at the next tick"),
+        }
+    }
+}

@@ -388,10 +388,20 @@ impl Action {
             return Err(ActionError::MissingTarget(r.kind.as_str()));
         }
         // Normalised so `010.0.0.1`-style spellings cannot slip past the rails or the read model.
+        let mut refused = None;
         let target = if r.kind.targets_ip() {
             let ip: IpAddr = target.parse().map_err(|_| ActionError::InvalidTarget(target.clone()))?;
             if r.kind == ActionKind::BlockIp {
-                r.rails.check(ip).map_err(|violation| ActionError::Protected { target: ip.to_string(), violation })?;
+                if let Err(violation) = r.rails.check(ip) {
+                    let error = ActionError::Protected { target: ip.to_string(), violation };
+                    // An analyst is told at once. A policy has nobody to tell, so its match,
+                    // the request and the refusal are recorded (and nothing is dispatched):
+                    // "why was this not blocked?" has an answer on the incident's timeline.
+                    if r.policy.is_none() || r.incident_id.is_none() {
+                        return Err(error);
+                    }
+                    refused = Some(error.to_string());
+                }
             }
             ip.to_string()
         } else {
@@ -436,6 +446,15 @@ impl Action {
             needs_approval,
             requested_at: r.now,
         }));
+        if let Some(detail) = refused {
+            events.push(Event::ActionFailed(ActionFailed {
+                action_id: r.action_id,
+                attempt: None,
+                agent: None,
+                detail,
+                failed_at: r.now,
+            }));
+        }
         Ok(events)
     }
 }
@@ -707,6 +726,29 @@ mod tests {
             .events();
         let Event::ActionRequested(r) = &events[0] else { panic!() };
         assert!(!r.needs_approval, "lifting a block never waits for approval");
+    }
+
+    #[test]
+    fn a_policy_asking_to_block_a_protected_address_records_the_refusal_and_dispatches_nothing() {
+        let mut r = request(ActionKind::BlockIp, "127.0.0.5", false);
+        r.policy = Some(PolicyMatch {
+            policy_id: PolicyId(Uuid::from_u128(5)),
+            policy_name: "block everything".into(),
+            priority: 1,
+            matched: vec![],
+            mode: "auto".into(),
+            held_for_approval: None,
+        });
+        let events = given::<Action>(vec![]).when(ActionCommand::Request(Box::new(r))).events();
+        assert!(matches!(&events[0], Event::PolicyMatched(_)));
+        assert!(matches!(&events[1], Event::ActionRequested(_)));
+        let Event::ActionFailed(f) = &events[2] else { panic!("{events:?}") };
+        assert!(f.detail.contains("protected range 127.0.0.0/8"), "{}", f.detail);
+        let state = Action::from_history(&events);
+        assert_eq!(state.status, ActionStatus::Failed);
+        given::<Action>(events)
+            .when(ActionCommand::Dispatch { after_attempt: 0, ack_timeout: Duration::seconds(30), now: at(1) })
+            .then_err(ActionError::NotDispatchable("failed"));
     }
 
     #[test]

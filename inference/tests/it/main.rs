@@ -5,5 +5,6 @@ mod classifier;
 mod nats_worker;
 mod partitions;
 mod real_logs;
+mod response;
 mod restart;
 mod support;

@@ -153,7 +153,7 @@ const STOP_RDS: &str = "aws rds stop-db-instance --region eu-west-1 --db-instanc
 
 /// The role pods stop.sh waits for (not the migration Job's, which stays Completed).
 const ROLE_PODS: &str =
-    "app.kubernetes.io/name=mini-xdr,app.kubernetes.io/component in (api,ingestor,projector,relay,detector)";
+    "app.kubernetes.io/name=mini-xdr,app.kubernetes.io/component in (api,ingestor,projector,relay,detector,scheduler)";
 
 fn kubectl(ctx: &str, rest: &str) -> String {
     format!("kubectl --context {ctx} --namespace mini-xdr {rest}")
@@ -189,11 +189,13 @@ fn start_starts_a_stopped_database_waits_for_it_then_scales_every_role_and_check
         k("scale deployment/xdr-projector --replicas=1"),
         k("scale deployment/xdr-relay --replicas=1"),
         k("scale statefulset/xdr-detector --replicas=2"),
+        k("scale deployment/xdr-scheduler --replicas=2"),
         k("rollout status deployment/xdr-api --timeout=300s"),
         k("rollout status deployment/xdr-ingestor --timeout=300s"),
         k("rollout status deployment/xdr-projector --timeout=300s"),
         k("rollout status deployment/xdr-relay --timeout=300s"),
         k("rollout status statefulset/xdr-detector --timeout=300s"),
+        k("rollout status deployment/xdr-scheduler --timeout=300s"),
         k("get endpointslices --selector=kubernetes.io/service-name=xdr-api -o jsonpath={.items[*].endpoints[?(@.conditions.ready==true)].addresses[*]}"),
         k("exec deploy/xdr-api -c api -- curl -fsS --max-time 5 http://127.0.0.1:8000/readyz"),
         k("get ingress mini-xdr -o jsonpath={.status.loadBalancer.ingress[0].hostname}"),
@@ -222,7 +224,7 @@ fn start_leaves_an_available_database_alone_and_skips_nats_when_it_is_not_in_clu
     assert_eq!(calls.iter().filter(|c| c.starts_with("aws rds")).collect::<Vec<_>>(), vec![DESCRIBE_RDS]);
     assert!(!calls.iter().any(|c| c.contains("nats")), "{calls:#?}");
     let scales: Vec<_> = calls.iter().filter(|c| c.contains(" scale ")).collect();
-    assert_eq!(scales.len(), 5, "{calls:#?}");
+    assert_eq!(scales.len(), 6, "{calls:#?}");
     assert!(
         scales.iter().all(|c| c.starts_with("kubectl --namespace xdr-staging scale deployment/xdr-")
             || c.starts_with("kubectl --namespace xdr-staging scale statefulset/xdr-detector")),
@@ -255,7 +257,7 @@ fn stop_scales_roles_then_nats_to_zero_and_stops_the_database_once_when_run_twic
     let mut sb = Sandbox::new();
     sb.env("XDR_KUBE_CONTEXT", "ops").env("FAKE_RDS_POLLS", "0");
     sb.set_state("rds_status", "available");
-    for w in ["xdr-api", "xdr-ingestor", "xdr-projector", "xdr-relay", "xdr-detector", "nats"] {
+    for w in ["xdr-api", "xdr-ingestor", "xdr-projector", "xdr-relay", "xdr-detector", "xdr-scheduler", "nats"] {
         sb.set_state(&format!("replicas_{w}"), "2");
     }
 
@@ -268,6 +270,7 @@ fn stop_scales_roles_then_nats_to_zero_and_stops_the_database_once_when_run_twic
         k("scale deployment/xdr-api --replicas=0"),
         k("scale deployment/xdr-ingestor --replicas=0"),
         k("scale statefulset/xdr-detector --replicas=0"),
+        k("scale deployment/xdr-scheduler --replicas=0"),
         k("scale deployment/xdr-relay --replicas=0"),
         k("scale deployment/xdr-projector --replicas=0"),
         k(&format!("get pods --selector={ROLE_PODS} -o name")),
@@ -277,7 +280,7 @@ fn stop_scales_roles_then_nats_to_zero_and_stops_the_database_once_when_run_twic
         STOP_RDS.into(),
     ];
     assert_eq!(sb.calls(), expected);
-    for w in ["xdr-api", "xdr-ingestor", "xdr-projector", "xdr-relay", "xdr-detector", "nats"] {
+    for w in ["xdr-api", "xdr-ingestor", "xdr-projector", "xdr-relay", "xdr-detector", "xdr-scheduler", "nats"] {
         assert_eq!(sb.state(&format!("replicas_{w}")).as_deref(), Some("0"), "{w}");
     }
 

@@ -8,7 +8,7 @@ use serde_yaml::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-const ROLES: [&str; 5] = ["api", "ingestor", "projector", "relay", "detector"];
+const ROLES: [&str; 6] = ["api", "ingestor", "projector", "relay", "detector", "scheduler"];
 /// Environment variables the binary reads (ARCHITECTURE §4, `src/config.rs`).
 const BINARY_ENV: [&str; 5] = ["DATABASE_URL", "NATS_URL", "XDR_BIND", "JWT_SECRET_KEY", "ENCRYPTION_KEY"];
 /// Keys that must never sit in the ConfigMap.
@@ -482,7 +482,7 @@ fn only_the_ingress_reaches_the_api_and_everything_else_is_denied_by_default() {
         assert_eq!(ports, [Some(u64::from(dockerfile().expose[0]))]);
     }
     // The other roles accept nothing but kubelet probes: no policy opens them.
-    for role in ["ingestor", "projector", "relay", "detector"] {
+    for role in ["ingestor", "projector", "relay", "detector", "scheduler"] {
         let opened = policies
             .iter()
             .any(|p| p["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"].as_str() == Some(role));
