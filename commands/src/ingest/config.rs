@@ -24,9 +24,7 @@ pub struct IngestConfig {
     /// records take ~5 KiB each in memory, ~8× their wire size for Cowrie JSON, so 4 MiB of
     /// records is ~40 MiB per round.
     pub max_batch_bytes: usize,
-    /// How long a fetch waits to fill a batch. Short, because it is the first hop of
-    /// detection latency (a record waits at most this long before it is committed); under a
-    /// backlog batches fill at once, so throughput does not depend on it.
+    /// How long a fetch waits to fill a batch.
     pub batch_wait: Duration,
     /// Redelivery after this long without an ack (a crashed ingestor's messages come back).
     pub ack_wait: Duration,
@@ -45,7 +43,7 @@ impl Default for IngestConfig {
             max_message_bytes: 1 << 20,
             batch_messages: 256,
             max_batch_bytes: 4 << 20,
-            batch_wait: Duration::from_millis(20),
+            batch_wait: Duration::from_millis(200),
             ack_wait: Duration::from_secs(30),
             max_ack_pending: 4096,
         }
