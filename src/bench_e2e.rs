@@ -29,7 +29,7 @@ pub async fn e2e(settings: &Settings, args: BenchE2eArgs) -> anyhow::Result<Exit
     let client = async_nats::connect(&settings.nats_url).await.context("Failed to connect to NATS")?;
     let prefix = format!("bench{}.", Uuid::new_v4().simple());
     let config = IngestConfig::with_prefix(&prefix);
-    let result = run(&scratch, &client, &config, &args).await;
+    let result = run(&scratch, &settings.nats_url, &client, &config, &args).await;
     let js = jetstream::new(client.clone());
     for stream in [&config.stream_name, &config.dlq_stream_name, &config.events_stream_name] {
         let _ = js.delete_stream(stream).await;
@@ -117,6 +117,7 @@ async fn incident_visible(client: &reqwest::Client, url: &str, token: &str, ip: 
 
 async fn run(
     scratch: &ScratchDb,
+    nats_url: &str,
     client: &async_nats::Client,
     config: &IngestConfig,
     args: &BenchE2eArgs,
@@ -134,6 +135,8 @@ async fn run(
     let key = issued.key.expose_secret().to_owned();
     let js = jetstream::new(client.clone());
     ensure_ingest_streams(&js, config).await?;
+    // The producers have connections of their own, as real ones would (not the pipeline's).
+    let producer = jetstream::new(async_nats::connect(nats_url).await.context("Failed to connect to NATS")?);
 
     // The pipeline, as `serve` runs it.
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -194,7 +197,7 @@ async fn run(
     let subject = config.ingest_subject("cowrie");
     let per_tick = ((args.rate / 100.0).round() as u64).max(1);
     let load = tokio::spawn({
-        let (js, subject, key) = (js.clone(), subject.clone(), key.clone());
+        let (js, subject, key) = (producer.clone(), subject.clone(), key.clone());
         let duration = Duration::from_secs(args.seconds);
         async move {
             let started = Instant::now();
@@ -217,7 +220,7 @@ async fn run(
     let probe_count = ((args.seconds.saturating_sub(4)) * 1000 / args.probe_interval_ms).max(1) as usize;
     for p in 0..probe_count {
         let ip = format!("198.51.{}.{}", 100 + p / 250, 1 + p % 250);
-        publish(&js, &subject, &key, attack(&ip, p)).await?;
+        publish(&producer, &subject, &key, attack(&ip, p)).await?;
         let published = Instant::now();
         let (http, url, token) = (http.clone(), url.clone(), token.clone());
         probes.push(tokio::spawn(async move {
