@@ -24,7 +24,7 @@ pub struct IngestConfig {
     /// records take ~5 KiB each in memory, ~8× their wire size for Cowrie JSON, so 4 MiB of
     /// records is ~40 MiB per round.
     pub max_batch_bytes: usize,
-    /// How long a fetch waits to fill a batch.
+    /// How long a round waits for its first message (then it takes what has arrived).
     pub batch_wait: Duration,
     /// Redelivery after this long without an ack (a crashed ingestor's messages come back).
     pub ack_wait: Duration,
