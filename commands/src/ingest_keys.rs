@@ -111,27 +111,43 @@ pub async fn revoke_ingest_key(
     key_id: IngestKeyId,
     metadata: &EventMetadata,
 ) -> Result<bool, IngestKeyCommandError> {
-    let stream = key_id.stream_id();
+    let key = CredentialRow { stream: key_id.stream_id(), key_id: key_id.0, lookup_table: "ingest_key_lookup" };
+    revoke_credential::<IngestKey>(store, org, &key, || IngestKeyCommand::Revoke { now: Utc::now() }, metadata).await
+}
+
+/// Where a credential lives: its stream and its row in a global lookup table.
+pub(crate) struct CredentialRow {
+    pub stream: String,
+    pub key_id: Uuid,
+    /// `ingest_key_lookup` or `agent_key_lookup` (same columns).
+    pub lookup_table: &'static str,
+}
+
+/// Revoke a credential (ingest or agent key): decide on its stream and, when that revokes,
+/// append the event and mark its lookup row revoked in one transaction, so the key stops
+/// resolving exactly when the log says it was revoked. `false` when it already was.
+pub(crate) async fn revoke_credential<A: Aggregate>(
+    store: &EventStore,
+    org: OrgId,
+    key: &CredentialRow,
+    revoke: impl Fn() -> A::Command,
+    metadata: &EventMetadata,
+) -> Result<bool, CommandError<A::Error>> {
     retry_on_conflict(MAX_ATTEMPTS, || async {
-        let (state, version) = load::<IngestKey>(store, org, &stream).await?;
-        let events = state.decide(&IngestKeyCommand::Revoke { now: Utc::now() }).map_err(CommandError::Domain)?;
-        let Some(Event::IngestKeyRevoked(revoked)) = events.first() else {
-            return Ok(false);
+        let (state, version) = load::<A>(store, org, &key.stream).await?;
+        let events = state.decide(&revoke()).map_err(CommandError::Domain)?;
+        let revoked_at = match events.first() {
+            Some(Event::IngestKeyRevoked(r)) => r.revoked_at,
+            Some(Event::AgentKeyRevoked(r)) => r.revoked_at,
+            _ => return Ok(false),
         };
         let mut tx = store.pool().begin().await.map_err(StoreError::from)?;
-        store
-            .append_in_tx(
-                &mut tx,
-                org,
-                &stream,
-                ExpectedVersion::Exact(version),
-                to_new_events(&stream, &events, metadata),
-            )
-            .await?;
-        sqlx::query("UPDATE ingest_key_lookup SET revoked_at = $3 WHERE key_id = $1 AND org_id = $2")
-            .bind(key_id.0)
+        let new_events = to_new_events(&key.stream, &events, metadata);
+        store.append_in_tx(&mut tx, org, &key.stream, ExpectedVersion::Exact(version), new_events).await?;
+        sqlx::query(&format!("UPDATE {} SET revoked_at = $3 WHERE key_id = $1 AND org_id = $2", key.lookup_table))
+            .bind(key.key_id)
             .bind(org.0)
-            .bind(revoked.revoked_at)
+            .bind(revoked_at)
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from)?;

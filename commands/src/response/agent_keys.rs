@@ -13,8 +13,10 @@ use xdr_domain::ids::{AgentKeyId, OrgId};
 use xdr_domain::response::agent_key::{AgentKey, AgentKeyCommand, AgentKeyError};
 use xdr_domain::{Event, EventMetadata};
 
-use crate::handler::{load, retry_on_conflict, CommandError, MAX_ATTEMPTS};
-use crate::ingest_keys::{constant_time_eq, generate_key_with_prefix, key_digest, to_new_events};
+use crate::handler::CommandError;
+use crate::ingest_keys::{
+    constant_time_eq, generate_key_with_prefix, key_digest, revoke_credential, to_new_events, CredentialRow,
+};
 use crate::store::{EventStore, ExpectedVersion, StoreError};
 
 /// Agent keys start with this, so they are told apart from ingest keys (`xdr_`) at a glance.
@@ -84,34 +86,8 @@ pub async fn revoke_agent_key(
     key_id: AgentKeyId,
     metadata: &EventMetadata,
 ) -> Result<bool, AgentKeyCommandError> {
-    let stream = key_id.stream_id();
-    retry_on_conflict(MAX_ATTEMPTS, || async {
-        let (state, version) = load::<AgentKey>(store, org, &stream).await?;
-        let events = state.decide(&AgentKeyCommand::Revoke { now: Utc::now() }).map_err(CommandError::Domain)?;
-        let Some(Event::AgentKeyRevoked(revoked)) = events.first() else {
-            return Ok(false);
-        };
-        let mut tx = store.pool().begin().await.map_err(StoreError::from)?;
-        store
-            .append_in_tx(
-                &mut tx,
-                org,
-                &stream,
-                ExpectedVersion::Exact(version),
-                to_new_events(&stream, &events, metadata),
-            )
-            .await?;
-        sqlx::query("UPDATE agent_key_lookup SET revoked_at = $3 WHERE key_id = $1 AND org_id = $2")
-            .bind(key_id.0)
-            .bind(org.0)
-            .bind(revoked.revoked_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
-        tx.commit().await.map_err(StoreError::from)?;
-        Ok(true)
-    })
-    .await
+    let key = CredentialRow { stream: key_id.stream_id(), key_id: key_id.0, lookup_table: "agent_key_lookup" };
+    revoke_credential::<AgentKey>(store, org, &key, || AgentKeyCommand::Revoke { now: Utc::now() }, metadata).await
 }
 
 /// What a presented agent key turned out to be.
