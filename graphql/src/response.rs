@@ -128,7 +128,7 @@ pub async fn approve(
         return Ok(approved);
     }
     match dispatch_action(store, dispatcher, org, action, 0, now).await {
-        Ok(_) => Ok(load::<Action>(store, org, &action.stream_id()).await?.0),
+        Ok(dispatched) => Ok(dispatched.state),
         Err(e) => recover_from_send_failure(state, org, action, e).await,
     }
 }

@@ -129,8 +129,16 @@ pub async fn reject_action(
     Ok(execute::<Action>(store, org, &action_stream(action), &command, metadata, None).await?.state)
 }
 
+/// What a dispatch did: the action as it stands after it, and the order that went out (none
+/// when someone else had already sent an attempt after `after_attempt`).
+#[derive(Debug, Clone)]
+pub struct Dispatched {
+    pub state: Action,
+    pub order: Option<ActionOrder>,
+}
+
 /// Send the next attempt of an approved (or unanswered) action, if nobody has sent an
-/// attempt after `after_attempt` yet. Returns the order that went out, if one did.
+/// attempt after `after_attempt` yet.
 pub async fn dispatch_action(
     store: &EventStore,
     dispatcher: &Dispatcher,
@@ -138,13 +146,13 @@ pub async fn dispatch_action(
     action: ActionId,
     after_attempt: u32,
     now: DateTime<Utc>,
-) -> Result<Option<ActionOrder>, ResponseError> {
+) -> Result<Dispatched, ResponseError> {
     let ack_timeout = Duration::from_std(dispatcher.config().ack_timeout).unwrap_or(Duration::seconds(30));
     let command = ActionCommand::Dispatch { after_attempt, ack_timeout, now };
     let metadata = EventMetadata::system("dispatcher");
     let done = execute::<Action>(store, org, &action_stream(action), &command, &metadata, None).await?;
     let Some(Event::ActionDispatched(d)) = done.events.first() else {
-        return Ok(None);
+        return Ok(Dispatched { state: done.state, order: None });
     };
     let Some(request) = &done.state.request else {
         return Err(ActionCommandError::Corrupt(format!("action {action} dispatched without a request")).into());
@@ -160,7 +168,7 @@ pub async fn dispatch_action(
         deadline: d.deadline,
     };
     dispatcher.publish_order(&order).await?;
-    Ok(Some(order))
+    Ok(Dispatched { state: done.state, order: Some(order) })
 }
 
 /// Request, then (when it needs no approval and a dispatcher is at hand) dispatch at once.
@@ -177,8 +185,7 @@ pub async fn request_and_dispatch(
     let state = request_action(store, org, new, metadata, now).await?;
     match dispatcher {
         Some(d) if state.status == ActionStatus::Approved && state.attempts == 0 => {
-            dispatch_action(store, d, org, action_id, 0, now).await?;
-            Ok(load::<Action>(store, org, &action_stream(action_id)).await?.0)
+            Ok(dispatch_action(store, d, org, action_id, 0, now).await?.state)
         }
         _ => Ok(state),
     }
@@ -226,8 +233,7 @@ pub async fn handle_deadline(
         let id = action_command_id(action, &format!("give-up/{}", state.attempts));
         return Ok(execute::<Action>(store, org, &stream, &command, &metadata, Some(id)).await?.state);
     }
-    dispatch_action(store, dispatcher, org, action, state.attempts, now).await?;
-    Ok(load::<Action>(store, org, &stream).await?.0)
+    Ok(dispatch_action(store, dispatcher, org, action, state.attempts, now).await?.state)
 }
 
 /// A timed block is due: mark it expired and request (and, with a dispatcher, send) the

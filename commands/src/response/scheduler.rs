@@ -77,7 +77,7 @@ async fn dispatch_if_approved(
     if state.status != ActionStatus::Approved || state.attempts != 0 {
         return Ok(false);
     }
-    Ok(dispatch_action(store, dispatcher, org, action, 0, now).await?.is_some())
+    Ok(dispatch_action(store, dispatcher, org, action, 0, now).await?.order.is_some())
 }
 
 /// The scheduler role: sweep every `interval` with the wall clock until `shutdown` resolves.

@@ -74,6 +74,37 @@ pub fn actor_metadata(ctx: &Context<'_>, caller: &Principal) -> xdr_domain::Even
     crate::extract::actor_metadata(caller, request(ctx))
 }
 
+/// A cursor over `(time, id)` (lists ordered newest first by a timestamp, the id breaking ties).
+pub fn encode_time_id_cursor(at: chrono::DateTime<chrono::Utc>, id: impl std::fmt::Display) -> String {
+    encode_cursor(&format!("{}|{id}", at.timestamp_micros()))
+}
+
+pub fn decode_time_id_cursor(cursor: Option<&str>) -> Result<Option<(chrono::DateTime<chrono::Utc>, Uuid)>> {
+    let Some(c) = decode_cursor(cursor)? else { return Ok(None) };
+    let invalid = || bad_input("invalid cursor");
+    let (micros, id) = c.split_once('|').ok_or_else(invalid)?;
+    let micros: i64 = micros.parse().map_err(|_| invalid())?;
+    let id = Uuid::parse_str(id).map_err(|_| invalid())?;
+    Ok(Some((chrono::DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?, id)))
+}
+
+/// One page of a newest-first list: `rows` were fetched with `LIMIT first + 1`, so one row
+/// more than `first` means there is a next page.
+pub fn page_of<T: async_graphql::OutputType>(
+    rows: &[sqlx::postgres::PgRow],
+    first: usize,
+    has_previous: bool,
+    from_row: impl Fn(&sqlx::postgres::PgRow) -> T,
+    cursor_of: impl Fn(&T) -> String,
+) -> async_graphql::connection::Connection<String, T> {
+    let mut connection = async_graphql::connection::Connection::new(has_previous, rows.len() > first);
+    for row in rows.iter().take(first) {
+        let node = from_row(row);
+        connection.edges.push(async_graphql::connection::Edge::new(cursor_of(&node), node));
+    }
+    connection
+}
+
 /// A cursor over `org_seq` (lists ordered newest first).
 pub fn decode_seq_cursor(cursor: Option<&str>) -> Result<Option<i64>> {
     decode_cursor(cursor)?.map(|c| c.parse().map_err(|_| bad_input("invalid cursor"))).transpose()

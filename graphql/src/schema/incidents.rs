@@ -1,7 +1,7 @@
 //! Incidents: the list analysts work from, one incident with its timeline and evidence,
 //! statistics, and status changes (analyst and up).
 
-use async_graphql::connection::{Connection, Edge};
+use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, InputObject, Json, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Duration, Utc};
 use sqlx::postgres::PgRow;
@@ -15,7 +15,8 @@ use xdr_domain::incident::{Incident as IncidentAggregate, IncidentCommand, Incid
 use xdr_projections::begin_org_tx;
 
 use super::context::{
-    actor_metadata, after_write, bad_input, caller, db_error, decode_cursor, encode_cursor, page_size, state,
+    actor_metadata, after_write, bad_input, caller, db_error, decode_time_id_cursor, encode_time_id_cursor, page_of,
+    page_size, state,
 };
 use super::errors::gql_error;
 use super::read::SecurityEvent;
@@ -250,18 +251,6 @@ pub struct Stats {
     pub events_per_hour: Vec<HourCount>,
 }
 
-fn cursor_of(i: &Incident) -> String {
-    encode_cursor(&format!("{}|{}", i.last_seen.timestamp_micros(), i.id))
-}
-
-fn parse_cursor(c: Option<String>) -> Result<Option<(DateTime<Utc>, Uuid)>> {
-    let Some(c) = c else { return Ok(None) };
-    let (micros, id) = c.split_once('|').ok_or_else(|| bad_input("invalid cursor"))?;
-    let micros: i64 = micros.parse().map_err(|_| bad_input("invalid cursor"))?;
-    let id = Uuid::parse_str(id).map_err(|_| bad_input("invalid cursor"))?;
-    Ok(Some((DateTime::from_timestamp_micros(micros).ok_or_else(|| bad_input("invalid cursor"))?, id)))
-}
-
 #[derive(Default)]
 pub struct IncidentQuery;
 
@@ -278,7 +267,7 @@ impl IncidentQuery {
         let p = caller(ctx).await?;
         p.require(Permission::ReadOrgData).map_err(gql_error)?;
         let first = page_size(first)?;
-        let after = parse_cursor(decode_cursor(after.as_deref())?)?;
+        let after = decode_time_id_cursor(after.as_deref())?;
         let f = filter.unwrap_or_default();
         let mut tx = begin_org_tx(&state(ctx).pool, p.org_id).await.map_err(db_error)?;
         let rows = sqlx::query(&format!(
@@ -302,12 +291,7 @@ impl IncidentQuery {
         .fetch_all(&mut *tx)
         .await
         .map_err(db_error)?;
-        let mut connection = Connection::new(after.is_some(), rows.len() > first);
-        for row in rows.iter().take(first) {
-            let incident = Incident::from_row(row);
-            connection.edges.push(Edge::new(cursor_of(&incident), incident));
-        }
-        Ok(connection)
+        Ok(page_of(&rows, first, after.is_some(), Incident::from_row, |x| encode_time_id_cursor(x.last_seen, x.id)))
     }
 
     /// One incident of the caller's organization; another org's id is simply not found.

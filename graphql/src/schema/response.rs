@@ -1,7 +1,7 @@
 //! Containment actions: requested by analysts on an incident, approved or rejected by a
 //! `soc_lead`, listed newest first, and the blocks in force.
 
-use async_graphql::connection::{Connection, Edge};
+use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, ErrorExtensions, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
@@ -14,7 +14,8 @@ use xdr_domain::response::action::Action as ActionState;
 use xdr_projections::begin_org_tx;
 
 use super::context::{
-    actor_metadata, after_write, bad_input, caller, db_error, decode_cursor, encode_cursor, page_size, state,
+    actor_metadata, after_write, bad_input, caller, db_error, decode_time_id_cursor, encode_time_id_cursor, page_of,
+    page_size, state,
 };
 use super::errors::gql_error;
 use super::incidents::{parse, stored};
@@ -204,18 +205,6 @@ fn action_id(id: &ID) -> Result<ActionId> {
     Uuid::parse_str(id).map(ActionId).map_err(|_| gql_error(AuthError::NotFound))
 }
 
-fn cursor_of(a: &Action) -> String {
-    encode_cursor(&format!("{}|{}", a.requested_at.timestamp_micros(), a.id.as_str()))
-}
-
-fn parse_cursor(c: Option<String>) -> Result<Option<(DateTime<Utc>, Uuid)>> {
-    let Some(c) = c else { return Ok(None) };
-    let (micros, id) = c.split_once('|').ok_or_else(|| bad_input("invalid cursor"))?;
-    let micros: i64 = micros.parse().map_err(|_| bad_input("invalid cursor"))?;
-    let id = Uuid::parse_str(id).map_err(|_| bad_input("invalid cursor"))?;
-    Ok(Some((DateTime::from_timestamp_micros(micros).ok_or_else(|| bad_input("invalid cursor"))?, id)))
-}
-
 /// The actions on one incident, oldest first (the `Incident.actions` field).
 pub async fn actions_of_incident(ctx: &Context<'_>, org: OrgId, incident: Uuid) -> Result<Vec<Action>> {
     let mut tx = begin_org_tx(&state(ctx).pool, org).await.map_err(db_error)?;
@@ -247,7 +236,7 @@ impl ResponseQuery {
         let p = caller(ctx).await?;
         p.require(Permission::ReadOrgData).map_err(gql_error)?;
         let first = page_size(first)?;
-        let after = parse_cursor(decode_cursor(after.as_deref())?)?;
+        let after = decode_time_id_cursor(after.as_deref())?;
         let f = filter.unwrap_or_default();
         let incident = f
             .incident_id
@@ -271,12 +260,9 @@ impl ResponseQuery {
         .fetch_all(&mut *tx)
         .await
         .map_err(db_error)?;
-        let mut connection = Connection::new(after.is_some(), rows.len() > first);
-        for row in rows.iter().take(first) {
-            let action = Action::from_row(row);
-            connection.edges.push(Edge::new(cursor_of(&action), action));
-        }
-        Ok(connection)
+        Ok(page_of(&rows, first, after.is_some(), Action::from_row, |x| {
+            encode_time_id_cursor(x.requested_at, x.id.as_str())
+        }))
     }
 
     /// One action of the caller's organization; another org's id is simply not found.
