@@ -210,7 +210,7 @@ async fn run(
                 i += per_tick;
                 publish(&js, &subject, &key, body.join("\n")).await?;
             }
-            anyhow::Ok(i)
+            anyhow::Ok(())
         }
     });
 
@@ -241,7 +241,7 @@ async fn run(
             latencies.push(l);
         }
     }
-    let offered = load.await??;
+    load.await??;
     let head_before = store.head(org).await?.map_or(0, |h| h.0);
 
     // The floor: polling an incident that is already visible.
@@ -263,6 +263,5 @@ async fn run(
     let (p50, p99) = percentiles(latencies);
     let (floor_p50, floor_p99) = percentiles(floor);
     let committed_rate = head_before as f64 / args.seconds as f64;
-    let _ = offered;
     Ok(Report { committed_rate, probes: probe_count, seen, p50, p99, floor_p50, floor_p99 })
 }

@@ -357,10 +357,6 @@ pub struct Action {
 }
 
 impl Action {
-    fn status_name(&self) -> &'static str {
-        self.status.as_str()
-    }
-
     /// Whether a timed block is due to be lifted at `now`.
     pub fn is_due_to_expire(&self, now: DateTime<Utc>) -> bool {
         self.status == ActionStatus::Succeeded && self.expires_at.is_some_and(|t| t <= now)
@@ -523,7 +519,7 @@ impl Aggregate for Action {
                     {
                         Ok(vec![])
                     }
-                    _ => Err(ActionError::NotPendingApproval(self.status_name())),
+                    _ => Err(ActionError::NotPendingApproval(self.status.as_str())),
                 }
             }
             ActionCommand::Reject { by_user, role, reason, now } => {
@@ -539,7 +535,7 @@ impl Aggregate for Action {
                         rejected_at: *now,
                     })]),
                     ActionStatus::Rejected => Ok(vec![]),
-                    _ => Err(ActionError::NotPendingApproval(self.status_name())),
+                    _ => Err(ActionError::NotPendingApproval(self.status.as_str())),
                 }
             }
             ActionCommand::Dispatch { after_attempt, ack_timeout, now } => match self.status {
@@ -552,7 +548,7 @@ impl Aggregate for Action {
                         dispatched_at: *now,
                     })])
                 }
-                _ => Err(ActionError::NotDispatchable(self.status_name())),
+                _ => Err(ActionError::NotDispatchable(self.status.as_str())),
             },
             ActionCommand::RecordResult { attempt, agent, ok, detail, now } => {
                 // The first answer decides; a late answer to an earlier attempt still counts
