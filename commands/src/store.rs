@@ -12,7 +12,7 @@ use uuid::Uuid;
 use xdr_domain::ids::OrgId;
 use xdr_domain::{Event, EventMetadata};
 
-use crate::chain::{self, ChainRow, GENESIS_HASH};
+use crate::chain::{self, ChainRow, GENESIS_HASH, MAX_JSON_DEPTH};
 
 /// Channel on which every commit announces `"<org_id>:<last_seq>"`.
 pub const NOTIFY_CHANNEL: &str = "xdr_event_log";
@@ -407,8 +407,8 @@ async fn write_rows(
         last_seq += 1;
         let version = versions.entry(e.stream_id.clone()).or_insert(0);
         *version += 1;
-        let payload = canonical_nul_free(&e.payload);
-        let metadata = canonical_nul_free(&e.metadata);
+        let payload = canonical_nul_free(&e.payload).ok_or_else(|| too_deep(e, "payload"))?;
+        let metadata = canonical_nul_free(&e.metadata).ok_or_else(|| too_deep(e, "metadata"))?;
         let hash = chain::link_hash(
             &prev_hash,
             &ChainRow {
@@ -476,15 +476,23 @@ fn is_duplicate_event_id(e: &StoreError) -> bool {
     }
 }
 
-/// Canonical JSON of a value, with U+0000 scrubbed. NUL is rare and always serializes as
-/// `\u0000`, so the text is searched instead of walking (or copying) every value first.
-fn canonical_nul_free(value: &Value) -> String {
-    let text = chain::canonical_json(value);
+/// Canonical JSON of a value, with U+0000 scrubbed; `None` when it nests too deeply to be
+/// read back. NUL is rare and always serializes as `\u0000`, so the text is searched instead
+/// of walking (or copying) every value first.
+fn canonical_nul_free(value: &Value) -> Option<String> {
+    let text = chain::canonical_json_within(value, MAX_JSON_DEPTH)?;
     if text.contains("\\u0000") {
-        chain::canonical_json(&without_nul(value.clone()))
+        chain::canonical_json_within(&without_nul(value.clone()), MAX_JSON_DEPTH)
     } else {
-        text
+        Some(text)
     }
+}
+
+fn too_deep(e: &NewEvent, column: &str) -> StoreError {
+    StoreError::Invalid(format!(
+        "event {} ({}): {column} nests JSON deeper than {MAX_JSON_DEPTH} levels",
+        e.event_id, e.event_type
+    ))
 }
 
 /// `jsonb` cannot store U+0000; producers do send it. Replace it with U+FFFD before hashing,
@@ -538,9 +546,9 @@ mod tests {
     fn nul_characters_are_replaced_in_keys_and_values() {
         let v = serde_json::json!({"a\0": ["x\0y", {"b": "\0"}]});
         assert_eq!(without_nul(v.clone()), serde_json::json!({"a\u{fffd}": ["x\u{fffd}y", {"b": "\u{fffd}"}]}));
-        assert_eq!(canonical_nul_free(&v), crate::chain::canonical_json(&without_nul(v.clone())));
+        assert_eq!(canonical_nul_free(&v), Some(crate::chain::canonical_json(&without_nul(v.clone()))));
         let literal = serde_json::json!({"a": "\\u0000 is not a NUL"});
-        assert_eq!(canonical_nul_free(&literal), crate::chain::canonical_json(&literal));
+        assert_eq!(canonical_nul_free(&literal), Some(crate::chain::canonical_json(&literal)));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod identity;
 pub mod ids;
 pub mod incident;
 pub mod ingest_key;
+pub mod json;
 pub mod response;
 pub mod telemetry;
 

@@ -59,10 +59,15 @@ pub async fn verify(pool: &PgPool, only: Option<OrgId>) -> Result<VerifyReport, 
 }
 
 /// Returns how many events were checked and the first broken link, if any.
+///
+/// The chain and the head are read in one REPEATABLE READ snapshot: an append committing
+/// meanwhile moves both or neither, so a live system never shows a break that is a race.
 pub async fn verify_org(pool: &PgPool, org: Uuid) -> Result<(u64, Option<BrokenLink>), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
     let broken = |org_seq: i64, reason: String| BrokenLink { org_id: org, org_seq, reason };
     let sql = format!("SELECT {EVENT_COLUMNS} FROM event_log WHERE org_id = $1 ORDER BY org_seq");
-    let mut rows = sqlx::query(&sql).bind(org).fetch(pool);
+    let mut rows = sqlx::query(&sql).bind(org).fetch(&mut *tx);
     let mut prev_hash = GENESIS_HASH.to_vec();
     let mut expected_seq = 1;
     let mut checked = 0;
@@ -87,8 +92,9 @@ pub async fn verify_org(pool: &PgPool, org: Uuid) -> Result<(u64, Option<BrokenL
     drop(rows);
     let head: Option<(i64, Vec<u8>)> = sqlx::query_as("SELECT last_seq, last_hash FROM org_heads WHERE org_id = $1")
         .bind(org)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *tx)
         .await?;
+    tx.commit().await?;
     let last = expected_seq - 1;
     match head {
         None if last > 0 => Ok((checked, Some(broken(last, "org has events but no head row".into())))),

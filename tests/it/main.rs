@@ -2,6 +2,7 @@
 
 mod agent_cli;
 mod audit_cli;
+mod audit_e2e;
 mod deploy;
 mod ingest_cli;
 mod models_cli;

@@ -129,7 +129,12 @@ impl ContainmentPolicy {
         }
         if !c.source_in.is_empty() || !c.source_not_in.is_empty() {
             let ip: IpAddr = facts.src_ip.parse().ok()?;
-            let inside = |ranges: &[String]| parse_ranges(ranges).map(|nets| nets.iter().any(|n| n.contains(&ip)));
+            // `::ffff:10.0.0.1` is in `10.0.0.0/8` for a condition as it is for the rails.
+            let forms: Vec<IpAddr> =
+                std::iter::once(ip).chain(super::rails::embedded_ipv4(ip).map(IpAddr::V4)).collect();
+            let inside = |ranges: &[String]| {
+                parse_ranges(ranges).map(|nets| nets.iter().any(|n| forms.iter().any(|f| n.contains(f))))
+            };
             if !c.source_in.is_empty() {
                 if !inside(&c.source_in).ok()? {
                     return None;
@@ -487,6 +492,9 @@ mod tests {
         assert!(p.matches(&facts(Severity::Low, &none, "203.0.113.9")).is_some());
         assert!(p.matches(&facts(Severity::Low, &none, "203.0.113.200")).is_none());
         assert!(p.matches(&facts(Severity::Low, &none, "198.51.100.1")).is_none());
+        // The IPv4-mapped form of an excluded address stays excluded.
+        assert!(p.matches(&facts(Severity::Low, &none, "::ffff:203.0.113.200")).is_none());
+        assert!(p.matches(&facts(Severity::Low, &none, "::ffff:203.0.113.9")).is_some());
         let mut low_risk = facts(Severity::Low, &none, "203.0.113.9");
         low_risk.risk_score = 0.5;
         assert!(p.matches(&low_risk).is_none());

@@ -54,9 +54,34 @@ pub fn parse_range(range: &str) -> Result<IpNet, String> {
         .map_err(|_| format!("{range:?} is not an IP address or CIDR range"))
 }
 
+/// The IPv4 address an IPv6 address stands for, if it embeds one a packet can reach:
+/// IPv4-mapped (`::ffff:a.b.c.d`), NAT64 (`64:ff9b::a.b.c.d`, RFC 6052) and 6to4
+/// (`2002:aabb:ccdd::/48`, RFC 3056). A rail on `10.0.0.0/8` must hold for all of them.
+pub fn embedded_ipv4(ip: IpAddr) -> Option<std::net::Ipv4Addr> {
+    let IpAddr::V6(v6) = ip else { return None };
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let s = v6.segments();
+    let from = |hi: u16, lo: u16| std::net::Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    match s {
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(from(hi, lo)),
+        [0x2002, hi, lo, ..] => Some(from(hi, lo)),
+        _ => None,
+    }
+}
+
 impl SafetyRails {
-    /// May `ip` be blocked?
+    /// May `ip` be blocked? An IPv6 form of an IPv4 address is held to that address's rails
+    /// as well as its own.
     pub fn check(&self, ip: IpAddr) -> Result<(), RailViolation> {
+        if let Some(v4) = embedded_ipv4(ip) {
+            self.check_one(IpAddr::V4(v4))?;
+        }
+        self.check_one(ip)
+    }
+
+    fn check_one(&self, ip: IpAddr) -> Result<(), RailViolation> {
         let unblockable = ip.is_unspecified() || ip.is_multicast() || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
         if unblockable {
             return Err(RailViolation::Unblockable);
@@ -104,6 +129,24 @@ mod tests {
         assert_eq!(rails.check(ip("10.0.0.5")), Ok(()));
         // The org replaced the defaults, so loopback is blockable here (a lab honeypot on 127/8).
         assert_eq!(rails.check(ip("127.0.0.9")), Ok(()));
+    }
+
+    #[test]
+    fn ipv6_forms_of_a_protected_or_private_ipv4_address_are_held_to_its_rails() {
+        let rails = SafetyRails::default();
+        let loopback = Err(RailViolation::Protected("127.0.0.0/8".into()));
+        let ten = Err(RailViolation::PrivateRange("10.0.0.0/8".into()));
+        assert_eq!(rails.check(ip("::ffff:127.0.0.1")), loopback);
+        assert_eq!(rails.check(ip("::ffff:10.0.0.1")), ten);
+        assert_eq!(rails.check(ip("64:ff9b::10.0.0.1")), ten);
+        assert_eq!(rails.check(ip("2002:0a00:0001::1")), ten);
+        assert_eq!(rails.check(ip("64:ff9b::c0a8:0101")), Err(RailViolation::PrivateRange("192.168.0.0/16".into())));
+        assert_eq!(rails.check(ip("::ffff:0.0.0.0")), Err(RailViolation::Unblockable));
+        // An org's own IPv4 range protects the mapped form too.
+        let own = SafetyRails { protected: parse_ranges(&["198.51.100.0/24"]).unwrap(), allow_private: true };
+        assert_eq!(own.check(ip("::ffff:198.51.100.9")), Err(RailViolation::Protected("198.51.100.0/24".into())));
+        assert_eq!(rails.check(ip("::ffff:203.0.113.7")), Ok(()));
+        assert_eq!(rails.check(ip("2001:db8::10.0.0.1")), Ok(()));
     }
 
     #[test]

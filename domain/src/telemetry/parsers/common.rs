@@ -99,6 +99,13 @@ pub(crate) fn sanitize_type(s: &str) -> String {
 pub(crate) fn parse_json_object(record: &str) -> Result<Value, ParseError> {
     let value: Value =
         serde_json::from_str(record.trim()).map_err(|e| ParseError::new(format!("invalid JSON: {e}")))?;
+    let depth = crate::json::depth(&value);
+    if depth > super::MAX_RECORD_DEPTH {
+        return Err(ParseError::new(format!(
+            "JSON nested too deeply: {depth} levels (limit {})",
+            super::MAX_RECORD_DEPTH
+        )));
+    }
     if value.is_object() {
         Ok(value)
     } else {

@@ -21,6 +21,11 @@ pub use sshd::SshdPidTracker;
 /// the bound keeps one hostile record from costing unbounded work downstream.
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
 
+/// JSON records nested deeper than this are rejected: the log stores a record inside its
+/// event, and every stored value must stay within what every reader parses (no producer we
+/// accept nests beyond a handful of levels).
+pub const MAX_RECORD_DEPTH: usize = 64;
+
 /// What the producer knows that the record itself may not say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseContext {
