@@ -25,6 +25,7 @@ impl ResponseError for ApiError {
                 AuthError::InvalidCredentials | AuthError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
                 AuthError::Locked(_) | AuthError::Forbidden => StatusCode::FORBIDDEN,
                 AuthError::NotFound => StatusCode::NOT_FOUND,
+                AuthError::Busy => StatusCode::SERVICE_UNAVAILABLE,
                 AuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -45,6 +46,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+            response.insert_header((header::RETRY_AFTER, "2"));
         }
         response.json(serde_json::json!({ "detail": detail }))
     }

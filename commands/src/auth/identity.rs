@@ -46,6 +46,9 @@ pub enum AuthError {
     Forbidden,
     #[error("Not found")]
     NotFound,
+    /// The password-hashing queue is full: retry in a moment (HTTP 503 with `Retry-After`).
+    #[error("Too many sign-ins in progress; retry in a few seconds")]
+    Busy,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -57,6 +60,7 @@ impl From<IdentityError> for AuthError {
             IdentityError::SessionRevoked | IdentityError::InvalidToken => {
                 AuthError::Unauthenticated("Could not validate credentials")
             }
+            IdentityError::SessionExpired => AuthError::Unauthenticated("Session has expired; sign in again"),
             other => AuthError::Validation(other.to_string()),
         }
     }
@@ -85,7 +89,10 @@ impl From<sqlx::Error> for AuthError {
 
 impl From<PasswordError> for AuthError {
     fn from(e: PasswordError) -> Self {
-        AuthError::Internal(e.to_string())
+        match e {
+            PasswordError::Busy => AuthError::Busy,
+            other => AuthError::Internal(other.to_string()),
+        }
     }
 }
 
@@ -296,6 +303,12 @@ impl IdentityService {
         let slug = Slug::from_name(name.as_str())?;
         let email = Email::parse(admin_email)?;
         check_password_policy(admin_password.expose_secret())?;
+        // Refuse a taken address before spending a hash on it: argon2 is the scarce resource a
+        // flood of registrations would otherwise exhaust. The reservations below still decide
+        // races between two registrations of the same address.
+        if self.find_email(&email).await?.is_some() {
+            return Err(AuthError::Validation("Email already registered".into()));
+        }
         let password_hash = self.hasher.hash(admin_password).await?;
         let now = self.clock.now();
         let (org_id, user_id, session_id) = (OrgId(Uuid::new_v4()), UserId(Uuid::new_v4()), SessionId(Uuid::new_v4()));
@@ -441,6 +454,14 @@ impl IdentityService {
             .tokens
             .verify(refresh_token, TokenKind::Refresh, now)
             .map_err(|_| AuthError::Unauthenticated("Could not validate credentials"))?;
+        // The account first: a locked or deactivated user's refresh token rotates nothing.
+        let user: User = self.load(claims.org, &claims.sub.stream_id()).await?;
+        if let Some(until) = user.is_locked_at(now) {
+            return Err(AuthError::Locked(until));
+        }
+        if !user.is_active {
+            return Err(AuthError::Unauthenticated("Could not validate credentials"));
+        }
         let new_jti = Uuid::new_v4();
         let executed = handler::execute::<Session>(
             &self.store,
@@ -457,10 +478,6 @@ impl IdentityService {
                 Err(AuthError::Unauthenticated("Refresh token reuse detected; session revoked"))
             }
             RotationOutcome::Rotated { new_jti } => {
-                let user: User = self.load(claims.org, &claims.sub.stream_id()).await?;
-                if let Some(until) = user.is_locked_at(now) {
-                    return Err(AuthError::Locked(until));
-                }
                 Ok(self.tokens.issue_pair(claims.sub, claims.org, user.role, claims.sid, new_jti, now))
             }
         }

@@ -13,6 +13,11 @@ use xdr_domain::identity::Role;
 use xdr_domain::ids::{OrgId, SessionId, UserId};
 
 pub const ACCESS_TTL: Duration = Duration::hours(8);
+/// `iss` of every token we sign, and the only one accepted.
+pub const ISSUER: &str = "mini-xdr";
+/// `aud` of every token we sign, and the only one accepted: a token another service signed
+/// with a shared key by mistake is still refused.
+pub const AUDIENCE: &str = "mini-xdr-api";
 pub const REFRESH_TTL: Duration = Duration::days(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +29,8 @@ pub enum TokenKind {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Claims {
+    pub iss: String,
+    pub aud: String,
     pub sub: UserId,
     pub org: OrgId,
     pub role: Role,
@@ -81,6 +88,8 @@ impl TokenService {
     ) -> TokenPair {
         let iat = now.timestamp();
         let access = Claims {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
             sub: user,
             org,
             role,
@@ -108,7 +117,9 @@ impl TokenService {
     pub fn verify(&self, token: &str, kind: TokenKind, now: DateTime<Utc>) -> Result<Claims, TokenError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.validate_exp = false; // checked below against the injected clock
-        validation.required_spec_claims = ["exp", "iat", "sub"].iter().map(|s| s.to_string()).collect();
+        validation.required_spec_claims = ["exp", "iat", "sub", "iss", "aud"].iter().map(|s| s.to_string()).collect();
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
         let claims = decode::<Claims>(token, &self.decoding, &validation).map_err(|_| TokenError::Invalid)?.claims;
         if claims.exp <= now.timestamp() {
             return Err(TokenError::Expired);
@@ -176,5 +187,22 @@ mod tests {
         edited["org"] = Uuid::new_v4().to_string().into();
         let forged = format!("{}.{}.{}", parts[0], encode_url(edited.to_string().as_bytes()), parts[2]);
         assert_eq!(s.verify(&forged, TokenKind::Access, now), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn a_token_for_another_issuer_or_audience_is_rejected_even_with_our_key() {
+        let now = Utc::now();
+        let s = service();
+        let claims = s.verify(&pair(now).access_token, TokenKind::Access, now).unwrap();
+        assert_eq!((claims.iss.as_str(), claims.aud.as_str()), (ISSUER, AUDIENCE));
+        let other_aud = Claims { aud: "grafana".into(), ..claims.clone() };
+        assert_eq!(s.verify(&s.sign(&other_aud), TokenKind::Access, now), Err(TokenError::Invalid));
+        let other_iss = Claims { iss: "keycloak".into(), ..claims.clone() };
+        assert_eq!(s.verify(&s.sign(&other_iss), TokenKind::Access, now), Err(TokenError::Invalid));
+        // Without the claims at all (a token from before they existed): refused.
+        let mut bare = serde_json::to_value(&claims).unwrap();
+        bare.as_object_mut().unwrap().retain(|k, _| k != "iss" && k != "aud");
+        let unsigned = encode(&Header::new(Algorithm::HS256), &bare, &s.encoding).unwrap();
+        assert_eq!(s.verify(&unsigned, TokenKind::Access, now), Err(TokenError::Invalid));
     }
 }

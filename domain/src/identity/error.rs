@@ -32,6 +32,8 @@ pub enum IdentityError {
     InvalidInvitation,
     #[error("Session has been revoked")]
     SessionRevoked,
+    #[error("Session has expired; sign in again")]
+    SessionExpired,
     #[error("Invalid token")]
     InvalidToken,
 }
@@ -65,6 +67,7 @@ mod tests {
             IdentityError::InvalidLockDuration,
             IdentityError::InvalidInvitation,
             IdentityError::SessionRevoked,
+            IdentityError::SessionExpired,
             IdentityError::InvalidToken,
         ];
         for e in all {

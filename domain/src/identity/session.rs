@@ -102,6 +102,10 @@ impl Default for Session {
     }
 }
 
+/// However often its refresh token rotates, a session ends this long after sign-in: a
+/// stolen refresh token cannot be kept alive forever by refreshing it.
+pub const SESSION_MAX_AGE: chrono::Duration = chrono::Duration::days(30);
+
 impl Session {
     /// Started and not revoked: its current refresh token may be rotated.
     pub fn is_active(&self) -> bool {
@@ -152,6 +156,9 @@ impl Aggregate for Session {
                 }
                 if self.revoked.is_some() {
                     return Err(IdentityError::SessionRevoked);
+                }
+                if self.started_at.is_some_and(|start| *now >= start + SESSION_MAX_AGE) {
+                    return Err(IdentityError::SessionExpired);
                 }
                 if self.current_refresh_jti == Some(*presented_jti) {
                     return Ok(vec![Event::RefreshTokenRotated(RefreshTokenRotated {
@@ -282,6 +289,14 @@ mod tests {
         let session = Session::from_history(&h);
         assert!(!session.is_active());
         assert_eq!(session.revoked, Some(RevokeReason::RefreshTokenReuse));
+    }
+
+    #[test]
+    fn it_should_end_a_session_at_its_absolute_lifetime_however_often_it_rotated() {
+        let max = SESSION_MAX_AGE.num_seconds();
+        let h = vec![started(), rotated(1, 2, max - 100)];
+        given::<Session>(h.clone()).when(rotate(2, 3, max - 1)).then(vec![rotated(2, 3, max - 1)]);
+        given::<Session>(h).when(rotate(2, 3, max)).then_err(IdentityError::SessionExpired);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub fn code_of(e: &AuthError) -> &'static str {
         AuthError::Locked(_) => "ACCOUNT_LOCKED",
         AuthError::Forbidden => "FORBIDDEN",
         AuthError::NotFound => "NOT_FOUND",
+        AuthError::Busy => "SERVICE_BUSY",
         AuthError::Internal(_) => "INTERNAL_SERVER_ERROR",
     }
 }

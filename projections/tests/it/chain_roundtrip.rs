@@ -164,3 +164,36 @@ async fn a_payload_nested_past_the_bound_is_refused_and_nothing_is_written() {
     let owner = sqlx::PgPool::connect_with(db.options.clone()).await.unwrap();
     assert_eq!(verify::verify_org(&owner, org.0).await.unwrap(), (1, None));
 }
+
+/// `verify` beside a busy writer: the chain and the head come from one snapshot, so an
+/// append committing between the two reads is never reported as a break.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_during_appends_never_reports_a_race_as_a_break() {
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let org = OrgId(Uuid::new_v4());
+    store
+        .append_batch(org, (0..200).map(|i| event(serde_json::json!({ "n": i }), serde_json::json!({}))).collect())
+        .await
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (store, stop) = (store.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut batches = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let events = (0..5).map(|i| event(serde_json::json!({ "i": i }), serde_json::json!({}))).collect();
+                store.append_batch(org, events).await.unwrap();
+                batches += 1;
+            }
+            batches
+        })
+    };
+    let owner = sqlx::PgPool::connect_with(db.options.clone()).await.unwrap();
+    for _ in 0..40 {
+        let (checked, broken) = verify::verify_org(&owner, org.0).await.unwrap();
+        assert_eq!(broken, None, "after {checked} events");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(writer.await.unwrap() > 0, "the writer appended while verify ran");
+}
