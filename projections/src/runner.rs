@@ -12,6 +12,11 @@
 //! never leave the database.) A crash anywhere before the commit rolls everything back, so
 //! nothing is skipped and nothing is applied twice; a second runner on the same org waits on
 //! the row locks and then continues from the committed checkpoint.
+//!
+//! One event never stops an org: a batch that fails on an event's data (not on the database
+//! or the network, see [`ProjectionError::is_poison`]) is applied again with savepoints until
+//! the events that fail alone are found; those are quarantined (`projection_quarantine`, in
+//! the same transaction as the checkpoint that goes past them) and the rest is applied.
 
 use futures::future::BoxFuture;
 use sqlx::postgres::PgListener;

@@ -313,6 +313,41 @@ async fn bad_records_are_dead_lettered_and_the_good_ones_of_the_same_message_com
     assert!(letters.iter().all(|l| l.2.is_none() || l.0.starts_with("parse error")));
 }
 
+/// Times PostgreSQL cannot hold (year 0, 275759) or far in the future are dead-lettered with
+/// the reason; the future is judged against the message's publish time.
+#[tokio::test]
+async fn records_dated_outside_the_accepted_range_are_dead_lettered_with_the_reason() {
+    let db = TestDb::new().await;
+    let env = NatsEnv::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let t = tenant(&store).await;
+    xdr_commands::ingest::nats_ingestor::ensure_ingest_streams(&env.js, &env.config).await.unwrap();
+    let record = |ts: &str| format!(r#"{{"eventid":"cowrie.session.connect","timestamp":"{ts}","src_ip":"127.0.0.3"}}"#);
+    let in_two_days = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+    let body = [
+        record("0000-01-01T00:00:00Z"),
+        record("2026-11-26T21:18:01Z"),
+        record("+275759-01-01T00:00:00Z"),
+        record(&in_two_days),
+        record("1969-12-31T23:59:59Z"),
+    ]
+    .join("\n");
+    publish_raw(&env, "cowrie", Some(&t.key), "times-1", body).await;
+    let ingestor = RunningIngestor::start(&env, &db, env.config.clone());
+    env.wait_drained().await;
+    ingestor.stop().await;
+    assert_eq!(telemetry_count(&db).await, 1);
+    let mut letters = env.dead_letters().await;
+    letters.sort_by_key(|l| l.2);
+    assert_eq!(letters.iter().map(|l| l.2).collect::<Vec<_>>(), [Some(0), Some(2), Some(3), Some(4)]);
+    for (reason, _, _, body) in &letters {
+        assert!(reason.starts_with("parse error: timestamp out of range: "), "{reason}");
+        assert!(body.starts_with(r#"{"eventid":"cowrie.session.connect""#));
+    }
+    assert!(letters[0].0.contains("0000-01-01T00:00:00Z is before 1970-01-01T00:00:00Z"), "{}", letters[0].0);
+    assert!(letters[2].0.contains("more than a day after receipt"), "{}", letters[2].0);
+}
+
 #[tokio::test]
 async fn a_revoked_key_dead_letters_the_whole_message_and_commits_nothing() {
     let db = TestDb::new().await;

@@ -3,6 +3,7 @@
 mod crash;
 mod helpers;
 mod projection;
+mod quarantine;
 mod rebuild;
 mod rls;
 mod wait;

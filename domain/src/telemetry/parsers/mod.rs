@@ -243,6 +243,64 @@ mod tests {
         }
     }
 
+    /// The accepted range is [1970-01-01, receipt + 1 day], the same for every format, and a
+    /// refusal says why.
+    #[test]
+    fn record_times_outside_the_accepted_range_are_refused_with_a_reason() {
+        use chrono::TimeZone;
+        let received = Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
+        let c = ParseContext::received_at(received);
+        let cowrie = |ts: &str| format!(r#"{{"eventid":"cowrie.session.connect","timestamp":"{ts}"}}"#);
+        let sshd = |ts: &str| format!("{ts} h sshd[1]: Received signal 15; terminating.");
+        let cef = |rt: &str| format!("CEF:0|A|B|1|x|y|1|rt={rt}");
+        let json = |ts: &str| format!(r#"{{"eventid":"x","timestamp":{ts}}}"#);
+        let cases: [(SourceType, String, bool); 14] = [
+            (SourceType::Cowrie, cowrie("0000-01-01T00:00:00Z"), false),
+            (SourceType::Cowrie, cowrie("1969-12-31T23:59:59.999999Z"), false),
+            (SourceType::Cowrie, cowrie("1970-01-01T00:00:00Z"), true),
+            (SourceType::Cowrie, cowrie("2026-11-28T12:00:00Z"), true),
+            (SourceType::Cowrie, cowrie("2026-11-28T12:00:00.000001Z"), false),
+            (SourceType::Suricata, cowrie("9999-12-31T23:59:59Z").replace("eventid", "event_type"), false),
+            (SourceType::Sshd, sshd("0000-01-01T00:00:00Z"), false),
+            (SourceType::Sshd, "Jan 01 0000 00:00:00 h sshd[1]: Received signal 15; terminating.".into(), false),
+            (SourceType::Sshd, sshd("2026-11-27T11:00:00Z"), true),
+            (SourceType::Cef, cef("253402300800000"), false),
+            (SourceType::Cef, cef("0"), true),
+            (SourceType::Json, json("-1"), false),
+            (SourceType::Json, json("8639977881599"), false),
+            (SourceType::Json, json("\"+275759-01-01T00:00:00Z\""), false),
+        ];
+        for (source, record, ok) in cases {
+            let r = parse_record(source, &record, &c);
+            assert_eq!(r.is_ok(), ok, "{source} {record}: {r:?}");
+            if let Err(e) = r {
+                assert!(e.0.contains("timestamp"), "{record}: {e}");
+            }
+        }
+        let e = parse_record(SourceType::Cowrie, &cowrie("2026-11-30T00:00:00Z"), &c).unwrap_err();
+        assert_eq!(
+            e.0,
+            "timestamp out of range: 2026-11-30T00:00:00Z is more than a day after receipt (2026-11-27T12:00:00Z)"
+        );
+        let e = parse_record(SourceType::Cowrie, &cowrie("0000-01-01T00:00:00Z"), &c).unwrap_err();
+        assert_eq!(e.0, "timestamp out of range: 0000-01-01T00:00:00Z is before 1970-01-01T00:00:00Z");
+    }
+
+    /// A year-less syslog line from late December read early in January belongs to the year
+    /// before, not to next December (which the future bound would refuse).
+    #[test]
+    fn year_less_times_are_placed_in_the_past() {
+        use chrono::TimeZone;
+        let c = ParseContext::received_at(Utc.with_ymd_and_hms(2027, 1, 1, 0, 5, 0).unwrap());
+        let line = "Dec 31 23:59:58 h sshd[1]: Received signal 15; terminating.";
+        let at = |r: Result<SecurityEvent, ParseError>| r.map(|e| e.timestamp.to_rfc3339());
+        assert_eq!(at(parse_record(SourceType::Sshd, line, &c)), Ok("2026-12-31T23:59:58+00:00".to_owned()));
+        let jan = "Jan  1 00:04:00 h sshd[1]: Received signal 15; terminating.";
+        assert_eq!(at(parse_record(SourceType::Sshd, jan, &c)), Ok("2027-01-01T00:04:00+00:00".to_owned()));
+        let cef = "CEF:0|A|B|1|x|y|1|rt=Dec 31 23:59:58";
+        assert_eq!(at(parse_record(SourceType::Cef, cef, &c)), Ok("2026-12-31T23:59:58+00:00".to_owned()));
+    }
+
     #[test]
     fn error_reasons_are_bounded_in_size() {
         let huge_ip =
