@@ -341,7 +341,7 @@ mod tests {
             ("2026-11-26T21:17:45Z", "2026-11-26T21:17:45+00:00"),
         ];
         for (rt, want) in cases {
-            let t = parse_rt(rt, 2026).unwrap_or_else(|e| panic!("{rt}: {e}"));
+            let t = parse_rt(rt, &ctx()).unwrap_or_else(|e| panic!("{rt}: {e}"));
             assert_eq!(t.to_rfc3339(), want, "{rt}");
         }
         for bad in [
@@ -352,7 +352,7 @@ mod tests {
             "Nov 31 2026 21:17:45",
             "Nov 26 2026 21:17:45 +99",
         ] {
-            assert!(parse_rt(bad, 2026).is_err(), "{bad}");
+            assert!(parse_rt(bad, &ctx()).is_err(), "{bad}");
         }
     }
 
