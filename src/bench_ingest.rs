@@ -169,6 +169,7 @@ async fn run(
     for (m, first) in (0..args.records).step_by(batch).enumerate() {
         let body: Vec<String> = (first..(first + batch).min(args.records)).map(|i| record(&templates, i)).collect();
         let prepared = prepare_records(
+            chrono::Utc::now(),
             issued.key_id,
             SourceType::Cowrie,
             None,

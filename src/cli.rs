@@ -59,6 +59,10 @@ pub enum Command {
     Rebuild(RebuildArgs),
     /// Print the digest of the read models (SHA-256 over every row, in a fixed order).
     Digest(DigestArgs),
+    /// Events a read model could not apply (quarantined, the rest went on): list them, or
+    /// project them again after a fix.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
     /// Publish a log file through NATS with a progress bar.
     Ingest(IngestArgs),
     /// Print the GraphQL schema (SDL).
@@ -290,6 +294,33 @@ pub struct DigestArgs {
     /// Digest the read models in this schema (made by `rebuild --into`) instead of the live ones.
     #[arg(long, value_name = "SCHEMA", requires = "org")]
     pub schema: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// List quarantined events (org, projection, org_seq, event type, error) as a table.
+    List(QuarantineListArgs),
+    /// Re-project each (org, projection) that has quarantined events: its rows of that org
+    /// are cleared and the org's log replayed into it, as `rebuild` would; events that still
+    /// fail stay quarantined. Exit 0 when none is left, 1 otherwise.
+    Retry(QuarantineRetryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QuarantineListArgs {
+    /// Only this organization (id or slug); every organization by default.
+    #[arg(long, value_name = "ORG")]
+    pub org: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct QuarantineRetryArgs {
+    /// Only this organization (id or slug); every organization by default.
+    #[arg(long, value_name = "ORG")]
+    pub org: Option<String>,
+    /// Only this projection (e.g. `security_events`).
+    #[arg(long, value_name = "NAME")]
+    pub projection: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -596,6 +627,22 @@ mod tests {
         assert!(parse(&["ingest", "--key", "k", "--source", "sshd", "--batch", "0", "a.log"]).is_err());
         assert!(parse(&["ingest-key", "revoke", "--org", "acme", "--id", "not-a-uuid"]).is_err());
         assert!(parse(&["ingest-key", "create", "--org", "acme"]).is_err());
+    }
+
+    #[test]
+    fn quarantine_lists_and_retries_optionally_by_org_and_projection() {
+        let Command::Quarantine(QuarantineCommand::List(l)) = parse(&["quarantine", "list"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!(l.org, None);
+        let Command::Quarantine(QuarantineCommand::Retry(r)) =
+            parse(&["quarantine", "retry", "--org", "acme", "--projection", "security_events"]).unwrap().command
+        else {
+            panic!()
+        };
+        assert_eq!((r.org.as_deref(), r.projection.as_deref()), (Some("acme"), Some("security_events")));
+        assert!(parse(&["quarantine"]).is_err());
+        assert!(parse(&["quarantine", "list", "--projection", "x"]).is_err());
     }
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {

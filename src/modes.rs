@@ -7,7 +7,8 @@ use xdr_commands::db;
 use xdr_inference::baseline_training::BaselineTrainer;
 
 use crate::cli::{
-    AuditCommand, BenchCommand, Cli, Command, DigestArgs, ModelsCommand, ModelsVerifyArgs, RebuildArgs, ReplayArgs,
+    AuditCommand, BenchCommand, Cli, Command, DigestArgs, ModelsCommand, ModelsVerifyArgs, QuarantineCommand, QuarantineListArgs,
+    QuarantineRetryArgs, RebuildArgs, ReplayArgs,
     VerifyArgs,
 };
 use crate::config::Settings;
@@ -30,6 +31,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Projector => with_health(&settings, projector(&settings)).await,
         Command::Rebuild(args) => rebuild(&settings, args).await,
         Command::Digest(args) => digest(&settings, args).await,
+        Command::Quarantine(QuarantineCommand::List(args)) => quarantine_list(&settings, args).await,
+        Command::Quarantine(QuarantineCommand::Retry(args)) => quarantine_retry(&settings, args).await,
         Command::Bench(BenchCommand::Append(args)) => crate::bench::append(&settings, args).await,
         Command::Bench(BenchCommand::Auth(args)) => crate::bench::auth(&settings, args).await,
         Command::Bench(BenchCommand::Graphql(args)) => crate::bench::graphql(&settings, args).await,
@@ -419,6 +422,53 @@ async fn rebuild_into(
     );
     println!("{}", report.digest);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Quarantined events as a table on stdout (a count on stderr).
+async fn quarantine_list(settings: &Settings, args: QuarantineListArgs) -> anyhow::Result<ExitCode> {
+    let options = db::connect_options(settings.database_url()?)?;
+    let pool = db::owner_pool(&options, 1).await?;
+    let org = match &args.org {
+        Some(org) => Some(xdr_projections::orgs::resolve_org(&pool, org).await?),
+        None => None,
+    };
+    let entries =
+        xdr_projections::quarantine::list(&pool, org).await.context("Failed to read the quarantined events")?;
+    if !entries.is_empty() {
+        println!("{:<36}  {:<16}  {:>10}  {:<24}  {:<27}  error", "org", "projection", "org_seq", "event_type", "quarantined_at");
+    }
+    for e in &entries {
+        println!(
+            "{:<36}  {:<16}  {:>10}  {:<24}  {:<27}  {}",
+            e.org_id,
+            e.projection,
+            e.org_seq,
+            e.event_type,
+            e.quarantined_at.format("%Y-%m-%dT%H:%M:%S%.6fZ"),
+            e.error.replace('\n', " ")
+        );
+    }
+    eprintln!("{} quarantined event(s)", entries.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Re-project what is quarantined (as the owner: it deletes read-model rows, like rebuild).
+async fn quarantine_retry(settings: &Settings, args: QuarantineRetryArgs) -> anyhow::Result<ExitCode> {
+    let options = db::connect_options(settings.database_url()?)?;
+    let pool = db::owner_pool(&options, 2).await?;
+    let org = match &args.org {
+        Some(org) => Some(xdr_projections::orgs::resolve_org(&pool, org).await?),
+        None => None,
+    };
+    let report = xdr_projections::quarantine::retry(&pool, org, args.projection.as_deref()).await?;
+    for (org, projection) in &report.reprojected {
+        eprintln!("re-projected {projection} of org {}", org.0);
+    }
+    eprintln!(
+        "{} quarantined event(s) before, {} still quarantined; {} events replayed",
+        report.before, report.after, report.events
+    );
+    Ok(if report.after == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// The digest alone: of the live read models, of one org, or of a `rebuild --into` schema.

@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else { return };
     let Ok(text) = std::str::from_utf8(rest) else { return };
     let source = SourceType::ALL[selector as usize % SourceType::ALL.len()];
-    let ctx = ParseContext::new(2026);
+    let ctx = ParseContext::received_at(chrono::DateTime::parse_from_rfc3339("2026-12-31T23:59:59Z").unwrap().to_utc());
     let mut tracker = SshdPidTracker::new();
     for record in split_records(source, text) {
         if let Ok(mut event) = parse_record(source, &record, &ctx) {

@@ -28,6 +28,33 @@ impl Metrics {
                 value.load(Ordering::Relaxed)
             ));
         }
+        let name = "xdr_projection_events_quarantined_total";
+        out.push_str(&format!(
+            "# HELP {name} Events this process's projector quarantined (could not apply, went on past)\n\
+             # TYPE {name} counter\n{name} {}\n",
+            xdr_projections::runner::EVENTS_QUARANTINED.load(Ordering::Relaxed)
+        ));
+        out
+    }
+
+    /// [`Self::render`] plus what the database knows: quarantined events per projection,
+    /// across all orgs (from the checkpoints' counts, never tenant rows). Without an answer
+    /// from the database the gauge is left out rather than shown as zero.
+    pub async fn render_with(&self, pool: &sqlx::PgPool) -> String {
+        let mut out = self.render();
+        match xdr_projections::quarantine::counts(pool).await {
+            Ok(counts) => {
+                let name = "xdr_projection_quarantined_events";
+                out.push_str(&format!(
+                    "# HELP {name} Events currently quarantined, per projection (mini-xdr quarantine list)\n\
+                     # TYPE {name} gauge\n"
+                ));
+                for (projection, n) in counts {
+                    out.push_str(&format!("{name}{{projection=\"{projection}\"}} {n}\n"));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read quarantine counts for /metrics"),
+        }
         out
     }
 }

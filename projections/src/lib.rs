@@ -7,6 +7,7 @@ pub mod jsonl;
 pub mod models;
 pub mod orgs;
 pub mod point_in_time;
+pub mod quarantine;
 pub mod rebuild;
 pub mod replay;
 pub mod runner;

@@ -233,7 +233,7 @@ async fn prepare_schema(
     tx.execute(format!("COMMENT ON SCHEMA {q} IS '{}'", comment.replace('\'', "''")).as_str()).await?;
     let live_q = quote_ident(live_schema);
     // Table names come from the compiled-in projections, never from input.
-    for table in all_tables().iter().map(|t| t.name).chain(["projection_checkpoints"]) {
+    for table in all_tables().iter().map(|t| t.name).chain(["projection_checkpoints", "projection_quarantine"]) {
         tx.execute(format!("CREATE TABLE {q}.{table} (LIKE {live_q}.{table} INCLUDING ALL)").as_str()).await?;
     }
     tx.commit().await?;
@@ -242,7 +242,7 @@ async fn prepare_schema(
 
 /// Every table the projections write must resolve into `schema` on the scoped connection.
 async fn check_resolution(scoped: &PgPool, schema: &str) -> Result<(), PointInTimeError> {
-    for table in all_tables().iter().map(|t| t.name).chain(["projection_checkpoints"]) {
+    for table in all_tables().iter().map(|t| t.name).chain(["projection_checkpoints", "projection_quarantine"]) {
         let found: Option<String> = sqlx::query_scalar(
             "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.oid = to_regclass($1)",

@@ -12,6 +12,11 @@
 //! never leave the database.) A crash anywhere before the commit rolls everything back, so
 //! nothing is skipped and nothing is applied twice; a second runner on the same org waits on
 //! the row locks and then continues from the committed checkpoint.
+//!
+//! One event never stops an org: a batch that fails on an event's data (not on the database
+//! or the network, see [`ProjectionError::is_poison`]) is applied again with savepoints until
+//! the events that fail alone are found; those are quarantined (`projection_quarantine`, in
+//! the same transaction as the checkpoint that goes past them) and the rest is applied.
 
 use futures::future::BoxFuture;
 use sqlx::postgres::PgListener;
@@ -120,9 +125,57 @@ pub enum ProjectionError {
     Database(#[from] sqlx::Error),
     #[error("cannot read the event log: {0}")]
     Store(#[from] StoreError),
+    /// The event cannot be applied as it is (undecodable, not what its stream allows).
     #[error("projection {projection} cannot apply org {org} org_seq {org_seq}: {reason}")]
     Apply { projection: &'static str, org: Uuid, org_seq: i64, reason: String },
+    /// A range projection's statement failed on `(after, until]`.
+    #[error("projection {projection} cannot apply org {org} events ({after}, {until}]: {source}")]
+    Query { projection: &'static str, org: Uuid, after: i64, until: i64, source: sqlx::Error },
 }
+
+impl ProjectionError {
+    /// Whether the events being applied are the cause (their data), rather than the database
+    /// or the network: only then does applying them alone find one to quarantine. A lost
+    /// connection, a timeout, a missing grant or a serialization failure is retried instead,
+    /// never quarantined: the same event will apply once the infrastructure is back.
+    pub fn is_poison(&self) -> bool {
+        match self {
+            ProjectionError::Apply { .. } => true,
+            ProjectionError::Database(e) | ProjectionError::Query { source: e, .. } => is_data_error(e),
+            ProjectionError::Store(StoreError::Database(e)) => is_data_error(e),
+            ProjectionError::Store(_) => false,
+        }
+    }
+
+    /// The cause without the range or org (the quarantine row names those).
+    pub fn reason(&self) -> String {
+        match self {
+            ProjectionError::Apply { reason, .. } => reason.clone(),
+            ProjectionError::Query { source, .. } => source.to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// A database error caused by the values a statement was given: SQLSTATE class 22 (data
+/// exception: a timestamp, address or number PostgreSQL refuses, U+0000 in text), class 23
+/// (integrity constraint), 54000 (program limit: e.g. a value too big for an index row), or a
+/// value that cannot be decoded into its Rust type.
+pub fn is_data_error(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            db.code().is_some_and(|code| code.starts_with("22") || code.starts_with("23") || code == "54000")
+        }
+        sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. } => true,
+        _ => false,
+    }
+}
+
+/// Events quarantined by this process since it started (`/metrics`).
+pub static EVENTS_QUARANTINED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Longest error text kept in a quarantine row (errors may quote the record).
+const MAX_QUARANTINE_ERROR_CHARS: usize = 1_000;
 
 /// What one catch-up pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -223,6 +276,10 @@ pub async fn catch_up_org_until(
 ) -> Result<u64, ProjectionError> {
     let names = names(projections);
     let mut applied = 0;
+    // After a batch failed on an event's data, the same batch is applied again projection by
+    // projection and, where that fails, in halves down to single events (savepoints), so the
+    // poison event is found, quarantined, and the org goes on past it.
+    let mut isolate = false;
     loop {
         let mut tx = pool.begin().await?;
         set_org(&mut tx, org).await?;
@@ -243,23 +300,20 @@ pub async fn catch_up_org_until(
         // Gap-safe: every event ≤ head is committed and visible (see xdr_commands::subscription),
         // and the batch never reaches beyond the head read in this transaction.
         let last = head.min(from + batch);
-        let rows = read_rows(&mut tx, org, projections, &checkpoints, last).await?;
-        for p in projections {
-            let done = checkpoints[p.name()];
-            if done >= last {
-                continue;
-            }
-            match p.source() {
-                Source::Sql => p.apply_range(&mut tx, org, done, last).await?,
-                Source::Rows => {
-                    let mine: Vec<&StoredEvent> =
-                        rows.iter().filter(|e| e.org_seq > done && p.handles(&e.event_type)).collect();
-                    if !mine.is_empty() {
-                        p.apply(&mut tx, &mine).await?;
-                    }
+        let quarantined = if isolate {
+            apply_isolating(&mut tx, org, projections, &checkpoints, last).await?
+        } else {
+            match apply_batch(&mut tx, org, projections, &checkpoints, last).await {
+                Ok(()) => Vec::new(),
+                Err(e) if e.is_poison() => {
+                    tracing::warn!(org_id = %org, error = %e, "batch failed on an event's data; isolating it");
+                    tx.rollback().await?;
+                    isolate = true;
+                    continue;
                 }
+                Err(e) => return Err(e),
             }
-        }
+        };
         sqlx::query(
             "UPDATE projection_checkpoints SET last_seq = $3 \
              WHERE org_id = $1 AND projection = ANY($2) AND last_seq < $3",
@@ -269,10 +323,196 @@ pub async fn catch_up_org_until(
         .bind(last)
         .execute(&mut *tx)
         .await?;
+        record_quarantine(&mut tx, org, &quarantined).await?;
         tx.commit().await?;
+        for q in &quarantined {
+            tracing::error!(
+                org_id = %org, projection = q.projection, org_seq = q.org_seq, event_type = %q.event_type,
+                error = %q.error, "event quarantined: the projection goes on past it"
+            );
+        }
+        EVENTS_QUARANTINED.fetch_add(quarantined.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        isolate = false;
         applied += (last - from) as u64;
         on_batch((last - from) as u64);
     }
+}
+
+/// Apply every projection to what it has not applied yet, up to `last`, all or nothing.
+async fn apply_batch(
+    tx: &mut Transaction<'static, Postgres>,
+    org: OrgId,
+    projections: &[Box<dyn Projection>],
+    checkpoints: &HashMap<String, i64>,
+    last: i64,
+) -> Result<(), ProjectionError> {
+    let rows = read_rows(tx, org, projections, checkpoints, last).await?;
+    for p in projections {
+        let done = checkpoints[p.name()];
+        if done >= last {
+            continue;
+        }
+        match p.source() {
+            Source::Sql => p.apply_range(tx, org, done, last).await?,
+            Source::Rows => {
+                let mine: Vec<&StoredEvent> =
+                    rows.iter().filter(|e| e.org_seq > done && p.handles(&e.event_type)).collect();
+                if !mine.is_empty() {
+                    p.apply(tx, &mine).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An event a projection could not apply, to be recorded with the checkpoint that skips it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    pub projection: &'static str,
+    pub org_seq: i64,
+    pub event_type: String,
+    pub error: String,
+}
+
+/// [`apply_batch`], but each projection inside a savepoint, and a projection whose events fail
+/// on their data is applied again in halves, down to the single events that fail alone:
+/// those are rolled back and returned, everything else is applied, in `org_seq` order. The
+/// outcome equals applying the events one by one (a group applies iff each of its events
+/// does, given the ones before), so it does not depend on batch boundaries: a rebuild
+/// quarantines the same events with the same errors as live projection.
+async fn apply_isolating(
+    tx: &mut Transaction<'static, Postgres>,
+    org: OrgId,
+    projections: &[Box<dyn Projection>],
+    checkpoints: &HashMap<String, i64>,
+    last: i64,
+) -> Result<Vec<Quarantined>, ProjectionError> {
+    let rows = read_rows(tx, org, projections, checkpoints, last).await?;
+    let from = checkpoints.values().copied().min().unwrap_or(0);
+    let positions: Vec<(i64, String)> = if projections.iter().any(|p| p.source() == Source::Sql) {
+        sqlx::query_as(
+            "SELECT org_seq, event_type FROM event_log WHERE org_id = $1 AND org_seq > $2 AND org_seq <= $3 \
+             ORDER BY org_seq",
+        )
+        .bind(org.0)
+        .bind(from)
+        .bind(last)
+        .fetch_all(&mut **tx)
+        .await?
+    } else {
+        Vec::new()
+    };
+    let mut quarantined = Vec::new();
+    for p in projections {
+        let done = checkpoints[p.name()];
+        if done >= last {
+            continue;
+        }
+        let units: Vec<Unit> = match p.source() {
+            Source::Sql => positions
+                .iter()
+                .filter(|(seq, t)| *seq > done && p.handles(t))
+                .map(|(seq, t)| Unit::Position(*seq, t))
+                .collect(),
+            Source::Rows => rows.iter().filter(|e| e.org_seq > done && p.handles(&e.event_type)).map(Unit::Row).collect(),
+        };
+        // Halves still to try, the next one on top: pushed right half first, so the events
+        // are applied in org_seq order.
+        let mut pending = vec![(0, units.len())];
+        while let Some((lo, hi)) = pending.pop() {
+            if lo >= hi {
+                continue;
+            }
+            sqlx::query("SAVEPOINT xdr_isolate").execute(&mut **tx).await?;
+            match apply_units(p.as_ref(), tx, org, &units[lo..hi]).await {
+                Ok(()) => {
+                    sqlx::query("RELEASE SAVEPOINT xdr_isolate").execute(&mut **tx).await?;
+                }
+                Err(e) if e.is_poison() => {
+                    sqlx::query("ROLLBACK TO SAVEPOINT xdr_isolate").execute(&mut **tx).await?;
+                    sqlx::query("RELEASE SAVEPOINT xdr_isolate").execute(&mut **tx).await?;
+                    if hi - lo == 1 {
+                        let error: String = e.reason().chars().take(MAX_QUARANTINE_ERROR_CHARS).collect();
+                        let (org_seq, event_type) = units[lo].position();
+                        quarantined.push(Quarantined { projection: p.name(), org_seq, event_type: event_type.to_owned(), error });
+                    } else {
+                        let mid = lo + (hi - lo) / 2;
+                        pending.push((mid, hi));
+                        pending.push((lo, mid));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(quarantined)
+}
+
+/// One event as a projection receives it.
+enum Unit<'a> {
+    Row(&'a StoredEvent),
+    Position(i64, &'a str),
+}
+
+impl Unit<'_> {
+    fn position(&self) -> (i64, &str) {
+        match self {
+            Unit::Row(e) => (e.org_seq, &e.event_type),
+            Unit::Position(seq, event_type) => (*seq, event_type),
+        }
+    }
+}
+
+/// Apply a contiguous (in the projection's own events) run of units.
+async fn apply_units(
+    p: &dyn Projection,
+    conn: &mut PgConnection,
+    org: OrgId,
+    units: &[Unit<'_>],
+) -> Result<(), ProjectionError> {
+    let (Some(first), Some(last)) = (units.first(), units.last()) else { return Ok(()) };
+    match p.source() {
+        // Events in between that the projection does not handle are ignored by it.
+        Source::Sql => p.apply_range(conn, org, first.position().0 - 1, last.position().0).await,
+        Source::Rows => {
+            let events: Vec<&StoredEvent> =
+                units.iter().filter_map(|u| if let Unit::Row(e) = u { Some(*e) } else { None }).collect();
+            p.apply(conn, &events).await
+        }
+    }
+}
+
+/// Record quarantined events, and count them on their projection's checkpoint row (what
+/// `/metrics` reads), in the transaction that moves the checkpoint past them.
+async fn record_quarantine(
+    tx: &mut Transaction<'static, Postgres>,
+    org: OrgId,
+    quarantined: &[Quarantined],
+) -> Result<(), sqlx::Error> {
+    for q in quarantined {
+        let inserted = sqlx::query(
+            "INSERT INTO projection_quarantine (org_id, projection, org_seq, event_type, error) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org_id, projection, org_seq) DO NOTHING",
+        )
+        .bind(org.0)
+        .bind(q.projection)
+        .bind(q.org_seq)
+        .bind(&q.event_type)
+        .bind(&q.error)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        sqlx::query(
+            "UPDATE projection_checkpoints SET quarantined = quarantined + $3 WHERE org_id = $1 AND projection = $2",
+        )
+        .bind(org.0)
+        .bind(q.projection)
+        .bind(inserted as i64)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// The org's checkpoint of each projection, created at 0 when missing, locked until commit.

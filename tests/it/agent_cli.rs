@@ -623,7 +623,7 @@ async fn the_real_brute_force_is_blocked_by_a_real_dry_run_agent_under_an_auto_p
 
     let log =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/domain/tests/fixtures/cowrie.json")).unwrap();
-    let ctx = ParseContext::new(2026);
+    let ctx = ParseContext::received_at(chrono::DateTime::parse_from_rfc3339("2026-12-31T23:59:59Z").unwrap().to_utc());
     let events: Vec<_> = split_records(SourceType::Cowrie, &log)
         .iter()
         .enumerate()

@@ -8,6 +8,7 @@ mod ingest_cli;
 mod models_cli;
 mod operator_cli;
 mod projector_cli;
+mod quarantine_cli;
 mod rebuild_into_cli;
 mod replay_cli;
 mod scheduler_cli;

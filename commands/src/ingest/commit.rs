@@ -63,9 +63,13 @@ pub async fn commit_events(store: &EventStore, org: OrgId, events: Vec<NewEvent>
 /// commit the good records to `org`'s log; bad records are reported, not stored.
 ///
 /// `dedupe_base` names the body (see [`super::dedupe_base_of`]): calling again with the same
-/// body and base writes nothing new. `hostname_override` is `/ingest/multi`'s `hostname`.
+/// body and base writes nothing new. `hostname_override` is `/ingest/multi`'s `hostname`;
+/// `received_at` is when the request arrived (records dated more than a day later are
+/// rejected).
+#[allow(clippy::too_many_arguments)]
 pub async fn ingest_body(
     store: &EventStore,
+    received_at: chrono::DateTime<chrono::Utc>,
     org: OrgId,
     key_id: IngestKeyId,
     source: SourceType,
@@ -73,7 +77,7 @@ pub async fn ingest_body(
     body: &str,
     dedupe_base: &str,
 ) -> Result<IngestOutcome, StoreError> {
-    let prepared = prepare_records(key_id, source, hostname_override, body, dedupe_base, &mut SshdPidTracker::new());
+    let prepared = prepare_records(received_at, key_id, source, hostname_override, body, dedupe_base, &mut SshdPidTracker::new());
     let stored = prepared.events.len();
     let written = commit_events(store, org, prepared.events).await?;
     let rejected = prepared.rejected.into_iter().map(|r| Rejection { index: r.index, reason: r.reason }).collect();

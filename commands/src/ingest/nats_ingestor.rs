@@ -299,7 +299,13 @@ impl Ingestor {
             self.trackers.clear();
         }
         let tracker = self.trackers.entry(resolved.key_id).or_default();
-        let prepared = prepare_records(resolved.key_id, source, None, body, &base, tracker);
+        // The publish time, not ours: a message redelivered tomorrow is judged as it was today.
+        let received_at = msg
+            .info()
+            .ok()
+            .and_then(|i| chrono::DateTime::from_timestamp(i.published.unix_timestamp(), i.published.nanosecond()))
+            .unwrap_or_else(chrono::Utc::now);
+        let prepared = prepare_records(received_at, resolved.key_id, source, None, body, &base, tracker);
         for r in prepared.rejected {
             letters.push(DeadLetter {
                 reason: format!("parse error: {}", r.reason),

@@ -4,7 +4,7 @@
 //! Pure apart from the caller-owned PID tracker: the same body with the same dedupe base
 //! always yields the same event ids, which is what makes redelivery harmless.
 
-use chrono::{Datelike, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -74,7 +74,10 @@ pub fn source_stream_id(source: SourceType, hostname: Option<&str>, key_id: Inge
 ///
 /// The event id of record `i` is `telemetry_event_id(record time, "<source>:<dedupe_base>/<i>")`;
 /// indices count every record, rejected ones too, so they are stable across retries.
+/// `received_at` is when the body arrived (bounds the record times accepted, see
+/// [`ParseContext::received_at`]).
 pub fn prepare_records(
+    received_at: DateTime<Utc>,
     key_id: IngestKeyId,
     source: SourceType,
     hostname_override: Option<&str>,
@@ -82,7 +85,7 @@ pub fn prepare_records(
     dedupe_base: &str,
     tracker: &mut SshdPidTracker,
 ) -> Prepared {
-    let mut ctx = ParseContext::new(Utc::now().year());
+    let mut ctx = ParseContext::received_at(received_at);
     if let Some(h) = hostname_override.filter(|h| !h.is_empty()) {
         ctx = ctx.with_hostname(h);
     }
@@ -121,9 +124,9 @@ mod tests {
     fn same_body_and_base_give_the_same_ids_and_other_bases_do_not() {
         let key = IngestKeyId(Uuid::from_u128(2));
         let body = format!("{COWRIE}\nnot json\n{COWRIE}");
-        let a = prepare_records(key, SourceType::Cowrie, None, &body, "msg:1", &mut SshdPidTracker::new());
-        let b = prepare_records(key, SourceType::Cowrie, None, &body, "msg:1", &mut SshdPidTracker::new());
-        let c = prepare_records(key, SourceType::Cowrie, None, &body, "msg:2", &mut SshdPidTracker::new());
+        let a = prepare_records(Utc::now(), key, SourceType::Cowrie, None, &body, "msg:1", &mut SshdPidTracker::new());
+        let b = prepare_records(Utc::now(), key, SourceType::Cowrie, None, &body, "msg:1", &mut SshdPidTracker::new());
+        let c = prepare_records(Utc::now(), key, SourceType::Cowrie, None, &body, "msg:2", &mut SshdPidTracker::new());
         let ids = |p: &Prepared| p.events.iter().map(|e| e.event_id).collect::<Vec<_>>();
         assert_eq!(ids(&a), ids(&b));
         assert_eq!(a.events.len(), 2);
@@ -139,9 +142,9 @@ mod tests {
     #[test]
     fn payloads_equal_what_the_event_enum_stores() {
         let key = IngestKeyId(Uuid::from_u128(2));
-        let p = prepare_records(key, SourceType::Cowrie, None, COWRIE, "m", &mut SshdPidTracker::new());
+        let p = prepare_records(Utc::now(), key, SourceType::Cowrie, None, COWRIE, "m", &mut SshdPidTracker::new());
         let ev =
-            xdr_domain::telemetry::parsers::parse_record(SourceType::Cowrie, COWRIE, &ParseContext::new(2026)).unwrap();
+            xdr_domain::telemetry::parsers::parse_record(SourceType::Cowrie, COWRIE, &ParseContext::received_at(Utc::now())).unwrap();
         let (event_type, payload) = xdr_domain::Event::SecurityEventObserved(ev.clone()).to_parts();
         assert_eq!((p.events[0].event_type.as_str(), &p.events[0].payload), (event_type, &payload));
         assert_eq!(p.events[0].schema_version, xdr_domain::Event::SecurityEventObserved(ev).schema_version());

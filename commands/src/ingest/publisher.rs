@@ -80,7 +80,7 @@ pub async fn publish_file(
     let js = jetstream::new(client);
     ensure_ingest_streams(&js, config).await?;
     let subject = config.ingest_subject(source.as_str());
-    let ctx = ParseContext::new(chrono::Datelike::year(&chrono::Utc::now()));
+    let ctx = ParseContext::received_at(chrono::Utc::now());
     let mut summary = PublishSummary::default();
     let mut in_flight = VecDeque::new();
     let mut batch: Vec<String> = Vec::with_capacity(batch_records);

@@ -77,7 +77,7 @@ async fn ingest_body_stores_good_records_reports_bad_ones_and_is_idempotent() {
     let t = tenant(&store).await;
     let good = r#"{"eventid":"cowrie.login.failed","timestamp":"2026-11-26T21:17:25Z","src_ip":"127.0.0.2","username":"root"}"#;
     let body = format!("{good}\n{{not json\n{good}\n{{\"eventid\":\"nope\"}}\n");
-    let out = ingest_body(&store, t.org, t.key_id, SourceType::Cowrie, Some("web-1"), &body, "msg:a").await.unwrap();
+    let out = ingest_body(&store, chrono::Utc::now(), t.org, t.key_id, SourceType::Cowrie, Some("web-1"), &body, "msg:a").await.unwrap();
     assert_eq!(out.stored, 2);
     assert_eq!(out.written, 2);
     assert_eq!(out.rejected.iter().map(|r| r.index).collect::<Vec<_>>(), [1, 3]);
@@ -87,7 +87,7 @@ async fn ingest_body_stores_good_records_reports_bad_ones_and_is_idempotent() {
         serde_json::json!({"stored": 2, "rejected": [
             {"index": 1, "reason": out.rejected[0].reason}, {"index": 3, "reason": out.rejected[1].reason}]})
     );
-    let again = ingest_body(&store, t.org, t.key_id, SourceType::Cowrie, Some("web-1"), &body, "msg:a").await.unwrap();
+    let again = ingest_body(&store, chrono::Utc::now(), t.org, t.key_id, SourceType::Cowrie, Some("web-1"), &body, "msg:a").await.unwrap();
     assert_eq!((again.stored, again.written), (2, 0), "same body, same base: nothing new");
     assert_eq!(telemetry_count(&db).await, 2);
     let streams: Vec<String> = sqlx::query_scalar(
@@ -311,6 +311,49 @@ async fn bad_records_are_dead_lettered_and_the_good_ones_of_the_same_message_com
     assert_eq!(by_reason("unknown source type")[0].1, env.config.ingest_subject("klingon"));
     assert!(by_reason("message too large")[0].3.starts_with(&good(7)));
     assert!(letters.iter().all(|l| l.2.is_none() || l.0.starts_with("parse error")));
+}
+
+/// Times PostgreSQL cannot hold (year 0, 275759) or far in the future are dead-lettered with
+/// the reason; the future is judged against the message's publish time.
+#[tokio::test]
+async fn records_dated_outside_the_accepted_range_are_dead_lettered_with_the_reason() {
+    let db = TestDb::new().await;
+    let env = NatsEnv::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let t = tenant(&store).await;
+    xdr_commands::ingest::nats_ingestor::ensure_ingest_streams(&env.js, &env.config).await.unwrap();
+    let record = |ts: &str| format!(r#"{{"eventid":"cowrie.session.connect","timestamp":"{ts}","src_ip":"127.0.0.3"}}"#);
+    let in_two_days = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+    let body = [
+        record("0000-01-01T00:00:00Z"),
+        record("2026-11-26T21:18:01Z"),
+        record("+275759-01-01T00:00:00Z"),
+        record(&in_two_days),
+        record("1969-12-31T23:59:59Z"),
+    ]
+    .join("\n");
+    publish_raw(&env, "cowrie", Some(&t.key), "times-1", body).await;
+    let ingestor = RunningIngestor::start(&env, &db, env.config.clone());
+    env.wait_drained().await;
+    ingestor.stop().await;
+    assert_eq!(telemetry_count(&db).await, 1);
+    let mut letters = env.dead_letters().await;
+    letters.sort_by_key(|l| l.2);
+    assert_eq!(letters.iter().map(|l| l.2).collect::<Vec<_>>(), [Some(0), Some(2), Some(3), Some(4)]);
+    for (reason, _, _, body) in &letters {
+        // Year 275759 is beyond what chrono reads at all: "invalid timestamp"; the others parse
+        // and are out of the accepted range.
+        assert!(
+            reason.starts_with("parse error: timestamp out of range: ")
+                || reason.starts_with("parse error: invalid timestamp in field timestamp"),
+            "{reason}"
+        );
+        assert!(body.starts_with(r#"{"eventid":"cowrie.session.connect""#));
+    }
+    assert!(letters[0].0.contains("0000-01-01T00:00:00Z is before 1970-01-01T00:00:00Z"), "{}", letters[0].0);
+    assert!(letters[1].0.contains("+275759"), "{}", letters[1].0);
+    assert!(letters[2].0.contains("more than a day after receipt"), "{}", letters[2].0);
+    assert!(letters[3].0.contains("1969-12-31T23:59:59Z is before"), "{}", letters[3].0);
 }
 
 #[tokio::test]

@@ -24,7 +24,7 @@ async fn ready(pool: &sqlx::PgPool) -> HttpResponse {
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render_with(&state.pool).await)
 }
 
 pub async fn readyz_only(state: web::Data<super::HealthState>) -> HttpResponse {
@@ -32,5 +32,5 @@ pub async fn readyz_only(state: web::Data<super::HealthState>) -> HttpResponse {
 }
 
 pub async fn metrics_only(state: web::Data<super::HealthState>) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render_with(&state.pool).await)
 }

@@ -7,6 +7,7 @@ mod errors;
 mod identity;
 mod incidents;
 mod ingest_keys;
+mod quarantine;
 mod read;
 mod response;
 #[cfg(test)]
@@ -25,6 +26,7 @@ pub struct Query(
     incidents::IncidentQuery,
     response::ResponseQuery,
     containment::ContainmentQuery,
+    quarantine::QuarantineQuery,
 );
 
 #[derive(MergedObject, Default)]

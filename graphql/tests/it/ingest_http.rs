@@ -106,6 +106,38 @@ async fn malformed_records_are_reported_and_the_rest_is_stored() {
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 
+/// Times PostgreSQL cannot store (year 0, -1, 275759) or that lie in the future are refused
+/// with a reason instead of entering the append-only log, where they would stop the org's
+/// telemetry read model.
+#[tokio::test]
+async fn records_dated_outside_the_accepted_range_are_rejected_with_a_reason() {
+    let app = spawn_app().await;
+    let a = app.register("Org A", "admin@a.com").await;
+    let token = app.login_ok("admin@a.com", PASSWORD).await.access;
+    let (key, _) = key_for(&app, &token).await;
+    let tomorrow_and_one = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+    let records: Vec<Value> = ["0000-01-01T00:00:00Z", "-0001-01-01T00:00:00Z", "+275759-01-01T00:00:00Z", &tomorrow_and_one, "2026-11-26T22:00:00Z"]
+        .iter()
+        .map(|ts| json!({"eventid": "cowrie.session.connect", "timestamp": ts, "src_ip": "10.1.1.1"}))
+        .collect();
+    let outcome: Value = ingest(&app, "/ingest/cowrie", &key, serde_json::to_string(&records).unwrap()).await.json().await.unwrap();
+    assert_eq!(outcome["stored"], 1, "{outcome}");
+    let rejected = outcome["rejected"].as_array().unwrap();
+    assert_eq!(rejected.iter().map(|r| r["index"].as_i64().unwrap()).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    for r in &rejected[..] {
+        assert!(r["reason"].as_str().unwrap().contains("timestamp"), "{r}");
+    }
+    assert!(rejected[0]["reason"].as_str().unwrap().contains("out of range"), "{}", rejected[0]);
+    assert!(rejected[3]["reason"].as_str().unwrap().contains("more than a day after receipt"), "{}", rejected[3]);
+
+    // Epoch numbers too (the JSON format takes them).
+    let body = json!({"source_type": "json", "events": [{"eventid": "x", "timestamp": -1}, {"eventid": "x", "timestamp": 8639977881599_i64}, {"eventid": "x", "timestamp": 1795727845}]}).to_string();
+    let outcome: Value = ingest(&app, "/ingest/multi", &key, body).await.json().await.unwrap();
+    assert_eq!(outcome["stored"], 1, "{outcome}");
+    assert_eq!(outcome["rejected"].as_array().unwrap().len(), 2);
+    assert_eq!(count(&app, a["organization"]["id"].as_str().unwrap(), "").await, 2);
+}
+
 #[tokio::test]
 async fn bad_keys_oversized_bodies_and_other_orgs_are_refused() {
     let app = spawn_app_with(xdr_graphql::ServerConfig {

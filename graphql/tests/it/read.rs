@@ -190,3 +190,63 @@ async fn a_mutation_returns_after_its_change_is_readable() {
     let _ = stop.send(());
     projector.await.unwrap();
 }
+
+/// A telemetry event an older version stored with a time PostgreSQL cannot hold.
+async fn poison(app: &TestApp, org: &str) -> i64 {
+    let org = OrgId(Uuid::parse_str(org).unwrap());
+    let e = SecurityEvent::new(chrono::Utc::now(), SourceType::Cowrie, "cowrie.session.connect", json!({}));
+    let mut new = NewEvent::from_event(
+        Uuid::now_v7(),
+        "source-cowrie-old",
+        &Event::SecurityEventObserved(e),
+        &EventMetadata::system("test"),
+    );
+    new.payload["timestamp"] = json!("0000-01-01T00:00:00Z");
+    EventStore::new(app.db.pool.clone()).append_batch(org, vec![new]).await.unwrap().last_seq
+}
+
+const QUARANTINED: &str = "query($first: Int, $after: String) { quarantinedEvents(first: $first, after: $after) {
+  edges { cursor node { projection orgSeq eventType error quarantinedAt } } pageInfo { hasNextPage endCursor } } }";
+
+#[tokio::test]
+async fn quarantined_events_are_shown_to_their_orgs_admins_only_and_counted_in_metrics() {
+    let app = spawn_app().await;
+    let a = app.register("Org A", "admin@a.com").await;
+    app.register("Org B", "admin@b.com").await;
+    let a_org = a["organization"]["id"].as_str().unwrap().to_owned();
+    let a_token = app.login_ok("admin@a.com", PASSWORD).await.access;
+    let b_token = app.login_ok("admin@b.com", PASSWORD).await.access;
+    let (_, analyst) = app.user_with_role(&a_token, "analyst@a.com", "analyst").await;
+    let first = poison(&app, &a_org).await;
+    telemetry(&app, &a_org, "10.0.0.1", 2, 0).await;
+    let second = poison(&app, &a_org).await;
+    project(&app).await;
+
+    let r = gql(&app, QUARANTINED, json!({"first": 1}), &a_token).await;
+    let page = &r["data"]["quarantinedEvents"];
+    let node = &page["edges"][0]["node"];
+    assert_eq!(node["orgSeq"], second, "{r}");
+    assert_eq!((node["projection"].as_str(), node["eventType"].as_str()), (Some("security_events"), Some("SecurityEventObserved")));
+    assert!(node["error"].as_str().unwrap().contains("out of range"), "{node}");
+    assert_eq!(page["pageInfo"]["hasNextPage"], true);
+    let r = gql(&app, QUARANTINED, json!({"first": 5, "after": page["pageInfo"]["endCursor"]}), &a_token).await;
+    let rest: Vec<i64> = r["data"]["quarantinedEvents"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["orgSeq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(rest, [first]);
+    // The org's other telemetry went on.
+    assert_eq!(gql(&app, EVENTS, json!({}), &a_token).await["data"]["events"]["edges"].as_array().unwrap().len(), 2);
+
+    let r = gql(&app, QUARANTINED, json!({}), &b_token).await;
+    assert_eq!(r["data"]["quarantinedEvents"]["edges"], json!([]), "another org sees nothing");
+    let r = gql(&app, QUARANTINED, json!({}), &analyst.access).await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "FORBIDDEN");
+
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(metrics.contains("# TYPE xdr_projection_quarantined_events gauge"), "{metrics}");
+    assert!(metrics.contains("xdr_projection_quarantined_events{projection=\"security_events\"} 2"), "{metrics}");
+    assert!(metrics.contains("# TYPE xdr_projection_events_quarantined_total counter"), "{metrics}");
+}

@@ -20,7 +20,7 @@ pub fn fixture(name: &str) -> String {
 
 /// Parse a log file as the ingestor would (sshd lines attributed through their PID).
 pub fn parse_file(source: SourceType, name: &str) -> Vec<SecurityEvent> {
-    let ctx = ParseContext::new(2026);
+    let ctx = ParseContext::received_at(chrono::DateTime::parse_from_rfc3339("2026-12-31T23:59:59Z").unwrap().to_utc());
     let mut pids = SshdPidTracker::new();
     split_records(source, &fixture(name))
         .iter()

@@ -54,12 +54,7 @@ impl Projection for AuditLog {
             .bind(until)
             .execute(&mut *conn)
             .await
-            .map_err(|e| ProjectionError::Apply {
-                projection: NAME,
-                org: org.0,
-                org_seq: after + 1,
-                reason: format!("events in ({after}, {until}] cannot be audited: {e}"),
-            })?;
+            .map_err(|source| ProjectionError::Query { projection: NAME, org: org.0, after, until, source })?;
             Ok(())
         })
     }

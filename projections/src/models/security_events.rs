@@ -61,12 +61,7 @@ impl Projection for SecurityEvents {
             .bind(until)
             .execute(&mut *conn)
             .await
-            .map_err(|e| ProjectionError::Apply {
-                projection: NAME,
-                org: org.0,
-                org_seq: after + 1,
-                reason: format!("telemetry in ({after}, {until}] cannot be projected: {e}"),
-            })?;
+            .map_err(|source| ProjectionError::Query { projection: NAME, org: org.0, after, until, source })?;
             Ok(())
         })
     }

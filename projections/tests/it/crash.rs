@@ -55,7 +55,9 @@ impl Faulty {
         if let Fault::Stall = self.fault {
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
-        Err(ProjectionError::Apply { projection: "faulty", org, org_seq, reason: "injected fault".into() })
+        // A crash, not bad data: the batch rolls back and nothing is quarantined.
+        let crash = std::io::Error::new(std::io::ErrorKind::ConnectionReset, format!("injected fault at {org}/{org_seq}"));
+        Err(ProjectionError::Database(sqlx::Error::Io(crash)))
     }
 }
 
@@ -242,13 +244,13 @@ async fn concurrent_appenders_while_the_runner_runs_lose_nothing() {
 }
 
 #[tokio::test]
-async fn an_org_whose_events_cannot_be_projected_does_not_hold_up_the_others() {
+async fn an_event_that_cannot_be_projected_is_quarantined_and_holds_up_nobody() {
     let db = TestDb::new().await;
     let store = EventStore::new(db.pool.clone());
     let healthy = seed_identity(&store, "Healthy Org").await;
     let poisoned = seed_identity(&store, "Poisoned Org").await;
     // A user event whose payload does not decode (written behind the domain's back).
-    store
+    let bad = store
         .append(
             poisoned.id,
             &poisoned.analyst.stream_id(),
@@ -263,12 +265,19 @@ async fn an_org_whose_events_cannot_be_projected_does_not_hold_up_the_others() {
             }],
         )
         .await
-        .unwrap();
+        .unwrap()
+        .last_seq;
     let head = seed_telemetry(&store, healthy.id, 50, "h").await;
-    let err = catch_up_once(&db.pool).await.unwrap_err();
-    assert!(err.to_string().contains("cannot decode PasswordSet"), "{err}");
+    let poisoned_head = seed_telemetry(&store, poisoned.id, 5, "p").await;
+    catch_up_once(&db.pool).await.unwrap();
     assert!(checkpoints(&db.pool, healthy.id).await.iter().all(|(_, s)| *s == head), "the healthy org caught up");
-    assert!(checkpoints(&db.pool, poisoned.id).await.iter().all(|(_, s)| *s < IDENTITY_EVENTS + 1));
+    assert!(checkpoints(&db.pool, poisoned.id).await.iter().all(|(_, s)| *s == poisoned_head), "so did the other");
+    assert_eq!(count(&db.pool, poisoned.id, "rm_security_events").await, 5);
+    let quarantined = xdr_projections::quarantine::list(&db.pool, None).await.unwrap();
+    assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+    assert_eq!((quarantined[0].org_id, quarantined[0].projection.as_str()), (poisoned.id.0, "users"));
+    assert_eq!(quarantined[0].org_seq, bad);
+    assert!(quarantined[0].error.contains("cannot decode PasswordSet"), "{}", quarantined[0].error);
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@ mod crash;
 mod helpers;
 mod legacy_chain;
 mod projection;
+mod quarantine;
 mod rebuild;
 mod rls;
 mod wait;

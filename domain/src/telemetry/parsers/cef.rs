@@ -24,7 +24,7 @@ pub struct CefHeader {
 }
 
 /// Parse one CEF line.
-pub fn parse(record: &str, ctx: &ParseContext) -> Result<SecurityEvent, ParseError> {
+pub(crate) fn parse(record: &str, ctx: &ParseContext) -> Result<SecurityEvent, ParseError> {
     let line = strip_eol(record);
     let start = cef_start(line).ok_or_else(|| ParseError::new("not a CEF record: no \"CEF:\" marker"))?;
     let (prefix, cef) = (line.get(..start).unwrap_or(""), line.get(start + 4..).unwrap_or(""));
@@ -34,9 +34,9 @@ pub fn parse(record: &str, ctx: &ParseContext) -> Result<SecurityEvent, ParseErr
     let present = |k: &str| get(k).filter(|v| !v.trim().is_empty());
 
     // Syslog header is optional; when present and readable it supplies time and host.
-    let syslog_header = if prefix.trim().is_empty() { None } else { syslog::parse(prefix, ctx.default_year).ok() };
+    let syslog_header = if prefix.trim().is_empty() { None } else { syslog::parse(prefix, ctx).ok() };
     let timestamp = match present("rt") {
-        Some(rt) => parse_rt(rt, ctx.default_year)?,
+        Some(rt) => parse_rt(rt, ctx)?,
         None => syslog_header
             .as_ref()
             .map(|h| h.timestamp)
@@ -208,9 +208,9 @@ fn unescape_value(v: &str) -> String {
 }
 
 /// `rt`: epoch milliseconds, or `MMM dd yyyy HH:mm:ss[.SSS][ zone]` (also without the
-/// year, then `default_year`), or RFC 3339. Named zones other than UTC/GMT cannot be
+/// year, then placed by [`ParseContext::place_yearless`]), or RFC 3339. Named zones other than UTC/GMT cannot be
 /// resolved without a tz database and are rejected rather than guessed.
-fn parse_rt(rt: &str, default_year: i32) -> Result<DateTime<Utc>, ParseError> {
+fn parse_rt(rt: &str, ctx: &ParseContext) -> Result<DateTime<Utc>, ParseError> {
     let bad = || ParseError::new(format!("invalid timestamp in extension rt: {}", snippet(rt)));
     let rt = rt.trim();
     if rt.bytes().all(|b| b.is_ascii_digit()) {
@@ -235,11 +235,15 @@ fn parse_rt(rt: &str, default_year: i32) -> Result<DateTime<Utc>, ParseError> {
         }
         _ => (rt, 0),
     };
-    let naive = NaiveDateTime::parse_from_str(text, "%b %d %Y %H:%M:%S%.f")
-        .or_else(|_| NaiveDateTime::parse_from_str(&format!("{default_year} {text}"), "%Y %b %d %H:%M:%S%.f"))
-        .map_err(|_| bad())?;
     let offset = FixedOffset::east_opt(offset).ok_or_else(bad)?;
-    naive.and_local_timezone(offset).single().map(|t| t.with_timezone(&Utc)).ok_or_else(bad)
+    let to_utc = |naive: NaiveDateTime| naive.and_local_timezone(offset).single().map(|t| t.with_timezone(&Utc));
+    if let Ok(naive) = NaiveDateTime::parse_from_str(text, "%b %d %Y %H:%M:%S%.f") {
+        return to_utc(naive).ok_or_else(bad);
+    }
+    ctx.place_yearless(|year| {
+        NaiveDateTime::parse_from_str(&format!("{year} {text}"), "%Y %b %d %H:%M:%S%.f").ok().and_then(to_utc)
+    })
+    .ok_or_else(bad)
 }
 
 #[cfg(test)]
@@ -248,7 +252,7 @@ mod tests {
     use std::net::IpAddr;
 
     fn ctx() -> ParseContext {
-        ParseContext::new(2026)
+        crate::telemetry::parsers::test_context()
     }
 
     fn ip(s: &str) -> Option<IpAddr> {
@@ -337,7 +341,7 @@ mod tests {
             ("2026-11-26T21:17:45Z", "2026-11-26T21:17:45+00:00"),
         ];
         for (rt, want) in cases {
-            let t = parse_rt(rt, 2026).unwrap_or_else(|e| panic!("{rt}: {e}"));
+            let t = parse_rt(rt, &ctx()).unwrap_or_else(|e| panic!("{rt}: {e}"));
             assert_eq!(t.to_rfc3339(), want, "{rt}");
         }
         for bad in [
@@ -348,7 +352,7 @@ mod tests {
             "Nov 31 2026 21:17:45",
             "Nov 26 2026 21:17:45 +99",
         ] {
-            assert!(parse_rt(bad, 2026).is_err(), "{bad}");
+            assert!(parse_rt(bad, &ctx()).is_err(), "{bad}");
         }
     }
 

@@ -37,7 +37,7 @@ pub const KNOWN_EVENT_IDS: [&str; 22] = [
 ];
 
 /// Parse one Cowrie JSON object.
-pub fn parse(record: &str, ctx: &ParseContext) -> Result<SecurityEvent, ParseError> {
+pub(crate) fn parse(record: &str, ctx: &ParseContext) -> Result<SecurityEvent, ParseError> {
     let value = parse_json_object(record)?;
     let Some(obj) = value.as_object() else {
         return Err(ParseError::new("expected a JSON object"));
@@ -100,7 +100,7 @@ mod tests {
     const FIXTURE: &str = include_str!("../../../tests/fixtures/cowrie.json");
 
     fn ctx() -> ParseContext {
-        ParseContext::new(2026)
+        crate::telemetry::parsers::test_context()
     }
 
     fn ip(s: &str) -> Option<IpAddr> {

@@ -5,6 +5,8 @@
 //! megabytes of garbage) yields `Ok` or a [`ParseError`] whose reason is fit for a
 //! dead-letter header; nothing panics.
 
+use chrono::{DateTime, Datelike, SecondsFormat, TimeDelta, Utc};
+
 use super::{ParseError, SecurityEvent, SourceType};
 
 pub mod cef;
@@ -29,16 +31,33 @@ pub const MAX_RECORD_DEPTH: usize = 64;
 /// What the producer knows that the record itself may not say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseContext {
-    /// Year to assume for syslog lines without a year (RFC 3164).
+    /// Year to assume for syslog lines without a year (RFC 3164): the year of receipt, or
+    /// the one before when that would put the line in the future (a December line read in
+    /// January).
     pub default_year: i32,
     /// Hostname override from the producer, e.g. `/ingest/multi`'s `hostname`.
     pub hostname: Option<String>,
+    /// When the record reached us, from the caller's clock (the domain has none): the HTTP
+    /// request's arrival, or the JetStream message's publish time (so a redelivered message
+    /// is judged the same way). Bounds the newest record time accepted.
+    pub received_at: DateTime<Utc>,
 }
 
+/// The oldest record time accepted: the Unix epoch. Nothing we ingest logged earlier, and
+/// the bound keeps every accepted time inside what `timestamptz`, RFC 3339 and our
+/// time-ordered event ids (unsigned milliseconds since the epoch) all represent.
+pub const EARLIEST_RECORD_TIME: DateTime<Utc> = DateTime::<Utc>::UNIX_EPOCH;
+
+/// How far after its receipt a record may say it happened: one day covers clock skew and a
+/// producer that writes local time without a zone (at most UTC+14) with room to spare.
+/// Anything later is not an observation of the past, and would sit at the top of every
+/// newest-first view forever.
+pub const MAX_FUTURE_SKEW_SECS: i64 = 24 * 60 * 60;
+
 impl ParseContext {
-    /// A context with no hostname override.
-    pub fn new(default_year: i32) -> Self {
-        ParseContext { default_year, hostname: None }
+    /// A context for records received at `received_at` (no hostname override).
+    pub fn received_at(received_at: DateTime<Utc>) -> Self {
+        ParseContext { default_year: received_at.year(), hostname: None, received_at }
     }
 
     /// The same context with a hostname override.
@@ -46,9 +65,48 @@ impl ParseContext {
         self.hostname = Some(hostname.into());
         self
     }
+
+    /// The newest record time accepted: receipt plus [`MAX_FUTURE_SKEW_SECS`].
+    pub fn latest_record_time(&self) -> DateTime<Utc> {
+        self.received_at.checked_add_signed(TimeDelta::seconds(MAX_FUTURE_SKEW_SECS)).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
+    /// A year-less timestamp placed in [`Self::default_year`], or in the year before when
+    /// that is beyond [`Self::latest_record_time`] (`at_year` builds the time in a year).
+    pub(crate) fn place_yearless(&self, at_year: impl Fn(i32) -> Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        let t = at_year(self.default_year)?;
+        if t > self.latest_record_time() {
+            return at_year(self.default_year - 1).or(Some(t));
+        }
+        Some(t)
+    }
+
+    /// Refuse a record time outside `[EARLIEST_RECORD_TIME, latest_record_time()]`.
+    pub fn check_record_time(&self, t: DateTime<Utc>) -> Result<(), ParseError> {
+        let shown = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+        if t < EARLIEST_RECORD_TIME {
+            return Err(ParseError::new(format!(
+                "timestamp out of range: {} is before {}",
+                shown(t),
+                shown(EARLIEST_RECORD_TIME)
+            )));
+        }
+        let latest = self.latest_record_time();
+        if t > latest {
+            return Err(ParseError::new(format!(
+                "timestamp out of range: {} is more than a day after receipt ({})",
+                shown(t),
+                shown(self.received_at)
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Parse one record (one JSON object as text, or one log line) of the given source type.
+/// The record's time must lie in the accepted range ([`ParseContext::check_record_time`]):
+/// a time PostgreSQL or the read models cannot hold is refused here, with a reason, rather
+/// than stored in the append-only log.
 pub fn parse_record(source: SourceType, record: &str, ctx: &ParseContext) -> Result<SecurityEvent, ParseError> {
     if record.len() > MAX_RECORD_BYTES {
         return Err(ParseError::new(format!("record too long: {} bytes (limit {MAX_RECORD_BYTES})", record.len())));
@@ -56,13 +114,29 @@ pub fn parse_record(source: SourceType, record: &str, ctx: &ParseContext) -> Res
     if record.trim().is_empty() {
         return Err(ParseError::new("empty record"));
     }
-    match source {
+    let event = match source {
         SourceType::Cowrie => cowrie::parse(record, ctx),
         SourceType::Sshd => sshd::parse(record, ctx),
         SourceType::Suricata => suricata::parse(record, ctx),
         SourceType::Cef => cef::parse(record, ctx),
         SourceType::Json => json::parse(record, ctx),
-    }
+    }?;
+    ctx.check_record_time(event.timestamp)?;
+    Ok(event)
+}
+
+/// A context for records received at the very end of `year` (tests: every line of that year
+/// is in the past).
+#[cfg(test)]
+pub(crate) fn context_in_year(year: i32) -> ParseContext {
+    use chrono::TimeZone;
+    ParseContext::received_at(Utc.with_ymd_and_hms(year, 12, 31, 23, 59, 59).single().expect("valid date"))
+}
+
+/// The context of the parsers' unit tests: records received at the end of 2026.
+#[cfg(test)]
+pub(crate) fn test_context() -> ParseContext {
+    context_in_year(2026)
 }
 
 /// Split a message body into records: newline-delimited records; for JSON formats a body
@@ -91,7 +165,7 @@ mod tests {
     use super::*;
 
     fn ctx() -> ParseContext {
-        ParseContext::new(2026)
+        test_context()
     }
 
     #[test]
@@ -172,6 +246,64 @@ mod tests {
                 assert!(!r.unwrap_err().0.is_empty());
             }
         }
+    }
+
+    /// The accepted range is [1970-01-01, receipt + 1 day], the same for every format, and a
+    /// refusal says why.
+    #[test]
+    fn record_times_outside_the_accepted_range_are_refused_with_a_reason() {
+        use chrono::TimeZone;
+        let received = Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
+        let c = ParseContext::received_at(received);
+        let cowrie = |ts: &str| format!(r#"{{"eventid":"cowrie.session.connect","timestamp":"{ts}"}}"#);
+        let sshd = |ts: &str| format!("{ts} h sshd[1]: Received signal 15; terminating.");
+        let cef = |rt: &str| format!("CEF:0|A|B|1|x|y|1|rt={rt}");
+        let json = |ts: &str| format!(r#"{{"eventid":"x","timestamp":{ts}}}"#);
+        let cases: [(SourceType, String, bool); 14] = [
+            (SourceType::Cowrie, cowrie("0000-01-01T00:00:00Z"), false),
+            (SourceType::Cowrie, cowrie("1969-12-31T23:59:59.999999Z"), false),
+            (SourceType::Cowrie, cowrie("1970-01-01T00:00:00Z"), true),
+            (SourceType::Cowrie, cowrie("2026-11-28T12:00:00Z"), true),
+            (SourceType::Cowrie, cowrie("2026-11-28T12:00:00.000001Z"), false),
+            (SourceType::Suricata, cowrie("9999-12-31T23:59:59Z").replace("eventid", "event_type"), false),
+            (SourceType::Sshd, sshd("0000-01-01T00:00:00Z"), false),
+            (SourceType::Sshd, "Jan 01 0000 00:00:00 h sshd[1]: Received signal 15; terminating.".into(), false),
+            (SourceType::Sshd, sshd("2026-11-27T11:00:00Z"), true),
+            (SourceType::Cef, cef("253402300800000"), false),
+            (SourceType::Cef, cef("0"), true),
+            (SourceType::Json, json("-1"), false),
+            (SourceType::Json, json("8639977881599"), false),
+            (SourceType::Json, json("\"+275759-01-01T00:00:00Z\""), false),
+        ];
+        for (source, record, ok) in cases {
+            let r = parse_record(source, &record, &c);
+            assert_eq!(r.is_ok(), ok, "{source} {record}: {r:?}");
+            if let Err(e) = r {
+                assert!(e.0.contains("timestamp"), "{record}: {e}");
+            }
+        }
+        let e = parse_record(SourceType::Cowrie, &cowrie("2026-11-30T00:00:00Z"), &c).unwrap_err();
+        assert_eq!(
+            e.0,
+            "timestamp out of range: 2026-11-30T00:00:00Z is more than a day after receipt (2026-11-27T12:00:00Z)"
+        );
+        let e = parse_record(SourceType::Cowrie, &cowrie("0000-01-01T00:00:00Z"), &c).unwrap_err();
+        assert_eq!(e.0, "timestamp out of range: 0000-01-01T00:00:00Z is before 1970-01-01T00:00:00Z");
+    }
+
+    /// A year-less syslog line from late December read early in January belongs to the year
+    /// before, not to next December (which the future bound would refuse).
+    #[test]
+    fn year_less_times_are_placed_in_the_past() {
+        use chrono::TimeZone;
+        let c = ParseContext::received_at(Utc.with_ymd_and_hms(2027, 1, 1, 0, 5, 0).unwrap());
+        let line = "Dec 31 23:59:58 h sshd[1]: Received signal 15; terminating.";
+        let at = |r: Result<SecurityEvent, ParseError>| r.map(|e| e.timestamp.to_rfc3339());
+        assert_eq!(at(parse_record(SourceType::Sshd, line, &c)), Ok("2026-12-31T23:59:58+00:00".to_owned()));
+        let jan = "Jan  1 00:04:00 h sshd[1]: Received signal 15; terminating.";
+        assert_eq!(at(parse_record(SourceType::Sshd, jan, &c)), Ok("2027-01-01T00:04:00+00:00".to_owned()));
+        let cef = "CEF:0|A|B|1|x|y|1|rt=Dec 31 23:59:58";
+        assert_eq!(at(parse_record(SourceType::Cef, cef, &c)), Ok("2026-12-31T23:59:58+00:00".to_owned()));
     }
 
     #[test]

@@ -32,9 +32,9 @@ pub const OTHER: &str = "sshd.other";
 pub const SYSLOG_OTHER: &str = "syslog.other";
 
 /// Parse one syslog/sshd line.
-pub fn parse(record: &str, ctx: &ParseContext) -> Result<SecurityEvent, ParseError> {
+pub(crate) fn parse(record: &str, ctx: &ParseContext) -> Result<SecurityEvent, ParseError> {
     let line = strip_eol(record);
-    let header = syslog::parse(line, ctx.default_year)?;
+    let header = syslog::parse(line, ctx)?;
     let raw = Value::String(line.to_owned());
     let mut ev = SecurityEvent::new(header.timestamp, SourceType::Sshd, SYSLOG_OTHER, raw);
 
@@ -331,7 +331,7 @@ mod tests {
     const RFC3339: &str = include_str!("../../../tests/fixtures/sshd-auth-rfc3339.log");
 
     fn ctx() -> ParseContext {
-        ParseContext::new(2026)
+        crate::telemetry::parsers::test_context()
     }
 
     fn ip(s: &str) -> Option<IpAddr> {
@@ -450,9 +450,9 @@ mod tests {
         assert!(rfc.iter().all(|e| e.timestamp.nanosecond() != 0));
         assert_eq!(rfc[0].timestamp.to_rfc3339(), "2026-11-26T21:17:22.763456+00:00");
         // The year comes from the context for the traditional format only.
-        let other_year = parse_all(TRADITIONAL, &ParseContext::new(2031));
+        let other_year = parse_all(TRADITIONAL, &crate::telemetry::parsers::context_in_year(2031));
         assert!(other_year.iter().all(|e| e.timestamp.year() == 2031));
-        let rfc_other = parse_all(RFC3339, &ParseContext::new(2031));
+        let rfc_other = parse_all(RFC3339, &crate::telemetry::parsers::context_in_year(2031));
         assert!(rfc_other.iter().all(|e| e.timestamp.year() == 2026));
     }
 

@@ -13,7 +13,7 @@ use super::ParseContext;
 use crate::telemetry::{ParseError, SecurityEvent, SourceType};
 
 /// Parse one EVE JSON object.
-pub fn parse(record: &str, ctx: &ParseContext) -> Result<SecurityEvent, ParseError> {
+pub(crate) fn parse(record: &str, ctx: &ParseContext) -> Result<SecurityEvent, ParseError> {
     let value = parse_json_object(record)?;
     let Some(obj) = value.as_object() else {
         return Err(ParseError::new("expected a JSON object"));
@@ -95,7 +95,7 @@ mod tests {
     use std::net::IpAddr;
 
     fn ctx() -> ParseContext {
-        ParseContext::new(2026)
+        crate::telemetry::parsers::test_context()
     }
 
     fn ip(s: &str) -> Option<IpAddr> {

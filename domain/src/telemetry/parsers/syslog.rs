@@ -9,6 +9,7 @@
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
 use super::common::{parse_timestamp_str, snippet};
+use super::ParseContext;
 use crate::telemetry::ParseError;
 
 /// A syslog line split into its header fields. `message` may be empty; callers decide
@@ -27,8 +28,9 @@ pub(crate) struct SyslogLine<'a> {
     pub message: &'a str,
 }
 
-/// Split a syslog line. `default_year` is used for RFC 3164 timestamps, which have none.
-pub(crate) fn parse(line: &str, default_year: i32) -> Result<SyslogLine<'_>, ParseError> {
+/// Split a syslog line. RFC 3164 timestamps have no year: `ctx` places them
+/// ([`ParseContext::place_yearless`]).
+pub(crate) fn parse<'a>(line: &'a str, ctx: &ParseContext) -> Result<SyslogLine<'a>, ParseError> {
     let s = line.trim_start_matches(['\u{feff}', ' ', '\t']);
     if s.is_empty() {
         return Err(ParseError::new("empty line"));
@@ -40,7 +42,7 @@ pub(crate) fn parse(line: &str, default_year: i32) -> Result<SyslogLine<'_>, Par
             return parse_5424(after_version);
         }
     }
-    let Some((timestamp, after)) = leading_timestamp(rest, default_year) else {
+    let Some((timestamp, after)) = leading_timestamp(rest, ctx) else {
         let first = split_token(rest).0;
         return Err(if parse_tag(first).is_some() {
             ParseError::new(format!(
@@ -109,15 +111,15 @@ fn digits(s: &str) -> Option<u32> {
 
 /// A timestamp at the start of `s` and the text after it: RFC 3164 `Mmm dd hh:mm:ss`
 /// (also `Mmm dd yyyy hh:mm:ss`, which some appliances write), else a single RFC 3339 token.
-fn leading_timestamp(s: &str, default_year: i32) -> Option<(DateTime<Utc>, &str)> {
-    if let Some(found) = rfc3164_timestamp(s, default_year) {
+fn leading_timestamp<'a>(s: &'a str, ctx: &ParseContext) -> Option<(DateTime<Utc>, &'a str)> {
+    if let Some(found) = rfc3164_timestamp(s, ctx) {
         return Some(found);
     }
     let (token, rest) = split_token(s);
     parse_timestamp_str(token).map(|t| (t, rest))
 }
 
-fn rfc3164_timestamp(s: &str, default_year: i32) -> Option<(DateTime<Utc>, &str)> {
+fn rfc3164_timestamp<'a>(s: &'a str, ctx: &ParseContext) -> Option<(DateTime<Utc>, &'a str)> {
     let month = month_number(s.get(..3)?)?;
     let rest = s.get(3..)?.strip_prefix(' ')?;
     // Days below 10 are space-padded: "Nov  6".
@@ -128,9 +130,9 @@ fn rfc3164_timestamp(s: &str, default_year: i32) -> Option<(DateTime<Utc>, &str)
     }
     let day = digits(day)?;
     let (mut time, mut rest) = split_token(rest);
-    let mut year = default_year;
+    let mut year = None;
     if time.len() == 4 {
-        year = i32::try_from(digits(time)?).ok()?;
+        year = Some(i32::try_from(digits(time)?).ok()?);
         (time, rest) = split_token(rest);
     }
     // hh:mm:ss with an optional fraction.
@@ -150,8 +152,12 @@ fn rfc3164_timestamp(s: &str, default_year: i32) -> Option<(DateTime<Utc>, &str)
         format!("{frac:0<9}").parse::<u32>().ok()?
     };
     let time = NaiveTime::from_hms_nano_opt(digits(h)?, digits(m)?, digits(sec)?, nanos)?;
-    let date = NaiveDate::from_ymd_opt(year, month, day)?;
-    Some((date.and_time(time).and_utc(), rest))
+    let at_year = |year| NaiveDate::from_ymd_opt(year, month, day).map(|date| date.and_time(time).and_utc());
+    let timestamp = match year {
+        Some(year) => at_year(year)?,
+        None => ctx.place_yearless(at_year)?,
+    };
+    Some((timestamp, rest))
 }
 
 /// After the timestamp: `HOST TAG: msg`, `TAG: msg` (no host), or `HOST msg` (no tag).
@@ -260,7 +266,7 @@ mod tests {
 
     #[test]
     fn rfc3164_uses_the_default_year_and_space_padded_days() {
-        let l = parse("Nov  6 21:17:45 bastion-01 sshd[19620]: hello world", 2025).unwrap();
+        let l = parse("Nov  6 21:17:45 bastion-01 sshd[19620]: hello world", &super::super::context_in_year(2025)).unwrap();
         assert_eq!(l.timestamp, ts("2025-11-06T21:17:45Z"));
         assert_eq!(l.hostname, Some("bastion-01"));
         assert_eq!(l.app, Some("sshd"));
@@ -270,7 +276,7 @@ mod tests {
 
     #[test]
     fn rfc3164_with_pri_and_explicit_year() {
-        let l = parse("<134>Nov 26 2024 21:17:45 fw CEF:0|a", 2026).unwrap();
+        let l = parse("<134>Nov 26 2024 21:17:45 fw CEF:0|a", &super::super::context_in_year(2026)).unwrap();
         assert_eq!(l.timestamp, ts("2024-11-26T21:17:45Z"));
         assert_eq!(l.hostname, Some("fw"));
         assert_eq!(l.app, None);
@@ -279,10 +285,10 @@ mod tests {
 
     #[test]
     fn rfc3339_file_format_and_tag_without_host() {
-        let l = parse("2026-11-26T21:17:45.674717+00:00 h sshd[1]: m", 1999).unwrap();
+        let l = parse("2026-11-26T21:17:45.674717+00:00 h sshd[1]: m", &super::super::context_in_year(1999)).unwrap();
         assert_eq!(l.timestamp, ts("2026-11-26T21:17:45.674717Z"));
         assert_eq!((l.hostname, l.app, l.pid, l.message), (Some("h"), Some("sshd"), Some("1"), "m"));
-        let l = parse("2026-11-26T21:17:45Z sshd[7]: m", 1999).unwrap();
+        let l = parse("2026-11-26T21:17:45Z sshd[7]: m", &super::super::context_in_year(1999)).unwrap();
         assert_eq!((l.hostname, l.app, l.pid, l.message), (None, Some("sshd"), Some("7"), "m"));
     }
 
@@ -290,13 +296,13 @@ mod tests {
     fn rfc5424_with_structured_data_and_bom() {
         let l = parse(
             "<34>1 2026-11-26T21:17:45.674717+00:00 host sshd 19620 ID47 [ex@1 a=\"x\\]y\"][b@2 c=\"d\"] \u{feff}msg here",
-            2000,
+            &super::super::context_in_year(2000),
         )
         .unwrap();
         assert_eq!(l.timestamp, ts("2026-11-26T21:17:45.674717Z"));
         assert_eq!((l.hostname, l.app, l.pid), (Some("host"), Some("sshd"), Some("19620")));
         assert_eq!(l.message, "msg here");
-        let l = parse("<34>1 2026-11-26T21:17:45Z - - - - -", 2000).unwrap();
+        let l = parse("<34>1 2026-11-26T21:17:45Z - - - - -", &super::super::context_in_year(2000)).unwrap();
         assert_eq!((l.hostname, l.app, l.pid, l.message), (None, None, None, ""));
     }
 
@@ -319,9 +325,9 @@ mod tests {
             "sshd[123]: Failed password for root from 1.2.3.4 port 1 ssh2",
             "just some words",
         ] {
-            assert!(parse(bad, 2026).is_err(), "{bad:?} should fail");
+            assert!(parse(bad, &super::super::context_in_year(2026)).is_err(), "{bad:?} should fail");
         }
-        let e = parse("sshd[123]: x", 2026).unwrap_err();
+        let e = parse("sshd[123]: x", &super::super::context_in_year(2026)).unwrap_err();
         assert!(e.0.starts_with("no timestamp"), "{e}");
     }
 
