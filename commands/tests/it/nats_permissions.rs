@@ -15,7 +15,9 @@ use xdr_commands::test_nats::ShippedNats;
 /// A JetStream context that gives up on an unanswered request soon: a request the server
 /// refuses for lack of permission is never answered.
 fn js(client: async_nats::Client) -> jetstream::Context {
-    jetstream::ContextBuilder::new().timeout(Duration::from_secs(1)).build(client)
+    let mut js = jetstream::new(client);
+    js.set_timeout(Duration::from_secs(1));
+    js
 }
 
 async fn messages_in(js: &jetstream::Context, stream: &str) -> u64 {

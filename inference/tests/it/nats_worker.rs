@@ -217,3 +217,86 @@ async fn forged_and_foreign_event_messages_change_nothing_in_any_org() {
     js.delete_stream(&config.stream_name).await.unwrap();
     js.delete_stream(&dlq).await.unwrap();
 }
+
+/// The shipped NATS configuration lets each role do its job with its own identity and
+/// nothing more: on a `nats-server` started with `deploy/nats`, a producer's real sshd log
+/// goes producer → ingestor → log → relay → detector (with containment evaluation) and
+/// becomes incidents. A permission missing from `accounts.conf` fails this test.
+#[tokio::test]
+async fn the_pipeline_runs_on_the_shipped_nats_config_with_one_identity_per_role() {
+    use std::sync::Arc;
+    use xdr_commands::ingest::{publish_file, run_ingestor, IngestConfig};
+    use xdr_commands::ingest_keys::{create_ingest_key, IngestKeyResolver};
+    use xdr_commands::test_nats::ShippedNats;
+    use xdr_domain::telemetry::SourceType;
+    let nats = ShippedNats::start();
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let org = new_org();
+    let key = create_ingest_key(&store, org, "shipper", &xdr_domain::EventMetadata::system("test")).await.unwrap();
+    let ingest = IngestConfig { batch_wait: Duration::from_millis(100), ..IngestConfig::default() };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let ingestor_client = nats.connect_as("ingestor", None).await;
+    let resolver = Arc::new(IngestKeyResolver::new(db.pool.clone(), Duration::from_secs(30)));
+    let ingestor = tokio::spawn(run_ingestor(
+        ingest.clone(),
+        ingestor_client.clone(),
+        store.clone(),
+        resolver,
+        stopped(stop_rx.clone()),
+    ));
+    let relay = tokio::spawn(xdr_commands::relay::run_relay(
+        ingest.clone(),
+        nats.connect_as("relay", None).await,
+        store.clone(),
+        Duration::from_millis(100),
+        stopped(stop_rx.clone()),
+    ));
+    let config = DetectorConfig { response: Some(xdr_inference::ResponseSettings::default()), ..Default::default() };
+    let detector = tokio::spawn(run_detector(
+        config,
+        store.clone(),
+        async_nats::jetstream::new(nats.connect_as("detector", None).await),
+        Detector::default(),
+        stopped(stop_rx.clone()),
+    ));
+    // The producer may only look the ingest stream up, so the ingestor creates it first.
+    let ingestor_js = async_nats::jetstream::new(ingestor_client);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ingestor_js.get_stream(&ingest.stream_name).await.is_err() {
+        assert!(Instant::now() < deadline, "the ingestor did not create its stream");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../domain/tests/fixtures/sshd-auth-rfc3339.log");
+    use secrecy::ExposeSecret;
+    let summary = publish_file(
+        nats.connect_as("producer", None).await,
+        &ingest,
+        key.key.expose_secret(),
+        SourceType::Sshd,
+        &file,
+        50,
+        |_| {},
+    )
+    .await
+    .expect("a producer publishes a log file");
+    assert!(summary.messages > 0);
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = incidents(&store, org).await;
+        if found.contains_key("127.0.0.6") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no incident from the pipeline: {:?}", found.keys());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop_tx.send(true).unwrap();
+    ingestor.await.unwrap().expect("ingestor ran with its identity");
+    relay.await.unwrap().expect("relay ran with its identity");
+    let stats = detector.await.unwrap().expect("detector ran with its identity");
+    assert_eq!((stats.refused, stats.unknown_org, stats.poison), (0, 0, 0), "{stats:?}");
+}
