@@ -23,7 +23,7 @@ use crate::config::Settings;
 pub async fn agent_resync(settings: &Settings, args: BenchAgentResyncArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
     let scratch = ScratchDb::create(settings).await?;
-    let nats = crate::ingest_modes::nats(settings).await?;
+    let nats = crate::ingest_modes::nats(settings, crate::ingest_modes::NatsRole::Api).await?;
     let js = async_nats::jetstream::new(nats);
     let config = xdr_commands::response::ResponseConfig::with_prefix(&format!("bench{}.", Uuid::new_v4().simple()));
     let result = run(&scratch, &js, &config, &args).await;

@@ -31,7 +31,7 @@ use crate::config::Settings;
 
 pub async fn response(settings: &Settings, args: BenchResponseArgs) -> anyhow::Result<ExitCode> {
     let scratch = ScratchDb::create(settings).await?;
-    let client = crate::ingest_modes::nats(settings).await?;
+    let client = crate::ingest_modes::nats(settings, crate::ingest_modes::NatsRole::Api).await?;
     let config = ResponseConfig::with_prefix(&format!("bench{}.", Uuid::new_v4().simple()));
     let js = async_nats::jetstream::new(client.clone());
     let result = run(&scratch, &client, &js, &config, &args).await;

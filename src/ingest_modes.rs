@@ -24,19 +24,65 @@ async fn app_store(settings: &Settings, connections: u32) -> anyhow::Result<Even
     Ok(EventStore::new(db::app_pool(&options, connections).await?))
 }
 
-/// Connect to NATS with the transport security the environment asks for:
+/// The NATS identity a role connects as: user `<role>` of `deploy/nats/accounts.conf`, whose
+/// subject permissions are that role's and nothing more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NatsRole {
+    /// `mini-xdr ingest`: publishes telemetry only.
+    Producer,
+    Ingestor,
+    /// The relay and the anchorer.
+    Relay,
+    Detector,
+    /// The HTTP API: order dispatcher and agent gateway.
+    Api,
+    Scheduler,
+}
+
+impl NatsRole {
+    pub(crate) fn user(self) -> &'static str {
+        match self {
+            NatsRole::Producer => "producer",
+            NatsRole::Ingestor => "ingestor",
+            NatsRole::Relay => "relay",
+            NatsRole::Detector => "detector",
+            NatsRole::Api => "api",
+            NatsRole::Scheduler => "scheduler",
+        }
+    }
+
+    /// `XDR_NATS_<ROLE>_PASSWORD`: the same name on the server (accounts.conf) and the client.
+    pub(crate) fn password_var(self) -> String {
+        format!("XDR_NATS_{}_PASSWORD", self.user().to_ascii_uppercase())
+    }
+}
+
+/// Connect to NATS as `role`, with the transport security the environment asks for:
+/// `XDR_NATS_<ROLE>_PASSWORD` (user `<role>`, inbox prefix `_INBOX.<role>`),
 /// `XDR_NATS_CA` (PEM roots; implies TLS), `XDR_NATS_CLIENT_CERT` + `XDR_NATS_CLIENT_KEY`
-/// (mutual TLS), `XDR_NATS_CREDS` (a `.creds` file: JWT + NKey).
-pub(crate) async fn nats(settings: &Settings) -> anyhow::Result<async_nats::Client> {
-    nats_options(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+/// (mutual TLS), `XDR_NATS_CREDS` (a `.creds` file: JWT + NKey). Without a role password
+/// the connection is anonymous (the development NATS) or carries what `NATS_URL` or the
+/// `.creds` file say.
+pub(crate) async fn nats(settings: &Settings, role: NatsRole) -> anyhow::Result<async_nats::Client> {
+    nats_options(|k| std::env::var(k).ok().filter(|v| !v.is_empty()), role)
         .await?
         .connect(&settings.nats_url)
         .await
-        .with_context(|| format!("Failed to connect to NATS at {}", settings.nats_url))
+        .with_context(|| format!("Failed to connect to NATS at {} as {}", settings.nats_url, role.user()))
 }
 
-pub(crate) async fn nats_options(env: impl Fn(&str) -> Option<String>) -> anyhow::Result<async_nats::ConnectOptions> {
+pub(crate) async fn nats_options(
+    env: impl Fn(&str) -> Option<String>,
+    role: NatsRole,
+) -> anyhow::Result<async_nats::ConnectOptions> {
     let mut options = async_nats::ConnectOptions::new();
+    if let Some(password) = env(&role.password_var()) {
+        // The role may subscribe to its own inbox only (accounts.conf), so its replies are
+        // private to it.
+        options = options
+            .user_and_password(role.user().to_owned(), password)
+            .custom_inbox_prefix(format!("_INBOX.{}", role.user()));
+    }
     if let Some(ca) = env("XDR_NATS_CA") {
         anyhow::ensure!(std::path::Path::new(&ca).is_file(), "XDR_NATS_CA: {ca} is not a readable file");
         options = options.add_root_certificates(ca.into()).require_tls(true);
@@ -68,7 +114,7 @@ pub(crate) fn ingest_config() -> IngestConfig {
 pub async fn ingestor(settings: &Settings) -> anyhow::Result<ExitCode> {
     let store = app_store(settings, 8).await?;
     let resolver = Arc::new(IngestKeyResolver::new(store.pool().clone(), IngestKeyResolver::DEFAULT_TTL));
-    let client = nats(settings).await?;
+    let client = nats(settings, NatsRole::Ingestor).await?;
     tracing::info!("ingestor consuming xdr.ingest.>");
     let stats = run_ingestor(ingest_config(), client, store, resolver, crate::modes::shutdown_signal()).await?;
     tracing::info!(
@@ -84,7 +130,7 @@ pub async fn ingestor(settings: &Settings) -> anyhow::Result<ExitCode> {
 /// head outside the database, until Ctrl-C / SIGTERM. One replica.
 pub async fn relay(settings: &Settings) -> anyhow::Result<ExitCode> {
     let store = app_store(settings, 4).await?;
-    let client = nats(settings).await?;
+    let client = nats(settings, NatsRole::Relay).await?;
     tracing::info!("relay publishing to xdr.events.> and anchoring heads");
     let anchorer = xdr_commands::anchors::run_anchorer(
         client.clone(),
@@ -104,7 +150,7 @@ pub async fn ingest(settings: &Settings, args: IngestArgs) -> anyhow::Result<Exi
     let source = SourceType::parse(&args.source)
         .with_context(|| format!("unknown source {:?}: expected cowrie, sshd, suricata, cef or json", args.source))?;
     let (_, lines) = file_digest(&args.file).with_context(|| format!("Failed to read {}", args.file.display()))?;
-    let client = nats(settings).await?;
+    let client = nats(settings, NatsRole::Producer).await?;
     let bar = ProgressBar::new(lines.max(1));
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} records  {per_sec}  ETA {eta}  {msg}")
@@ -162,7 +208,7 @@ pub async fn ingest_key(settings: &Settings, command: IngestKeyCommand) -> anyho
 
 #[cfg(test)]
 mod tests {
-    use super::nats_options;
+    use super::{nats_options, NatsRole};
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -172,12 +218,15 @@ mod tests {
 
     #[tokio::test]
     async fn nats_security_settings_are_checked_before_connecting() {
-        assert!(nats_options(env(&[])).await.is_ok());
-        let err = nats_options(env(&[("XDR_NATS_CA", "/nonexistent/ca.pem")])).await.unwrap_err();
+        let role = NatsRole::Relay;
+        assert!(nats_options(env(&[]), role).await.is_ok());
+        assert!(nats_options(env(&[("XDR_NATS_RELAY_PASSWORD", "pw")]), role).await.is_ok());
+        assert_eq!(NatsRole::Producer.password_var(), "XDR_NATS_PRODUCER_PASSWORD");
+        let err = nats_options(env(&[("XDR_NATS_CA", "/nonexistent/ca.pem")]), role).await.unwrap_err();
         assert!(err.to_string().contains("XDR_NATS_CA"), "{err}");
-        let err = nats_options(env(&[("XDR_NATS_CLIENT_CERT", "c.pem")])).await.unwrap_err();
+        let err = nats_options(env(&[("XDR_NATS_CLIENT_CERT", "c.pem")]), role).await.unwrap_err();
         assert!(err.to_string().contains("go together"), "{err}");
-        let err = nats_options(env(&[("XDR_NATS_CREDS", "/nonexistent/x.creds")])).await.unwrap_err();
+        let err = nats_options(env(&[("XDR_NATS_CREDS", "/nonexistent/x.creds")]), role).await.unwrap_err();
         assert!(err.to_string().contains("XDR_NATS_CREDS"), "{err}");
     }
 }

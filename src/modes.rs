@@ -84,24 +84,30 @@ async fn serve(settings: &Settings, args: crate::cli::ServeArgs) -> anyhow::Resu
     let options = db::connect_options(settings.database_url()?)?;
     db::migrate(&options).await?;
     let pool = db::app_pool(&options, 40).await?;
-    let nats = crate::ingest_modes::nats(settings).await?;
-    let nats_for_anchors = nats.clone();
+    // One connection per role, each with its own identity when the role passwords are set
+    // (deploy/nats/accounts.conf): one process, but every role keeps its own permissions.
+    use crate::ingest_modes::{nats, NatsRole};
+    let ingestor_nats = nats(settings, NatsRole::Ingestor).await?;
+    let relay_nats = nats(settings, NatsRole::Relay).await?;
+    let detector_nats = nats(settings, NatsRole::Detector).await?;
+    let scheduler_nats = nats(settings, NatsRole::Scheduler).await?;
+    let api_nats = nats(settings, NatsRole::Api).await?;
     let store = xdr_commands::EventStore::new(pool.clone());
-    let dispatcher = dispatcher(Some(nats.clone())).await;
+    let dispatcher = dispatcher(Some(api_nats)).await;
     let app = build_api(settings, pool.clone(), dispatcher)?;
     tracing::info!(bind = %settings.bind, port = app.port(), "serve: HTTP API, ingestor, relay, projector, detector, scheduler, anchorer");
     let resolver = Arc::new(IngestKeyResolver::new(pool.clone(), IngestKeyResolver::DEFAULT_TTL));
     let config = crate::ingest_modes::ingest_config();
     let ingestor = tokio::spawn(xdr_commands::ingest::run_ingestor(
         config.clone(),
-        nats.clone(),
+        ingestor_nats,
         store.clone(),
         resolver,
         shutdown_signal(),
     ));
     let relay = tokio::spawn(xdr_commands::relay::run_relay(
         config,
-        nats,
+        relay_nats.clone(),
         store,
         std::time::Duration::from_millis(500),
         shutdown_signal(),
@@ -112,18 +118,18 @@ async fn serve(settings: &Settings, args: crate::cli::ServeArgs) -> anyhow::Resu
     }
     let response = tokio::spawn(crate::response_modes::run_response_roles(
         xdr_commands::EventStore::new(pool.clone()),
-        async_nats::jetstream::new(nats_for_anchors.clone()),
+        async_nats::jetstream::new(scheduler_nats),
         shutdown_signal(),
     ));
     let detector = tokio::spawn(xdr_inference::run_detector(
         detector_config()?,
         xdr_commands::EventStore::new(pool.clone()),
-        async_nats::jetstream::new(nats_for_anchors.clone()),
+        async_nats::jetstream::new(detector_nats),
         xdr_inference::scoring::detector_with_models(&models_dir()),
         shutdown_signal(),
     ));
     let anchorer = tokio::spawn(xdr_commands::anchors::run_anchorer(
-        nats_for_anchors,
+        relay_nats,
         xdr_commands::EventStore::new(pool.clone()),
         anchor_config(),
         shutdown_signal(),
@@ -147,7 +153,7 @@ async fn api(settings: &Settings) -> anyhow::Result<ExitCode> {
     let pool = db::app_pool(&options, 20).await?;
     // The API runs without NATS too (actions then wait for the scheduler), so a connection
     // failure is logged, not fatal.
-    let nats = match crate::ingest_modes::nats(settings).await {
+    let nats = match crate::ingest_modes::nats(settings, crate::ingest_modes::NatsRole::Api).await {
         Ok(client) => Some(client),
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "NATS unreachable: containment actions will not be sent at once");
@@ -232,7 +238,8 @@ async fn verify(settings: &Settings, args: VerifyArgs) -> anyhow::Result<ExitCod
     let mut report = xdr_projections::verify::verify(&pool, org).await.context("Failed to read the event log")?;
     let mut anchors = Vec::new();
     if args.anchors {
-        let nats = crate::ingest_modes::nats(settings).await?;
+        // Anchors are the relay's: its identity may read them back.
+        let nats = crate::ingest_modes::nats(settings, crate::ingest_modes::NatsRole::Relay).await?;
         let orgs: Vec<uuid::Uuid> = match org {
             Some(o) => vec![o.0],
             None => sqlx::query_scalar("SELECT org_id FROM org_heads").fetch_all(&pool).await?,
@@ -563,7 +570,7 @@ pub(crate) fn anchor_config() -> xdr_commands::anchors::AnchorConfig {
 async fn audit_anchor(settings: &Settings) -> anyhow::Result<ExitCode> {
     let options = db::connect_options(settings.database_url()?)?;
     let pool = db::owner_pool(&options, 2).await?;
-    let nats = crate::ingest_modes::nats(settings).await?;
+    let nats = crate::ingest_modes::nats(settings, crate::ingest_modes::NatsRole::Relay).await?;
     let mut anchorer =
         xdr_commands::anchors::Anchorer::new(nats, xdr_commands::EventStore::new(pool), anchor_config()).await?;
     for a in anchorer.anchor_due(true).await? {
@@ -597,7 +604,7 @@ async fn detector(settings: &Settings, args: crate::cli::DetectorArgs) -> anyhow
         .context("Invalid XDR_DETECTOR_PARTITION / XDR_DETECTOR_PARTITIONS")?;
     let options = db::connect_options(settings.database_url()?)?;
     let pool = db::app_pool(&options, 10).await?;
-    let client = crate::ingest_modes::nats(settings).await?;
+    let client = crate::ingest_modes::nats(settings, crate::ingest_modes::NatsRole::Detector).await?;
     let jetstream = async_nats::jetstream::new(client);
     let shutdown = shutdown_signal();
     let store = xdr_commands::EventStore::new(pool);

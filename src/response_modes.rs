@@ -109,7 +109,7 @@ pub(crate) async fn run_response_roles(
 pub async fn scheduler(settings: &Settings) -> anyhow::Result<ExitCode> {
     let options = db::connect_options(settings.database_url()?)?;
     let pool = db::app_pool(&options, 4).await?;
-    let client = crate::ingest_modes::nats(settings).await?;
+    let client = crate::ingest_modes::nats(settings, crate::ingest_modes::NatsRole::Scheduler).await?;
     let jetstream = async_nats::jetstream::new(client);
     run_response_roles(EventStore::new(pool), jetstream, crate::modes::shutdown_signal()).await?;
     tracing::info!("scheduler stopped");

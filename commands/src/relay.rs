@@ -1,8 +1,15 @@
 //! The relay: fans committed events out to NATS. For each org it reads the log after its
 //! checkpoint (`relay_checkpoints`), publishes every event to
 //! `<prefix>xdr.events.<org_id>.<EventType>` (stream `XDR_EVENTS`) with
-//! `Nats-Msg-Id = event_id`, waits for JetStream's acks, and only then advances the
-//! checkpoint. A crash between ack and checkpoint re-publishes a tail of events, which
+//! `Nats-Msg-Id = <org_id>/<event_id>`, waits for JetStream's acks, and only then advances the
+//! checkpoint. The id is scoped by org because event ids are unique per org only, and a
+//! producer chooses the message ids its telemetry's event ids derive from: an unscoped id
+//! would let one org's event de-duplicate (suppress) another's.
+//!
+//! Secrets stay in the database: every payload but telemetry goes out through
+//! [`crate::trust::fan_out_payload`] (no password hashes, invitation or key hashes). The
+//! message is a notification, not evidence: consumers that act (the detector) read the event
+//! back from the log by its `(org_id, org_seq)`. A crash between ack and checkpoint re-publishes a tail of events, which
 //! JetStream drops as duplicates inside its de-duplication window: at-least-once delivery,
 //! exactly-once in the stream, in `org_seq` order per org.
 //!
@@ -19,7 +26,7 @@ use std::time::Duration;
 use xdr_domain::ids::OrgId;
 
 use crate::ingest::{IngestConfig, NatsError};
-use crate::store::{read_org_with, EventStore, StoreError, NOTIFY_CHANNEL};
+use crate::store::{read_org_with, EventStore, StoreError, StoredEvent, NOTIFY_CHANNEL};
 
 /// Events read and published per org per round.
 pub const RELAY_BATCH: i64 = 1_000;
@@ -72,6 +79,16 @@ async fn save_checkpoint(pool: &PgPool, org: OrgId, seq: i64) -> Result<(), sqlx
     Ok(())
 }
 
+/// The de-duplication id of an event's message: unique across orgs.
+pub fn message_id(e: &StoredEvent) -> String {
+    format!("{}/{}", e.org_id, e.event_id)
+}
+
+/// The event as it is published: secrets redacted.
+fn fanned_out(e: &StoredEvent) -> StoredEvent {
+    StoredEvent { payload: crate::trust::fan_out_payload(&e.event_type, &e.payload), ..e.clone() }
+}
+
 /// One relay process: publishes what is behind each org's checkpoint.
 pub struct Relay {
     js: jetstream::Context,
@@ -108,8 +125,8 @@ impl Relay {
                 headers.insert("Xdr-Org-Id", e.org_id.to_string().as_str());
                 headers.insert("Xdr-Org-Seq", e.org_seq.to_string().as_str());
                 headers.insert("Xdr-Event-Type", e.event_type.as_str());
-                let body = serde_json::to_vec(e).expect("stored events serialize");
-                let publish = Publish::build().headers(headers).payload(body.into()).message_id(e.event_id.to_string());
+                let body = serde_json::to_vec(&fanned_out(e)).expect("stored events serialize");
+                let publish = Publish::build().headers(headers).payload(body.into()).message_id(message_id(e));
                 let subject = self.config.event_subject(e.org_id, &e.event_type);
                 acks.push(self.js.send_publish(subject, publish).await.map_err(NatsError::from_display)?);
             }

@@ -1,6 +1,8 @@
 //! Prometheus metrics in text exposition format.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+// Counted where the refusals happen (detector, agent gateway), process-wide.
+use xdr_commands::trust::REFUSALS;
 
 #[derive(Default)]
 pub struct Metrics {
@@ -22,6 +24,21 @@ impl Metrics {
             ("xdr_logins_succeeded_total", "Successful logins", &self.logins_succeeded),
             ("xdr_logins_refused_total", "Refused logins (bad credentials or locked)", &self.logins_refused),
             ("xdr_logins_rate_limited_total", "Logins refused by the per-IP rate limit", &self.logins_rate_limited),
+            (
+                "xdr_nats_events_refused_total",
+                "Event messages refused because the log does not hold them (forged or stale)",
+                &REFUSALS.events_forged,
+            ),
+            (
+                "xdr_nats_events_unknown_org_total",
+                "Event messages refused because their org is unknown to this database",
+                &REFUSALS.events_unknown_org,
+            ),
+            (
+                "xdr_agent_orders_refused_total",
+                "Orders refused because the agent's org's log holds no matching ActionDispatched",
+                &REFUSALS.orders_forged,
+            ),
         ] {
             out.push_str(&format!(
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",

@@ -14,6 +14,7 @@ pub mod partition;
 pub mod response;
 pub mod rules;
 pub mod scoring;
+pub mod verify;
 pub mod windows;
 pub mod worker;
 

@@ -3,6 +3,11 @@
 //! core, and the incident commands it issues, executed idempotently through the command
 //! handler.
 //!
+//! Trust: a message is only a pointer to `(org, org_seq)`; the event processed is the one
+//! the log holds there ([`crate::verify`]). Messages the log does not back, or about an org
+//! the database does not know, are refused: logged, counted (`/metrics`), dead-lettered on
+//! `<prefix>xdr.dlq.events` with the org in `Xdr-Org-Id`, and terminated.
+//!
 //! Restart safety: the first time an org is seen, its windows are rebuilt from the log (the
 //! org's recent `SecurityEventObserved` events) and the commands that rebuild yields are
 //! executed too — they are no-ops when already applied, and they recover detections lost
@@ -34,6 +39,8 @@ use crate::baselines::BaselineCache;
 use crate::detector::{Detector, IssuedCommand};
 use crate::partition::Partition;
 use crate::response::{Responder, ResponseSettings};
+use crate::verify::{verify_batch, Refusal, Verdict};
+use xdr_commands::ingest::dlq::header_safe;
 
 /// Where the worker reads from. Tests use their own prefix so they run in parallel.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,6 +91,12 @@ impl DetectorConfig {
         }
     }
 
+    /// Where refused messages go: `<prefix>xdr.dlq.events` (kept by the ingest pipeline's
+    /// dead-letter stream, `<prefix>xdr.dlq.>`).
+    pub fn dead_letter_subject(&self) -> String {
+        format!("{}dlq.events", self.subject_prefix)
+    }
+
     /// The subjects the detector consumes.
     pub fn filter_subject(&self) -> String {
         format!("{}events.*.SecurityEventObserved", self.subject_prefix)
@@ -109,6 +122,10 @@ fn nats(e: impl std::error::Error + Send + Sync + 'static) -> WorkerError {
 pub struct WorkerStats {
     pub messages: u64,
     pub poison: u64,
+    /// Messages the log does not back (forged, stale, subject and payload disagreeing).
+    pub refused: u64,
+    /// Messages about an org this database does not know.
+    pub unknown_org: u64,
     pub commands: u64,
     pub events_appended: u64,
     pub rebuilds: u64,
@@ -225,7 +242,7 @@ pub async fn run_detector(
         partition = %config.partition, "detector consuming");
 
     loop {
-        let msg = tokio::select! {
+        let first = tokio::select! {
             _ = &mut shutdown => break,
             next = messages.next() => match next {
                 None => break,
@@ -236,27 +253,47 @@ pub async fn run_detector(
                 Some(Ok(m)) => m,
             },
         };
-        stats.messages += 1;
-        let stored: StoredEvent = match serde_json::from_slice(&msg.payload) {
-            Ok(s) => s,
+        // Take what else has already arrived, so the log is asked about a batch at once.
+        let mut batch = vec![first];
+        while batch.len() < VERIFY_BATCH {
+            match tokio::time::timeout(GATHER, messages.next()).await {
+                Ok(Some(Ok(m))) => batch.push(m),
+                _ => break,
+            }
+        }
+        stats.messages += batch.len() as u64;
+        let claims: Vec<(&str, &[u8])> = batch.iter().map(|m| (m.subject.as_str(), &m.payload[..])).collect();
+        let verdicts = match verify_batch(&store, &config.subject_prefix, &claims).await {
+            Ok(v) => v,
             Err(e) => {
-                // Not a stored event: nothing to detect, and redelivering it cannot help.
-                stats.poison += 1;
-                tracing::warn!(subject = %msg.subject, error = %e, "undecodable event message dropped");
-                msg.ack_with(AckKind::Term).await.map_err(WorkerError::Nats)?;
+                stats.failures += 1;
+                tracing::error!(error = %e, "checking events against the log failed; will retry");
+                for m in &batch {
+                    m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await.map_err(WorkerError::Nats)?;
+                }
                 continue;
             }
         };
-        let org = OrgId(stored.org_id);
-        let mut ctx = Ctx { detector: &mut detector, baselines: &mut baselines, store: &store, config: &config };
-        match handle(&mut ctx, &mut rebuilt, &mut stats, responder.as_mut(), org, &stored).await {
-            Ok(()) => msg.ack().await.map_err(WorkerError::Nats)?,
-            Err(e) => {
-                stats.failures += 1;
-                tracing::error!(org_id = %org, org_seq = stored.org_seq, error = %e, "detection failed; will rebuild and retry");
-                detector.forget_org(org);
-                rebuilt.remove(&org);
-                msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await.map_err(WorkerError::Nats)?;
+        for (msg, verdict) in batch.iter().zip(verdicts) {
+            let stored = match verdict {
+                Verdict::Accepted(stored) => stored,
+                Verdict::Refused { org, reason } => {
+                    refuse(&jetstream, &config, &mut stats, msg, org, &reason).await;
+                    msg.ack_with(AckKind::Term).await.map_err(WorkerError::Nats)?;
+                    continue;
+                }
+            };
+            let org = OrgId(stored.org_id);
+            let mut ctx = Ctx { detector: &mut detector, baselines: &mut baselines, store: &store, config: &config };
+            match handle(&mut ctx, &mut rebuilt, &mut stats, responder.as_mut(), org, &stored).await {
+                Ok(()) => msg.ack().await.map_err(WorkerError::Nats)?,
+                Err(e) => {
+                    stats.failures += 1;
+                    tracing::error!(org_id = %org, org_seq = stored.org_seq, error = %e, "detection failed; will rebuild and retry");
+                    detector.forget_org(org);
+                    rebuilt.remove(&org);
+                    msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await.map_err(WorkerError::Nats)?;
+                }
             }
         }
     }
@@ -265,6 +302,57 @@ pub async fn run_detector(
         tracing::info!(stats = ?r.stats(), "detector response stopped");
     }
     Ok(stats)
+}
+
+/// Most deliveries checked against the log with one query per org.
+const VERIFY_BATCH: usize = 256;
+/// How long a batch keeps gathering deliveries that are already on their way.
+const GATHER: Duration = Duration::from_millis(2);
+
+/// Log, count and dead-letter a refused message. The dead letter carries the org the subject
+/// names (`Xdr-Org-Id`) so an operator can tell whose it is; failing to store it is logged,
+/// not retried (the refusal itself is in the log line and the counters).
+async fn refuse(
+    js: &async_nats::jetstream::Context,
+    config: &DetectorConfig,
+    stats: &mut WorkerStats,
+    msg: &async_nats::jetstream::Message,
+    org: Option<uuid::Uuid>,
+    reason: &Refusal,
+) {
+    use xdr_commands::trust::{Refusals, REFUSALS};
+    match reason {
+        Refusal::Undecodable(_) => stats.poison += 1,
+        Refusal::UnknownOrg => {
+            stats.unknown_org += 1;
+            Refusals::count(&REFUSALS.events_unknown_org);
+        }
+        Refusal::SubjectMismatch | Refusal::NotInLog => {
+            stats.refused += 1;
+            Refusals::count(&REFUSALS.events_forged);
+        }
+    }
+    let org_text = org.map_or_else(|| "-".to_owned(), |o| o.to_string());
+    tracing::warn!(subject = %msg.subject, org_id = %org_text, reason = %reason, "event message refused");
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(xdr_commands::ingest::dlq::HEADER_REASON, header_safe(&reason.to_string()).as_str());
+    headers.insert(xdr_commands::ingest::dlq::HEADER_SOURCE_SUBJECT, header_safe(msg.subject.as_str()).as_str());
+    headers.insert(xdr_commands::ingest::dlq::HEADER_ORG_ID, org_text.as_str());
+    let dedupe = match msg.info() {
+        Ok(info) => format!("{}|{}|{}", config.stream_name, info.stream_sequence, org_text),
+        Err(_) => format!("{}|{}", msg.subject, org_text),
+    };
+    let publish = async_nats::jetstream::context::Publish::build()
+        .headers(headers)
+        .payload(msg.payload.clone())
+        .message_id(dedupe);
+    let stored = match js.send_publish(config.dead_letter_subject(), publish).await {
+        Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = stored {
+        tracing::warn!(error = %e, subject = %msg.subject, "refused event message not dead-lettered");
+    }
 }
 
 struct Ctx<'a> {

@@ -381,6 +381,61 @@ async fn an_ack_token_of_another_agent_is_refused() {
     env.cleanup().await;
 }
 
+/// Orders published on an org's subject by anyone who can reach NATS (here the
+/// unauthenticated development server): a made-up block, a copy of a real order with another
+/// target, and a real order of another org re-addressed. Only the order the agent's org's
+/// log holds (its `ActionDispatched`) reaches the agent; the forgeries are refused and
+/// counted on `/metrics`.
+#[tokio::test]
+async fn a_forged_order_on_an_orgs_subject_never_reaches_its_agents() {
+    use xdr_domain::response::order::ActionOrder;
+    let env = Env::start().await;
+    let (a, b) = (OrgId(Uuid::new_v4()), OrgId(Uuid::new_v4()));
+    let (_, key) = env.agent_key(a).await;
+    assert_eq!(env.pull(&key, 0).await.status(), StatusCode::OK, "the agent's consumer exists");
+    let action_b = env.block(b, None, "198.51.100.9").await;
+    let forge = |order: &ActionOrder| {
+        let (js, subject, body) =
+            (env.js.clone(), env.config.actions_subject(a.0), serde_json::to_vec(order).unwrap());
+        async move { js.publish(subject, body.into()).await.unwrap().await.unwrap() }
+    };
+    let now = Utc::now();
+    let made_up = ActionOrder {
+        action_id: ActionId(Uuid::now_v7()),
+        org_id: a,
+        attempt: 1,
+        kind: ActionKind::BlockIp,
+        target: "192.0.2.1".into(),
+        duration_secs: None,
+        issued_at: now,
+        deadline: now + chrono::Duration::minutes(5),
+    };
+    forge(&made_up).await;
+    let foreign = ActionOrder { action_id: action_b, org_id: a, target: "198.51.100.9".into(), ..made_up.clone() };
+    forge(&foreign).await;
+    let real = env.block(a, None, "203.0.113.9").await;
+    let altered = ActionOrder { action_id: real, target: "10.0.0.1".into(), duration_secs: Some(600), ..made_up.clone() };
+    forge(&altered).await;
+
+    let mut delivered = Vec::new();
+    for _ in 0..3 {
+        let pulled: Value = env.pull(&key, 1000).await.json().await.unwrap();
+        delivered.extend(pulled.as_array().unwrap().iter().map(|o| o["order"].clone()));
+    }
+    assert_eq!(delivered.len(), 1, "only the logged order: {delivered:?}");
+    assert_eq!(delivered[0]["action_id"], json!(real));
+    assert_eq!(delivered[0]["target"], "203.0.113.9");
+    let metrics = env.client.get(format!("{}/metrics", env.base)).send().await.unwrap().text().await.unwrap();
+    let refused: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("xdr_agent_orders_refused_total "))
+        .expect("counter on /metrics")
+        .parse()
+        .unwrap();
+    assert!(refused >= 3, "{metrics}");
+    env.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_starting_agent_resyncs_the_orgs_active_blocks() {
     let env = Env::start().await;

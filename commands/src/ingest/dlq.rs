@@ -12,6 +12,11 @@ pub const HEADER_REASON: &str = "Xdr-Dlq-Reason";
 pub const HEADER_SOURCE_SUBJECT: &str = "Xdr-Source-Subject";
 /// Index of the record inside the source message (absent when the whole message is dead).
 pub const HEADER_RECORD_INDEX: &str = "Xdr-Record-Index";
+/// Whose dead letter it is, when known (the resolved key's org, or the org a refused event
+/// message names), so an operator can tell tenants' dead letters apart.
+pub const HEADER_ORG_ID: &str = "Xdr-Org-Id";
+/// The ingest key the message came with, when it resolved.
+pub const HEADER_INGEST_KEY_ID: &str = "Xdr-Ingest-Key-Id";
 
 /// One dead letter.
 #[derive(Debug, Clone)]
@@ -19,6 +24,8 @@ pub struct DeadLetter {
     pub reason: String,
     pub source_subject: String,
     pub record_index: Option<usize>,
+    /// The org and key of the producer, once its key resolved.
+    pub owner: Option<(xdr_domain::ids::OrgId, xdr_domain::ids::IngestKeyId)>,
     /// Stable id, so a redelivered source message does not dead-letter twice (JetStream
     /// de-duplicates on `Nats-Msg-Id`).
     pub dedupe_id: String,
@@ -44,6 +51,10 @@ pub async fn publish_dead_letters(
         headers.insert(HEADER_SOURCE_SUBJECT, header_safe(&letter.source_subject).as_str());
         if let Some(i) = letter.record_index {
             headers.insert(HEADER_RECORD_INDEX, i.to_string().as_str());
+        }
+        if let Some((org, key)) = letter.owner {
+            headers.insert(HEADER_ORG_ID, org.to_string().as_str());
+            headers.insert(HEADER_INGEST_KEY_ID, key.to_string().as_str());
         }
         let publish = Publish::build().headers(headers).payload(letter.body.into()).message_id(letter.dedupe_id);
         acks.push(js.send_publish(config.dlq_subject(), publish).await.map_err(NatsError::from_display)?);

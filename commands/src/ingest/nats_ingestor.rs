@@ -260,6 +260,7 @@ impl Ingestor {
             reason,
             source_subject: subject.clone(),
             record_index: None,
+            owner: None,
             dedupe_id: format!("{subject}|{base}|message"),
             body: msg.payload.to_vec(),
         };
@@ -311,7 +312,9 @@ impl Ingestor {
                 reason: format!("parse error: {}", r.reason),
                 source_subject: subject.clone(),
                 record_index: Some(r.index),
-                dedupe_id: format!("{subject}|{base}|{}", r.index),
+                owner: Some((resolved.org_id, resolved.key_id)),
+                // Scoped by key: a producer cannot pre-empt another key's dead letters.
+                dedupe_id: format!("{subject}|{}|{base}|{}", resolved.key_id, r.index),
                 body: r.record.into_bytes(),
             });
         }

@@ -324,3 +324,39 @@ async fn follow_incident(
 pub fn is_active_block(state: &Action) -> bool {
     state.status == ActionStatus::Succeeded && state.request.as_ref().is_some_and(|r| r.kind == ActionKind::BlockIp)
 }
+
+/// The order the log backs for a delivered `order`: built from the action's stream in `org`
+/// (the agent's org, never the order's own claim) — its request's kind, target and duration
+/// and its `ActionDispatched` for `order.attempt`. `None` when the log holds no such
+/// dispatch, or one with another kind, target or duration: a forged or foreign order.
+pub async fn logged_order(
+    store: &EventStore,
+    org: OrgId,
+    order: &ActionOrder,
+) -> Result<Option<ActionOrder>, crate::store::StoreError> {
+    let mut request = None;
+    let mut dispatched = None;
+    for stored in store.read_stream(org, &order.action_id.stream_id()).await? {
+        match stored.event() {
+            Ok(Event::ActionRequested(r)) => request = Some(r),
+            Ok(Event::ActionDispatched(d)) if d.attempt == order.attempt => dispatched = Some(d),
+            _ => {}
+        }
+    }
+    let (Some(request), Some(dispatched)) = (request, dispatched) else { return Ok(None) };
+    let logged = ActionOrder {
+        action_id: order.action_id,
+        org_id: org,
+        attempt: dispatched.attempt,
+        kind: request.kind,
+        target: request.target,
+        duration_secs: request.duration_secs,
+        issued_at: dispatched.dispatched_at,
+        deadline: dispatched.deadline,
+    };
+    let same = logged.org_id == order.org_id
+        && logged.kind == order.kind
+        && logged.target == order.target
+        && logged.duration_secs == order.duration_secs;
+    Ok(same.then_some(logged))
+}

@@ -4,6 +4,7 @@
 mod helpers;
 mod ingest;
 mod ingest_keys;
+mod nats_permissions;
 mod nats_support;
 mod relay;
 mod store;

@@ -66,7 +66,7 @@ fn assert_exactly_once_in_order(published: &[(String, String, StoredEvent)], env
     let mut last_seq: HashMap<Uuid, i64> = HashMap::new();
     for (subject, msg_id, e) in published {
         assert!(ids.insert(e.event_id), "event {} published twice", e.event_id);
-        assert_eq!(msg_id, &e.event_id.to_string());
+        assert_eq!(msg_id, &format!("{}/{}", e.org_id, e.event_id), "de-duplication ids are scoped by org");
         assert_eq!(subject, &env.config.event_subject(e.org_id, &e.event_type));
         let prev = last_seq.insert(e.org_id, e.org_seq).unwrap_or(0);
         assert_eq!(e.org_seq, prev + 1, "org {} out of order", e.org_id);
@@ -115,4 +115,57 @@ async fn the_relay_publishes_each_event_once_in_order_per_org_across_restarts() 
         store.read_org(all[0].2.org_id.into(), 0, 1).await.unwrap()[0],
         "the payload is the stored row"
     );
+}
+
+/// Secrets stay in PostgreSQL: what the relay fans out of identity and key events has no
+/// password hash, invitation digest or key hash, while telemetry goes out as recorded.
+#[tokio::test]
+async fn the_relay_never_publishes_password_hashes_or_token_and_key_hashes() {
+    let db = TestDb::new().await;
+    let env = NatsEnv::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let org = OrgId(Uuid::new_v4());
+    let user = format!("user-{}", Uuid::new_v4());
+    let secret_event = |event_type: &str, payload: serde_json::Value| xdr_commands::NewEvent {
+        event_id: Uuid::new_v4(),
+        stream_id: user.clone(),
+        event_type: event_type.into(),
+        schema_version: 1,
+        payload,
+        metadata: serde_json::json!({"actor": "test"}),
+    };
+    let phc = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+    store
+        .append(
+            org,
+            &user,
+            ExpectedVersion::NoStream,
+            vec![
+                secret_event("UserCreated", serde_json::json!({"email": "a@example.com", "password_hash": phc})),
+                secret_event("UserInvited", serde_json::json!({"token_hash": "invitation-digest", "role": "viewer"})),
+                secret_event("PasswordSet", serde_json::json!({"password_hash": phc, "at": "2025-01-01T00:00:00Z"})),
+                secret_event("IngestKeyCreated", serde_json::json!({"name": "k", "key_hash": "key-digest"})),
+            ],
+        )
+        .await
+        .unwrap();
+    let (stop, handle) = start(&env, &store);
+    wait_caught_up(&store).await;
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+
+    let all = published(&env).await;
+    assert_eq!(all.len(), 4);
+    let user_created = &all[0].2;
+    assert_eq!(user_created.event_type, "UserCreated");
+    assert_eq!(user_created.payload, serde_json::json!({"email": "a@example.com"}), "no password hash on NATS");
+    for (_, _, e) in &all {
+        let text = e.payload.to_string();
+        for secret in [phc, "invitation-digest", "key-digest"] {
+            assert!(!text.contains(secret), "{} fanned out a secret: {text}", e.event_type);
+        }
+    }
+    // The log keeps them (login needs the hash): only the fan-out is redacted.
+    let stored = store.read_org(org, 0, 1).await.unwrap();
+    assert_eq!(stored[0].payload["password_hash"], phc);
 }

@@ -9,7 +9,10 @@
 //!
 //! - `GET  /blocks`      the org's blocks in force (`rm_active_blocks`), to re-sync from.
 //! - `POST /orders/pull` up to `max` orders (long poll up to `wait_ms`), each with an opaque
-//!   `ack_token` (the JetStream reply subject of the delivery).
+//!   `ack_token` (the JetStream reply subject of the delivery). An order is delivered only
+//!   if the agent's org's log holds its `ActionDispatched` (same action, attempt, kind,
+//!   target and duration), and as the log says; anything else on the subject is refused
+//!   (logged, counted in `/metrics`, terminated).
 //! - `POST /results`     one answer per order; the gateway checks the token is a delivery of
 //!   this agent's consumer and names the order answered, forwards the result to the
 //!   results consumer (which commits it), then acks the order.
@@ -24,7 +27,10 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use std::time::Duration;
+use xdr_commands::response::actions::logged_order;
 use xdr_commands::response::agent_keys::{resolve_agent_key, AgentKeyStatus};
+use xdr_commands::trust::{Refusals, REFUSALS};
+use xdr_commands::EventStore;
 use xdr_commands::response::Dispatcher;
 use xdr_domain::ids::{ActionId, AgentKeyId, OrgId};
 use xdr_domain::response::order::{ActionOrder, ActionResult, ActiveBlock};
@@ -216,7 +222,8 @@ pub async fn pull_orders(
         return Err(AgentError::new(StatusCode::BAD_REQUEST, format!("wait_ms must be at most {MAX_WAIT_MS}")));
     }
     let consumer = agent_consumer(dispatcher, agent).await?;
-    let orders = pull(&consumer, agent, max, Duration::from_millis(wait_ms)).await?;
+    let store = EventStore::new(state.pool.clone());
+    let orders = pull(&consumer, &store, agent, max, Duration::from_millis(wait_ms)).await?;
     Ok(HttpResponse::Ok().json(orders))
 }
 
@@ -262,6 +269,7 @@ async fn actions_stream(dispatcher: &Dispatcher) -> Result<JsStream, AgentError>
 /// else arrived with it. Every delivered message is returned, so none waits out an ack timeout.
 async fn pull(
     consumer: &PullConsumer,
+    store: &EventStore,
     agent: Agent,
     max: usize,
     wait: Duration,
@@ -269,7 +277,7 @@ async fn pull(
     let mut out = Vec::new();
     let fetch_err = |e| AgentError::nats("cannot fetch orders", e);
     let mut batch = consumer.fetch().max_messages(max).messages().await.map_err(fetch_err)?;
-    collect(&mut batch, agent, &mut out).await;
+    collect(&mut batch, store, agent, &mut out).await;
     if out.is_empty() && !wait.is_zero() {
         let mut batch = consumer
             .batch()
@@ -278,16 +286,16 @@ async fn pull(
             .messages()
             .await
             .map_err(|e| AgentError::nats("cannot wait for orders", e))?;
-        collect(&mut batch, agent, &mut out).await;
+        collect(&mut batch, store, agent, &mut out).await;
         if !out.is_empty() && max > 1 {
             let mut batch = consumer.fetch().max_messages(max - 1).messages().await.map_err(fetch_err)?;
-            collect(&mut batch, agent, &mut out).await;
+            collect(&mut batch, store, agent, &mut out).await;
         }
     }
     Ok(out)
 }
 
-async fn collect<S, E>(batch: &mut S, agent: Agent, out: &mut Vec<PulledOrder>)
+async fn collect<S, E>(batch: &mut S, store: &EventStore, agent: Agent, out: &mut Vec<PulledOrder>)
 where
     S: futures::Stream<Item = Result<jetstream::Message, E>> + Unpin,
     E: std::fmt::Display,
@@ -302,16 +310,28 @@ where
             }
         };
         let Some(reply) = message.reply.as_ref().map(|r| r.to_string()) else { continue };
-        match serde_json::from_slice::<ActionOrder>(&message.payload) {
-            // The subject filter already scopes the consumer to the org; this is the second lock.
-            Ok(order) if order.org_id == agent.org => out.push(PulledOrder { order, ack_token: reply }),
-            Ok(order) => {
-                tracing::error!(subject = %message.subject, order_org = %order.org_id, "order of another org on an agent's subject; dropped");
-                terminate(&message).await;
-            }
+        let order = match serde_json::from_slice::<ActionOrder>(&message.payload) {
+            Ok(order) => order,
             Err(e) => {
                 tracing::error!(subject = %message.subject, error = %e, "unreadable order; dropped");
                 terminate(&message).await;
+                continue;
+            }
+        };
+        // The subject filter scopes the consumer to the org, but anyone who can publish there
+        // could have: deliver only what the agent's org's log says was dispatched.
+        match logged_order(store, agent.org, &order).await {
+            Ok(Some(logged)) => out.push(PulledOrder { order: logged, ack_token: reply }),
+            Ok(None) => {
+                Refusals::count(&REFUSALS.orders_forged);
+                tracing::error!(subject = %message.subject, org_id = %agent.org, order_org = %order.org_id,
+                    action_id = %order.action_id, attempt = order.attempt,
+                    "order without a matching ActionDispatched in the agent's org; refused");
+                terminate(&message).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, action_id = %order.action_id, "cannot check an order against the log; redelivering");
+                let _ = message.ack_with(jetstream::AckKind::Nak(Some(Duration::from_secs(1)))).await;
             }
         }
     }

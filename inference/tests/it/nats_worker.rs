@@ -99,3 +99,204 @@ async fn the_worker_turns_published_events_into_the_ground_truth_incidents() {
     assert_eq!(stats.messages, 1 + 2 * telemetry.len() as u64);
     js.delete_stream(&config.stream_name).await.unwrap();
 }
+
+/// The log's events as someone without write access to the log would forge them: every
+/// field plausible, numbered after the org's head.
+fn forged(org: uuid::Uuid, after_seq: i64) -> Vec<xdr_commands::StoredEvent> {
+    real_log_events("sshd-auth-rfc3339.log")
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| xdr_commands::StoredEvent {
+            org_id: org,
+            org_seq: after_seq + 1 + i as i64,
+            stream_id: e.stream_id,
+            stream_version: 1 + i as i64,
+            event_id: e.event_id,
+            event_type: e.event_type,
+            schema_version: e.schema_version,
+            payload: e.payload,
+            metadata: e.metadata,
+            recorded_at: chrono::Utc::now(),
+            hash: vec![0; 32],
+        })
+        .collect()
+}
+
+/// Forged event messages, published by anyone who can reach an unauthenticated NATS (here
+/// the development one, under a prefix of the test's own): the whole real attack log for a
+/// known org, numbered past its head; a known event with another id; a subject naming
+/// another org than the payload; and the attack for an org the database does not know.
+/// None opens an incident or writes anything; each is refused, counted and dead-lettered
+/// with its org.
+#[tokio::test]
+async fn forged_and_foreign_event_messages_change_nothing_in_any_org() {
+    use async_nats::jetstream::stream;
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let client = async_nats::connect(nats_url()).await.expect("connect to NATS");
+    let js = async_nats::jetstream::new(client);
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let config = DetectorConfig {
+        subject_prefix: format!("t{tag}.xdr."),
+        stream_name: format!("T{tag}_EVENTS"),
+        ..Default::default()
+    };
+    let dlq = format!("T{tag}_DLQ");
+    js.get_or_create_stream(stream::Config {
+        name: dlq.clone(),
+        subjects: vec![format!("t{tag}.xdr.dlq.>")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(run_detector(config.clone(), store.clone(), js.clone(), Detector::default(), async {
+        let _ = stop_rx.await;
+    }));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while js.get_stream(&config.stream_name).await.is_err() {
+        assert!(Instant::now() < deadline, "stream not created");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A known org with one real (benign) event in its log.
+    let known = new_org();
+    store.append_batch(known, real_log_events("sshd-auth-rfc3339.log")[..1].to_vec()).await.unwrap();
+    let logged = read_all(&store, known).await.remove(0);
+    let unknown = new_org();
+    let subject = |org: uuid::Uuid| format!("{}events.{org}.SecurityEventObserved", config.subject_prefix);
+    let publish = |subject: String, e: &xdr_commands::StoredEvent| {
+        let (js, body) = (js.clone(), serde_json::to_vec(e).unwrap());
+        async move { js.publish(subject, body.into()).await.unwrap().await.unwrap() }
+    };
+    let attack = forged(known.0, 1);
+    for e in &attack {
+        publish(subject(known.0), e).await;
+    }
+    let impostor = xdr_commands::StoredEvent { event_id: uuid::Uuid::new_v4(), ..logged.clone() };
+    publish(subject(known.0), &impostor).await;
+    publish(subject(unknown.0), &logged).await;
+    let foreign = forged(unknown.0, 0);
+    for e in &foreign {
+        publish(subject(unknown.0), e).await;
+    }
+
+    let drained = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+            js.get_stream(&config.stream_name).await.unwrap().get_consumer("detector").await.unwrap();
+        let info = consumer.info().await.unwrap();
+        if info.num_pending == 0 && info.num_ack_pending == 0 {
+            break;
+        }
+        assert!(Instant::now() < drained, "consumer did not drain: {info:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop_tx.send(()).unwrap();
+    let stats = worker.await.unwrap().expect("worker ends cleanly");
+
+    assert_eq!(store.head(known).await.unwrap().map(|h| h.0), Some(1), "nothing appended to the known org");
+    assert!(incidents(&store, known).await.is_empty());
+    assert_eq!(store.head(unknown).await.unwrap(), None, "no event written for an org this database lacks");
+    // The known org's forged attack and impostor, and the event whose subject names another org.
+    assert_eq!(stats.refused, attack.len() as u64 + 2);
+    assert_eq!(stats.unknown_org, foreign.len() as u64);
+    assert_eq!(stats.events_appended, 0);
+
+    let mut dead = js.get_stream(&dlq).await.unwrap();
+    let count = dead.info().await.unwrap().state.messages;
+    assert_eq!(count, stats.refused + stats.unknown_org, "every refusal dead-lettered");
+    let mut orgs = std::collections::BTreeMap::<String, u64>::new();
+    for seq in 1..=count {
+        let m = dead.get_raw_message(seq).await.unwrap();
+        *orgs.entry(m.headers.get("Xdr-Org-Id").expect("org header").as_str().to_owned()).or_default() += 1;
+        assert!(m.headers.get("Xdr-Dlq-Reason").is_some());
+    }
+    assert_eq!(orgs[&unknown.0.to_string()], foreign.len() as u64 + 1);
+    assert_eq!(orgs[&known.0.to_string()], attack.len() as u64 + 1);
+    js.delete_stream(&config.stream_name).await.unwrap();
+    js.delete_stream(&dlq).await.unwrap();
+}
+
+/// The shipped NATS configuration lets each role do its job with its own identity and
+/// nothing more: on a `nats-server` started with `deploy/nats`, a producer's real sshd log
+/// goes producer → ingestor → log → relay → detector (with containment evaluation) and
+/// becomes incidents. A permission missing from `accounts.conf` fails this test.
+#[tokio::test]
+async fn the_pipeline_runs_on_the_shipped_nats_config_with_one_identity_per_role() {
+    use std::sync::Arc;
+    use xdr_commands::ingest::{publish_file, run_ingestor, IngestConfig};
+    use xdr_commands::ingest_keys::{create_ingest_key, IngestKeyResolver};
+    use xdr_commands::test_nats::ShippedNats;
+    use xdr_domain::telemetry::SourceType;
+    let nats = ShippedNats::start();
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let org = new_org();
+    let key = create_ingest_key(&store, org, "shipper", &xdr_domain::EventMetadata::system("test")).await.unwrap();
+    let ingest = IngestConfig { batch_wait: Duration::from_millis(100), ..IngestConfig::default() };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let ingestor_client = nats.connect_as("ingestor", None).await;
+    let resolver = Arc::new(IngestKeyResolver::new(db.pool.clone(), Duration::from_secs(30)));
+    let ingestor = tokio::spawn(run_ingestor(
+        ingest.clone(),
+        ingestor_client.clone(),
+        store.clone(),
+        resolver,
+        stopped(stop_rx.clone()),
+    ));
+    let relay = tokio::spawn(xdr_commands::relay::run_relay(
+        ingest.clone(),
+        nats.connect_as("relay", None).await,
+        store.clone(),
+        Duration::from_millis(100),
+        stopped(stop_rx.clone()),
+    ));
+    let config = DetectorConfig { response: Some(xdr_inference::ResponseSettings::default()), ..Default::default() };
+    let detector = tokio::spawn(run_detector(
+        config,
+        store.clone(),
+        async_nats::jetstream::new(nats.connect_as("detector", None).await),
+        Detector::default(),
+        stopped(stop_rx.clone()),
+    ));
+    // The producer may only look the ingest stream up, so the ingestor creates it first.
+    let ingestor_js = async_nats::jetstream::new(ingestor_client);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ingestor_js.get_stream(&ingest.stream_name).await.is_err() {
+        assert!(Instant::now() < deadline, "the ingestor did not create its stream");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../domain/tests/fixtures/sshd-auth-rfc3339.log");
+    use secrecy::ExposeSecret;
+    let summary = publish_file(
+        nats.connect_as("producer", None).await,
+        &ingest,
+        key.key.expose_secret(),
+        SourceType::Sshd,
+        &file,
+        50,
+        |_| {},
+    )
+    .await
+    .expect("a producer publishes a log file");
+    assert!(summary.messages > 0);
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = incidents(&store, org).await;
+        if found.contains_key("127.0.0.6") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no incident from the pipeline: {:?}", found.keys());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop_tx.send(true).unwrap();
+    ingestor.await.unwrap().expect("ingestor ran with its identity");
+    relay.await.unwrap().expect("relay ran with its identity");
+    let stats = detector.await.unwrap().expect("detector ran with its identity");
+    assert_eq!((stats.refused, stats.unknown_org, stats.poison), (0, 0, 0), "{stats:?}");
+}

@@ -12,7 +12,11 @@ const ROLES: [&str; 6] = ["api", "ingestor", "projector", "relay", "detector", "
 /// Environment variables the binary reads (ARCHITECTURE §4, `src/config.rs`).
 const BINARY_ENV: [&str; 5] = ["DATABASE_URL", "NATS_URL", "XDR_BIND", "JWT_SECRET_KEY", "ENCRYPTION_KEY"];
 /// Keys that must never sit in the ConfigMap.
-const SECRET_KEYS: [&str; 4] = ["DATABASE_URL", "JWT_SECRET_KEY", "ENCRYPTION_KEY", "NATS_PASSWORD"];
+const SECRET_KEYS: [&str; 3] = ["DATABASE_URL", "JWT_SECRET_KEY", "ENCRYPTION_KEY"];
+/// The Secret of the per-role NATS passwords, read key by key (never through envFrom).
+const NATS_SECRET: &str = "mini-xdr-nats";
+/// The roles that speak NATS, with the user they connect as (deploy/nats/accounts.conf).
+const NATS_ROLES: [&str; 5] = ["api", "ingestor", "relay", "detector", "scheduler"];
 const IMAGE: &str = "mini-xdr";
 const CONFIG_MAP: &str = "mini-xdr-config";
 const SECRET: &str = "mini-xdr-secrets";
@@ -263,6 +267,14 @@ fn secret_template() -> Value {
     docs.into_iter().next().unwrap()
 }
 
+fn nats_secret_template() -> Value {
+    let path = k8s_dir("base/nats-secret.template.yaml");
+    let docs = parse_docs(&std::fs::read_to_string(&path).unwrap(), &path);
+    assert_eq!(docs.len(), 1);
+    assert_eq!((kind(&docs[0]), name(&docs[0])), ("Secret", NATS_SECRET));
+    docs[0].clone()
+}
+
 fn keys(map: &Value) -> BTreeSet<String> {
     map.as_mapping().map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_string)).collect()).unwrap_or_default()
 }
@@ -363,14 +375,16 @@ fn every_env_var_the_binary_reads_comes_from_the_config_map_or_the_secret_templa
         assert!(placeholder.contains("REPLACE_ME"), "{var} in the template must be a placeholder, is {placeholder:?}");
     }
     assert!(config.contains("RUST_LOG"));
-    // NATS reads its credentials from the same Secret: the keys must exist in the template.
-    for sts in of_kind(&docs, "StatefulSet") {
-        for c in sts["spec"]["template"]["spec"]["containers"].as_sequence().unwrap() {
+    assert!(!secret_keys.iter().any(|k| k.starts_with("NATS")), "NATS credentials left in {SECRET}: {secret_keys:?}");
+    // Every key read from a Secret (NATS's and the roles' passwords) exists in its template.
+    let nats_keys = keys(&nats_secret_template()["stringData"]);
+    for workload in of_kind(&docs, "StatefulSet").into_iter().chain(of_kind(&docs, "Deployment")) {
+        for c in workload["spec"]["template"]["spec"]["containers"].as_sequence().unwrap() {
             for e in c["env"].as_sequence().into_iter().flatten() {
                 let r = &e["valueFrom"]["secretKeyRef"];
                 if let Some(key) = r["key"].as_str() {
-                    assert_eq!(r["name"].as_str(), Some(SECRET));
-                    assert!(secret_keys.contains(key), "{key} used by {} is not in the Secret template", name(sts));
+                    assert_eq!(r["name"].as_str(), Some(NATS_SECRET), "{key} of {}", name(workload));
+                    assert!(nats_keys.contains(key), "{key} used by {} is not in the Secret template", name(workload));
                 }
             }
         }
@@ -382,7 +396,7 @@ fn every_env_var_the_binary_reads_comes_from_the_config_map_or_the_secret_templa
     assert!(!resources.iter().any(|r| r.contains("secret")), "{resources:?}");
     let committed: Vec<_> = load(&k8s_dir(""))
         .into_iter()
-        .filter(|d| kind(&d.value) == "Secret" && !d.file.ends_with("secret.template.yaml"))
+        .filter(|d| kind(&d.value) == "Secret" && !d.file.to_string_lossy().ends_with("secret.template.yaml"))
         .map(|d| d.file)
         .collect();
     assert!(committed.is_empty(), "Secrets committed: {committed:?}");
@@ -397,7 +411,7 @@ fn base_kustomization_lists_every_manifest_and_only_existing_ones() {
     let on_disk: BTreeSet<String> = std::fs::read_dir(&base)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|f| f.ends_with(".yaml") && f != "kustomization.yaml" && f != "secret.template.yaml")
+        .filter(|f| f.ends_with(".yaml") && f != "kustomization.yaml" && !f.ends_with("secret.template.yaml"))
         .collect();
     assert_eq!(listed, on_disk.iter().map(String::as_str).collect::<BTreeSet<_>>());
     let docs = values(&load(&base));
@@ -632,5 +646,41 @@ fn rendered_overlays_keep_every_rule_when_kustomize_is_available() {
             .map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap().to_string())
             .collect();
         assert_eq!(images.len(), 1, "{overlay}: every role runs the same image: {images:?}");
+    }
+}
+
+/// The cluster runs the shipped per-role identities: nats.conf includes accounts.conf, which
+/// is `deploy/nats/accounts.conf` verbatim; the servers get every role's password; each role
+/// gets its own password only (a compromised pod holds one identity), the projector none.
+#[test]
+fn nats_identities_are_the_shipped_ones_and_each_role_holds_only_its_own_password() {
+    let docs = values(&load(&k8s_dir("base")));
+    let config = of_kind(&docs, "ConfigMap").into_iter().find(|c| name(c) == "nats-config").unwrap();
+    let conf = config["data"]["nats.conf"].as_str().unwrap();
+    assert!(conf.contains("include ./accounts.conf"), "{conf}");
+    assert!(!conf.contains("authorization"), "one shared user is gone: {conf}");
+    let shipped = std::fs::read_to_string(repo_path("deploy/nats/accounts.conf")).unwrap();
+    assert_eq!(config["data"]["accounts.conf"].as_str(), Some(shipped.as_str()), "accounts.conf differs from deploy/nats");
+    let var = |role: &str| format!("XDR_NATS_{}_PASSWORD", role.to_uppercase());
+    let secret_refs = |c: &Value| -> BTreeSet<String> {
+        c["env"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["valueFrom"]["secretKeyRef"]["key"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let sts = of_kind(&docs, "StatefulSet").into_iter().find(|s| name(s) == "nats").unwrap();
+    let server_refs = secret_refs(&sts["spec"]["template"]["spec"]["containers"][0]);
+    for role in ["producer", "ingestor", "relay", "detector", "api", "scheduler"] {
+        assert!(server_refs.contains(&var(role)), "the NATS servers need {}", var(role));
+        assert!(shipped.contains(&format!("${}", var(role))), "accounts.conf reads {}", var(role));
+    }
+    for workload in role_workloads(&docs) {
+        let role = workload["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"].as_str().unwrap();
+        let c = &workload["spec"]["template"]["spec"]["containers"][0];
+        let expected: BTreeSet<String> =
+            if NATS_ROLES.contains(&role) { [var(role)].into_iter().collect() } else { BTreeSet::new() };
+        assert_eq!(secret_refs(c), expected, "{role}: NATS passwords in its environment");
     }
 }
