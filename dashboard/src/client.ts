@@ -43,6 +43,8 @@ export function makeClient(): { client: Client; dispose: () => void } {
     url: "/graphql",
     fetch: authorizedFetch,
     requestPolicy: "cache-and-network",
+    // POST only: GET /graphql is GraphiQL and the WebSocket endpoint.
+    preferGetMethod: false,
     exchanges: [
       cacheExchange,
       fetchExchange,

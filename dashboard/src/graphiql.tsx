@@ -24,7 +24,7 @@ void token().then((accessToken) => {
   });
   createRoot(document.getElementById("graphiql")!).render(
     <StrictMode>
-      <GraphiQL fetcher={fetcher} defaultHeaders={accessToken ? JSON.stringify(headers, null, 2) : undefined} />
+      <GraphiQL fetcher={fetcher} shouldPersistHeaders={false} defaultHeaders={accessToken ? JSON.stringify(headers, null, 2) : undefined} />
     </StrictMode>,
   );
 });

@@ -45,6 +45,14 @@ function timelineSummary(kind: string, detail: unknown): string {
   return parts.length ? parts.join(" · ") : kind === "evidence" ? "evidence attached" : "";
 }
 
+/** `[{name, value}]` (what the detector records) or a `{name: value}` object, as pairs. */
+export function featureList(top: unknown): [string, unknown][] {
+  if (Array.isArray(top))
+    return top.map((f, i) => (f && typeof f === "object" && "name" in f ? [String(f.name), (f as { value?: unknown }).value] : [String(i), f]));
+  if (top && typeof top === "object") return Object.entries(top);
+  return [];
+}
+
 export function IncidentPage() {
   const { id = "" } = useParams();
   const session = useSession();
@@ -74,7 +82,7 @@ export function IncidentPage() {
   const canAct = atLeast(session?.role, "ANALYST");
   const canDecide = atLeast(session?.role, "SOC_LEAD");
   const model = modelScores(incident.model);
-  const features = (incident.topFeatures && typeof incident.topFeatures === "object" ? incident.topFeatures : {}) as Record<string, unknown>;
+  const features = featureList(incident.topFeatures);
   const actions = incident.actions as ActionRowFragment[];
   const blocked = actions.some((a) => a.kind === "BLOCK_IP" && (a.status === "DISPATCHED" || a.status === "SUCCEEDED" || a.status === "APPROVED"));
   const allowed = NEXT_STATUS[incident.status ?? ""] ?? [];
@@ -130,9 +138,9 @@ export function IncidentPage() {
             {incident.attackTechniques.length === 0 && <li>None</li>}
           </ul>
           <h3>Features that drove it</h3>
-          {Object.keys(features).length ? (
+          {features.length ? (
             <table className="kv"><tbody>
-              {Object.entries(features).map(([k, v]) => (
+              {features.map(([k, v]) => (
                 <tr key={k}><th scope="row">{k.replace(/_/g, " ")}</th><td className="num">{typeof v === "number" ? Number(v.toFixed(4)) : JSON.stringify(v)}</td></tr>
               ))}
             </tbody></table>
