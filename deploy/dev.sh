@@ -24,5 +24,12 @@ if [ -z "${JWT_SECRET_KEY:-}" ]; then
   . "./$secret_file"
   set +a
 fi
+# The console at / (XDR_DASHBOARD_DIR defaults to dashboard/dist); skipped with a note when
+# Node is not installed: the API works without it.
+if command -v npm >/dev/null; then
+  (cd dashboard && npm ci --no-audit --no-fund --prefer-offline && npm run build)
+else
+  echo "npm not found: the dashboard is not built (the API still runs; / says how to build it)" >&2
+fi
 cargo build --release --bin mini-xdr
 exec "$CARGO_TARGET_DIR/release/mini-xdr" serve
