@@ -191,6 +191,39 @@ test("the other pages render and pass the accessibility scan", async () => {
   await page.locator(".graphiql-container").waitFor({ timeout: 30_000 });
 });
 
+test("a viewer invited from the admin page reads incidents but gets no mutation buttons", async () => {
+  await page.goto(`${server.url}/admin`);
+  const invite = page.getByRole("form", { name: "Invite a user" });
+  const viewerEmail = `viewer-${Date.now()}@e2e.example`;
+  await invite.getByLabel("Email").fill(viewerEmail);
+  await invite.getByLabel("Full name").fill("E2E Viewer");
+  await invite.getByLabel("Role").selectOption("VIEWER");
+  await invite.getByRole("button", { name: "Invite" }).click();
+  const token = await page.locator(".shown-once code.secret").innerText();
+  const viewer = await browser.newContext();
+  const p = await viewer.newPage();
+  watch(p);
+  await p.goto(`${server.url}/accept-invite?token=${encodeURIComponent(token)}`);
+  await p.getByLabel("Password").fill(PASSWORD);
+  await p.getByRole("button", { name: "Set password" }).click();
+  await p.getByRole("link", { name: "Sign in" }).click();
+  await p.getByLabel("Email").fill(viewerEmail);
+  await p.getByLabel("Password").fill(PASSWORD);
+  await p.getByRole("button", { name: "Sign in" }).click();
+  const rows = p.getByRole("table", { name: "Incident queue" }).locator("tbody tr");
+  await rows.filter({ hasText: "127.0.0.3" }).first().waitFor();
+  assert.equal(await p.getByRole("button", { name: "Apply to selected" }).count(), 0, "no bulk change for viewers");
+  assert.equal(await p.getByRole("link", { name: "Administration" }).count(), 0);
+  await rows.filter({ hasText: "127.0.0.3" }).getByRole("link", { name: "127.0.0.3" }).click();
+  await p.getByRole("heading", { name: "Timeline" }).waitFor();
+  assert.equal(await p.getByRole("button", { name: /^Contain/ }).count(), 0, "no containment for viewers");
+  assert.equal(await p.getByRole("button", { name: "Change status" }).count(), 0);
+  await p.goto(`${server.url}/response`);
+  await p.getByRole("heading", { name: "Response", level: 1 }).waitFor();
+  assert.equal(await p.getByRole("button", { name: "Save rails" }).count(), 0);
+  await viewer.close();
+});
+
 test("sign out revokes the session and the way back leads to the sign-in page", async () => {
   const before = await context.cookies();
   assert.ok(before.some((c) => c.name === "xdr_refresh" && c.httpOnly && c.sameSite === "Strict" && c.path === "/api/auth/refresh"));

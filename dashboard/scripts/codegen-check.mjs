@@ -17,9 +17,10 @@ try {
   const stale = [...new Set([...Object.keys(before), ...Object.keys(after)])].filter((f) => before[f] !== after[f]);
   if (stale.length) {
     console.error(`dashboard/src/gql is stale (${stale.join(", ")}): run \`npm run codegen\` in dashboard/ and commit it`);
-    process.exit(1);
+    process.exitCode = 1;
+  } else {
+    console.log("codegen: src/gql is current");
   }
-  console.log("codegen: src/gql is current");
 } finally {
   // Leave the tree as it was, stale or not: the check reports, it does not fix.
   rmSync(generated, { recursive: true, force: true });
