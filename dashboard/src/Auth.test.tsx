@@ -18,7 +18,7 @@ describe("sign-in pages", () => {
   it("registration shows the password rules as they are met", async () => {
     render(<MemoryRouter><RegisterPage /></MemoryRouter>);
     for (const name of ["Organization name", "Full name", "Email"]) expect(screen.getByLabelText(name)).toBeTruthy();
-    const rules = () => screen.getByRole("list", { name: "Password rules" }).textContent ?? "";
+    const rules = () => screen.getByRole("list", { name: "Requirements" }).textContent ?? "";
     expect(rules()).toContain("At least 12 characters (not yet)");
     await userEvent.type(screen.getByLabelText("Password"), "Long-enough-1");
     expect(rules()).toContain("At least 12 characters (met)");

@@ -20,7 +20,7 @@ function AuthFrame({ title, children }: { title: string; children: ReactNode }) 
 export function PasswordRules({ password }: { password: string }) {
   const rules = passwordRules(password);
   return (
-    <ul className="rules" aria-label="Password rules" id="password-rules">
+    <ul className="rules" aria-label="Requirements" id="password-rules">
       {rules.map((r) => (
         <li key={r.label} className={r.ok ? "ok" : "todo"}>
           <span aria-hidden="true">{r.ok ? "✓" : "•"}</span> {r.label}
