@@ -19,7 +19,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 const API_PREFIXES: [&str; 6] = ["/api/", "/ingest/", "/graphql", "/healthz", "/readyz", "/metrics"];
 
 const NOT_BUILT: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Mini-XDR</title></head>\
-<body><h1>Mini-XDR</h1><p>The dashboard is not built. Build it with <code>cd dashboard &amp;&amp; npm ci &amp;&amp; \
+<body><h1>Mini-XDR</h1><p>The dashboard (and GraphiQL, which comes with it) is not built. Build it with <code>cd dashboard &amp;&amp; npm ci &amp;&amp; \
 npm run build</code> (or start with <code>./deploy/dev.sh</code>, which does), or point <code>XDR_DASHBOARD_DIR</code> \
 at a built copy. The API is up: <code>/graphql</code>, <code>/api/auth/*</code>, <code>/ingest/*</code>.</p></body></html>";
 
@@ -104,12 +104,10 @@ async fn serve_file(req: &HttpRequest, file: &Path) -> HttpResponse {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
     let gz = PathBuf::from(format!("{}.gz", file.display()));
-    let (body, gzipped) = match accepts_gzip {
-        true => match tokio::fs::read(&gz).await {
-            Ok(body) => (Ok(body), true),
-            Err(_) => (tokio::fs::read(file).await, false),
-        },
-        false => (tokio::fs::read(file).await, false),
+    let precompressed = if accepts_gzip { tokio::fs::read(&gz).await.ok() } else { None };
+    let (body, gzipped) = match precompressed {
+        Some(body) => (Ok(body), true),
+        None => (tokio::fs::read(file).await, false),
     };
     let body = match body {
         Ok(body) => body,

@@ -133,7 +133,10 @@ async fn the_refresh_token_travels_in_an_http_only_cookie_when_the_client_asks()
     let r = r.json(&json!({"email": "c@cookie.com", "password": PASSWORD})).send().await.unwrap();
     let first = cookie_value(&refresh_cookie(&r).unwrap());
     let refresh = |cookie: String, cookie_mode: bool| {
-        let mut req = app.client.post(format!("{}/api/auth/refresh", app.address)).header("cookie", format!("xdr_refresh={cookie}"));
+        let mut req = app
+            .client
+            .post(format!("{}/api/auth/refresh", app.address))
+            .header("cookie", format!("xdr_refresh={cookie}"));
         if cookie_mode {
             req = req.header(COOKIE_MODE.0, COOKIE_MODE.1);
         }
@@ -152,7 +155,11 @@ async fn the_refresh_token_travels_in_an_http_only_cookie_when_the_client_asks()
     let r = app.post("/api/auth/logout", json!({}), Some(&access)).await;
     assert_eq!(r.status(), StatusCode::OK);
     let cleared = refresh_cookie(&r).expect("logout clears the cookie");
-    assert!(cleared.starts_with("xdr_refresh=;") && cleared.contains("Max-Age=0") && cleared.contains("Path=/api/auth/refresh"));
+    assert!(
+        cleared.starts_with("xdr_refresh=;")
+            && cleared.contains("Max-Age=0")
+            && cleared.contains("Path=/api/auth/refresh")
+    );
     let r = refresh(second, true).await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(refresh_cookie(&r).unwrap().contains("Max-Age=0"), "a refused cookie is dropped");
@@ -180,18 +187,28 @@ async fn the_queue_excludes_values_filters_by_detector_and_technique_and_counts_
     };
     let all = ips(&gql(&app, list, json!({}), &admin).await);
     assert_eq!(all, ["127.0.0.2", "127.0.0.3", "127.0.0.5", "127.0.0.8"]);
-    let r = gql(&app, list, json!({"filter": {"exclude": {"srcIps": ["127.0.0.3"], "severities": ["LOW"]}}}), &admin).await;
+    let r =
+        gql(&app, list, json!({"filter": {"exclude": {"srcIps": ["127.0.0.3"], "severities": ["LOW"]}}}), &admin).await;
     assert_eq!(ips(&r), ["127.0.0.2", "127.0.0.8"]);
     let r = gql(&app, list, json!({"filter": {"exclude": {"categories": ["BRUTE_FORCE", "RECON"]}}}), &admin).await;
     assert_eq!(ips(&r), ["127.0.0.3", "127.0.0.8"]);
     let r = gql(&app, list, json!({"filter": {"detector": "compromise_after_brute_force"}}), &admin).await;
     assert_eq!(ips(&r), ["127.0.0.3"]);
-    let r = gql(&app, list, json!({"filter": {"technique": "T1110.001", "exclude": {"detectors": ["persistence"]}}}), &admin).await;
+    let r = gql(
+        &app,
+        list,
+        json!({"filter": {"technique": "T1110.001", "exclude": {"detectors": ["persistence"]}}}),
+        &admin,
+    )
+    .await;
     assert_eq!(ips(&r), ["127.0.0.2"]);
-    let r = gql(&app, list, json!({"filter": {"exclude": {"techniques": ["T1110.001"], "statuses": ["OPEN"]}}}), &admin).await;
+    let r =
+        gql(&app, list, json!({"filter": {"exclude": {"techniques": ["T1110.001"], "statuses": ["OPEN"]}}}), &admin)
+            .await;
     assert_eq!(ips(&r), Vec::<String>::new());
 
-    let r = gql(&app, "{ stats(since: \"2020-01-01T00:00:00Z\") { topSources { key count } } }", json!({}), &admin).await;
+    let r =
+        gql(&app, "{ stats(since: \"2020-01-01T00:00:00Z\") { topSources { key count } } }", json!({}), &admin).await;
     let top = r["data"]["stats"]["topSources"].as_array().unwrap_or_else(|| panic!("{r}"));
     assert_eq!(top.len(), 4);
     assert!(top.iter().all(|c| c["count"] == 1), "{top:?}");
