@@ -46,5 +46,12 @@ if ! (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null; then
     -l .dev-nats/nats-server.log &
   for _ in $(seq 1 30); do (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break; sleep 1; done
 fi
+# The console at / (XDR_DASHBOARD_DIR defaults to dashboard/dist); skipped with a note when
+# Node is not installed: the API works without it.
+if command -v npm >/dev/null; then
+  (cd dashboard && npm ci --no-audit --no-fund --prefer-offline && npm run build)
+else
+  echo "npm not found: the dashboard is not built (the API still runs; / says how to build it)" >&2
+fi
 cargo build --release --bin mini-xdr
 exec "$CARGO_TARGET_DIR/release/mini-xdr" serve

@@ -30,3 +30,6 @@ shellcheck deploy/*.sh deploy/aws/*.sh tests/fixtures/fakebin/*
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+# The console: codegen current, typecheck, Vitest, build, end to end in Chromium (needs the
+# debug binary `cargo test` just built).
+bash deploy/dashboard-test.sh

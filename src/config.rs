@@ -22,6 +22,8 @@ pub struct Settings {
     pub graphql_introspection: bool,
     /// Trust `X-Forwarded-For` for the client address (`XDR_TRUST_FORWARDED_FOR`, behind an ALB).
     pub trust_forwarded_for: bool,
+    /// The built dashboard served at `/` (`XDR_DASHBOARD_DIR`, default `dashboard/dist`).
+    pub dashboard_dir: std::path::PathBuf,
 }
 
 /// The TOML file's shape: every key optional, names as the environment variables in lower case.
@@ -35,6 +37,7 @@ struct FileSettings {
     encryption_key: Option<String>,
     xdr_login_rate_per_minute: Option<u32>,
     xdr_trust_forwarded_for: Option<bool>,
+    xdr_dashboard_dir: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +92,9 @@ impl Settings {
                 Some(v) => matches!(v.as_str(), "1" | "true" | "yes"),
                 None => from_file.xdr_trust_forwarded_for.unwrap_or(false),
             },
+            dashboard_dir: pick("XDR_DASHBOARD_DIR", from_file.xdr_dashboard_dir)
+                .unwrap_or_else(|| "dashboard/dist".into())
+                .into(),
         };
         settings.validate()?;
         Ok(settings)

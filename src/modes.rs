@@ -209,6 +209,7 @@ fn build_api(
         read_your_writes: Some(std::time::Duration::from_secs(5)),
         tls: settings.tls.clone(),
         introspection: settings.graphql_introspection,
+        dashboard_dir: Some(settings.dashboard_dir.clone()),
         dispatcher,
         ..Default::default()
     };

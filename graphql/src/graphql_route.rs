@@ -1,7 +1,6 @@
 //! `POST /graphql` (queries and mutations) and `GET /graphql` (GraphiQL).
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use async_graphql::http::GraphiQLSource;
 use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse, GraphQLSubscription};
 use xdr_commands::auth::identity::RequestContext;
 
@@ -44,7 +43,7 @@ pub async fn graphql(
 }
 
 /// `GET /graphql`: a WebSocket upgrade (`graphql-transport-ws`) runs subscriptions; anything
-/// else gets GraphiQL.
+/// else gets GraphiQL, bundled with the dashboard (behind the introspection switch).
 pub async fn graphiql_or_subscription(
     req: HttpRequest,
     payload: web::Payload,
@@ -53,9 +52,7 @@ pub async fn graphiql_or_subscription(
 ) -> actix_web::Result<HttpResponse> {
     let upgrade = req.headers().get("upgrade").and_then(|v| v.to_str().ok()).unwrap_or_default();
     if !upgrade.eq_ignore_ascii_case("websocket") {
-        return Ok(HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql").finish()));
+        return Ok(crate::routes::dashboard::graphiql_page(&req, &state).await);
     }
     let context = request_context(&req, state.config.trust_forwarded_for);
     let mut data = async_graphql::Data::default();

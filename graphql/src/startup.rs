@@ -37,6 +37,9 @@ pub struct ServerConfig {
     /// agent gateway's NATS side). `None`: actions wait for the scheduler's sweep, and the
     /// agent routes answer 503.
     pub dispatcher: Option<xdr_commands::response::Dispatcher>,
+    /// The built dashboard (`dashboard/dist`) served at `/`, and GraphiQL's page from the same
+    /// build. `None` or a folder without `index.html`: `/` says how to build it.
+    pub dashboard_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +55,7 @@ impl Default for ServerConfig {
             read_your_writes: None,
             ingest_limit_bytes: 10 * 1024 * 1024,
             dispatcher: None,
+            dashboard_dir: None,
         }
     }
 }
@@ -104,6 +108,7 @@ impl Application {
                 .app_data(schema.clone())
                 .app_data(json_config)
                 .configure(routes::configure)
+                .default_service(web::to(routes::dashboard::static_or_index))
         });
         let server = match &config.tls {
             Some((cert, key)) => server.listen_rustls_0_23(listener, tls_config(cert, key)?)?,

@@ -1,4 +1,9 @@
 //! `/api/auth/*`: the REST compatibility routes of the earlier service, same JSON shapes.
+//!
+//! A browser client asks for its refresh token as a cookie with `X-XDR-Refresh-Cookie: 1` on
+//! register, login and refresh: the token then travels in an `HttpOnly; SameSite=Strict`
+//! cookie scoped to `/api/auth/refresh` (`Secure` under TLS) and the JSON's `refresh_token`
+//! is `null`, so script on the page never holds it. Without the header nothing changes.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -11,6 +16,64 @@ use crate::error::ApiError;
 use crate::extract::{client_ip, request_context, Caller};
 use crate::metrics::Metrics;
 use crate::startup::AppState;
+
+/// The refresh cookie's name and the only path it is sent to.
+pub const REFRESH_COOKIE: &str = "xdr_refresh";
+pub const REFRESH_PATH: &str = "/api/auth/refresh";
+/// The request header by which a client asks for cookie mode. A cross-site page cannot send it
+/// without a CORS preflight this server never grants, so the cookie is read only with it.
+pub const COOKIE_MODE_HEADER: &str = "x-xdr-refresh-cookie";
+
+fn wants_cookie(req: &HttpRequest) -> bool {
+    req.headers().get(COOKIE_MODE_HEADER).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() == "1")
+}
+
+fn refresh_cookie(req: &HttpRequest, state: &AppState, value: &str, max_age_seconds: i64) -> String {
+    let secure = state.config.tls.is_some() || req.connection_info().scheme() == "https";
+    format!(
+        "{REFRESH_COOKIE}={value}; Path={REFRESH_PATH}; Max-Age={max_age_seconds}; HttpOnly; SameSite=Strict{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+fn cookie_value<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
+    req.headers()
+        .get_all(actix_web::http::header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, v)| *k == name && !v.is_empty())
+        .map(|(_, v)| v)
+}
+
+/// The token pair as JSON (plus `extra` fields); in cookie mode the refresh token goes into
+/// the cookie instead of the body.
+fn token_response(
+    req: &HttpRequest,
+    state: &AppState,
+    access_token: &str,
+    refresh_token: &str,
+    token_type: &str,
+    extra: serde_json::Value,
+) -> HttpResponse {
+    let cookie_mode = wants_cookie(req);
+    let mut body = serde_json::json!({
+        "access_token": access_token,
+        "refresh_token": if cookie_mode { None } else { Some(refresh_token) },
+        "token_type": token_type,
+    });
+    if let (Some(body), serde_json::Value::Object(extra)) = (body.as_object_mut(), extra) {
+        body.extend(extra);
+    }
+    let mut response = HttpResponse::Ok();
+    if cookie_mode {
+        let max_age = xdr_commands::auth::tokens::REFRESH_TTL.num_seconds();
+        response
+            .insert_header((actix_web::http::header::SET_COOKIE, refresh_cookie(req, state, refresh_token, max_age)));
+        response.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
+    }
+    response.json(body)
+}
 
 #[derive(Deserialize)]
 pub struct RegisterBody {
@@ -32,13 +95,14 @@ pub async fn register(
         .identity
         .register(&body.organization_name, &body.admin_email, body.admin_password, &body.admin_name, &ctx)
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "access_token": r.tokens.access_token,
-        "refresh_token": r.tokens.refresh_token,
-        "token_type": r.tokens.token_type,
-        "user": r.user,
-        "organization": r.organization,
-    })))
+    Ok(token_response(
+        &req,
+        &state,
+        &r.tokens.access_token,
+        &r.tokens.refresh_token,
+        r.tokens.token_type,
+        serde_json::json!({ "user": r.user, "organization": r.organization }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -63,7 +127,14 @@ pub async fn login(
     match state.identity.login(&body.email, body.password, &ctx).await {
         Ok(tokens) => {
             Metrics::inc(&state.metrics.logins_succeeded);
-            Ok(HttpResponse::Ok().json(tokens))
+            Ok(token_response(
+                &req,
+                &state,
+                &tokens.access_token,
+                &tokens.refresh_token,
+                tokens.token_type,
+                serde_json::json!({}),
+            ))
         }
         Err(e) => {
             Metrics::inc(&state.metrics.logins_refused);
@@ -72,20 +143,47 @@ pub async fn login(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub struct RefreshBody {
-    refresh_token: String,
+    /// Absent in cookie mode: the token comes from the cookie.
+    refresh_token: Option<String>,
 }
 
 #[tracing::instrument(skip_all)]
 pub async fn refresh(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<RefreshBody>,
+    body: Option<web::Json<RefreshBody>>,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = request_context(&req, state.config.trust_forwarded_for);
-    let tokens = state.identity.refresh(&body.refresh_token, &ctx).await?;
-    Ok(HttpResponse::Ok().json(tokens))
+    let from_body = body.and_then(|b| b.into_inner().refresh_token).filter(|t| !t.is_empty());
+    let presented = match from_body {
+        Some(token) => token,
+        None if wants_cookie(&req) => cookie_value(&req, REFRESH_COOKIE)
+            .map(str::to_owned)
+            .ok_or(xdr_commands::auth::AuthError::Unauthenticated("Not signed in"))?,
+        None => return Err(ApiError::Unprocessable("refresh_token is required".into())),
+    };
+    match state.identity.refresh(&presented, &ctx).await {
+        Ok(tokens) => Ok(token_response(
+            &req,
+            &state,
+            &tokens.access_token,
+            &tokens.refresh_token,
+            tokens.token_type,
+            serde_json::json!({}),
+        )),
+        Err(e) => {
+            let mut response = actix_web::ResponseError::error_response(&ApiError::from(e));
+            // A refused cookie is dead (expired, revoked, reused): drop it so the browser stops sending it.
+            if wants_cookie(&req) {
+                if let Ok(v) = refresh_cookie(&req, &state, "", 0).parse() {
+                    response.headers_mut().insert(actix_web::http::header::SET_COOKIE, v);
+                }
+            }
+            Ok(response)
+        }
+    }
 }
 
 #[tracing::instrument(skip_all, fields(org_id))]
@@ -98,7 +196,10 @@ pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpRespon
 pub async fn logout(req: HttpRequest, state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let ctx = request_context(&req, state.config.trust_forwarded_for);
     state.identity.logout(&caller.0, &ctx).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "detail": "Logged out" })))
+    // The session is revoked either way; the browser's refresh cookie is cleared too.
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::SET_COOKIE, refresh_cookie(&req, &state, "", 0)))
+        .json(serde_json::json!({ "detail": "Logged out" })))
 }
 
 #[derive(Deserialize)]

@@ -2,6 +2,7 @@
 
 pub(crate) mod agent;
 mod auth;
+pub(crate) mod dashboard;
 mod health;
 mod ingest;
 mod response;

@@ -228,6 +228,29 @@ pub struct IncidentFilter {
     pub src_ip: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// Incidents one of whose detectors is this one.
+    pub detector: Option<String>,
+    /// Incidents tagged with this ATT&CK technique id.
+    pub technique: Option<String>,
+    /// Leave out incidents matching any of these values (the dashboard's "exclude" clicks).
+    pub exclude: Option<IncidentExclusion>,
+}
+
+/// Values to leave out; empty lists exclude nothing.
+#[derive(InputObject, Default)]
+pub struct IncidentExclusion {
+    #[graphql(default)]
+    pub statuses: Vec<IncidentStatus>,
+    #[graphql(default)]
+    pub severities: Vec<Severity>,
+    #[graphql(default)]
+    pub categories: Vec<IncidentCategory>,
+    #[graphql(default)]
+    pub src_ips: Vec<String>,
+    #[graphql(default)]
+    pub detectors: Vec<String>,
+    #[graphql(default)]
+    pub techniques: Vec<String>,
 }
 
 #[derive(SimpleObject)]
@@ -249,6 +272,8 @@ pub struct Stats {
     pub incidents_by_severity: Vec<Count>,
     pub incidents_by_category: Vec<Count>,
     pub events_per_hour: Vec<HourCount>,
+    /// Source addresses with the most incidents active since `since` (ten at most).
+    pub top_sources: Vec<Count>,
 }
 
 #[derive(Default)]
@@ -269,6 +294,7 @@ impl IncidentQuery {
         let first = page_size(first)?;
         let after = decode_time_id_cursor(after.as_deref())?;
         let f = filter.unwrap_or_default();
+        let x = f.exclude.unwrap_or_default();
         let mut tx = begin_org_tx(&state(ctx).pool, p.org_id).await.map_err(db_error)?;
         let rows = sqlx::query(&format!(
             "SELECT {INCIDENT_COLUMNS} FROM rm_incidents WHERE org_id = $1 \
@@ -276,6 +302,9 @@ impl IncidentQuery {
              AND ($4::text IS NULL OR status = $4) AND ($5::text IS NULL OR severity = $5) \
              AND ($6::text IS NULL OR category = $6) AND ($7::text IS NULL OR src_ip = $7) \
              AND ($8::timestamptz IS NULL OR last_seen >= $8) AND ($9::timestamptz IS NULL OR first_seen <= $9) \
+             AND ($11::text IS NULL OR $11 = ANY(rule_ids)) AND ($12::text IS NULL OR $12 = ANY(techniques)) \
+             AND NOT (status = ANY($13)) AND NOT (severity = ANY($14)) AND NOT (category = ANY($15)) \
+             AND NOT (src_ip = ANY($16)) AND NOT (rule_ids && $17) AND NOT (techniques && $18) \
              ORDER BY last_seen DESC, incident_id DESC LIMIT $10"
         ))
         .bind(p.org_id.0)
@@ -288,6 +317,14 @@ impl IncidentQuery {
         .bind(f.since)
         .bind(f.until)
         .bind(first as i64 + 1)
+        .bind(f.detector)
+        .bind(f.technique)
+        .bind(x.statuses.into_iter().map(stored).collect::<Vec<_>>())
+        .bind(x.severities.into_iter().map(stored).collect::<Vec<_>>())
+        .bind(x.categories.into_iter().map(stored).collect::<Vec<_>>())
+        .bind(x.src_ips)
+        .bind(x.detectors)
+        .bind(x.techniques)
         .fetch_all(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -338,6 +375,15 @@ impl IncidentQuery {
         .fetch_all(&mut *tx)
         .await
         .map_err(db_error)?;
+        let top_sources = sqlx::query(
+            "SELECT src_ip AS key, count(*) AS n FROM rm_incidents WHERE org_id = $1 AND last_seen >= $2 \
+             GROUP BY src_ip ORDER BY n DESC, src_ip LIMIT 10",
+        )
+        .bind(p.org_id.0)
+        .bind(since)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
         let category = counts.pop().unwrap_or_default();
         let severity = counts.pop().unwrap_or_default();
         let status = counts.pop().unwrap_or_default();
@@ -347,6 +393,7 @@ impl IncidentQuery {
             incidents_by_severity: severity,
             incidents_by_category: category,
             events_per_hour: hours.iter().map(|r| HourCount { hour: r.get("hour"), count: r.get("n") }).collect(),
+            top_sources: top_sources.iter().map(|r| Count { key: r.get("key"), count: r.get("n") }).collect(),
         })
     }
 }

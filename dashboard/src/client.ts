@@ -1,0 +1,65 @@
+// The GraphQL client: queries and mutations over fetch with the in-memory access token (one
+// refresh and retry on UNAUTHENTICATED, then back to the sign-in page), subscriptions over a
+// graphql-transport-ws WebSocket whose connection_init carries the token.
+import { Client, cacheExchange, fetchExchange, subscriptionExchange } from "urql";
+import { createClient as createWsClient } from "graphql-ws";
+import { expire, freshToken, refresh } from "./session";
+
+function unauthenticated(status: number, body: any): boolean {
+  return status === 401 || (Array.isArray(body?.errors) && body.errors.some((e: any) => e?.extensions?.code === "UNAUTHENTICATED"));
+}
+
+async function authorizedFetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+  const attempt = async (token: string | null) => {
+    const headers = new Headers(init?.headers);
+    if (token) headers.set("Authorization", `Bearer ${token}`);
+    return fetch(input, { ...init, headers, credentials: "same-origin" });
+  };
+  let response = await attempt(await freshToken());
+  const body = await response.clone().json().catch(() => null);
+  if (!unauthenticated(response.status, body)) return response;
+  if (await refresh()) {
+    response = await attempt(await freshToken());
+    const again = await response.clone().json().catch(() => null);
+    if (!unauthenticated(response.status, again)) return response;
+  }
+  expire();
+  return response;
+}
+
+export function makeClient(): { client: Client; dispose: () => void } {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = createWsClient({
+    url: `${scheme}//${location.host}/graphql`,
+    lazy: true,
+    retryAttempts: 1_000,
+    shouldRetry: () => true,
+    connectionParams: async () => {
+      const token = await freshToken();
+      return token ? { Authorization: `Bearer ${token}` } : {};
+    },
+  });
+  const client = new Client({
+    url: "/graphql",
+    fetch: authorizedFetch,
+    requestPolicy: "cache-and-network",
+    // POST only: GET /graphql is GraphiQL and the WebSocket endpoint.
+    preferGetMethod: false,
+    exchanges: [
+      cacheExchange,
+      fetchExchange,
+      subscriptionExchange({
+        forwardSubscription(request) {
+          const input = { ...request, query: request.query || "" };
+          return {
+            subscribe(sink) {
+              const unsubscribe = ws.subscribe(input, sink);
+              return { unsubscribe };
+            },
+          };
+        },
+      }),
+    ],
+  });
+  return { client, dispose: () => void ws.dispose() };
+}
