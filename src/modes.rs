@@ -7,9 +7,8 @@ use xdr_commands::db;
 use xdr_inference::baseline_training::BaselineTrainer;
 
 use crate::cli::{
-    AuditCommand, BenchCommand, Cli, Command, DigestArgs, ModelsCommand, ModelsVerifyArgs, QuarantineCommand, QuarantineListArgs,
-    QuarantineRetryArgs, RebuildArgs, ReplayArgs,
-    VerifyArgs,
+    AuditCommand, BenchCommand, Cli, Command, DigestArgs, ModelsCommand, ModelsVerifyArgs, QuarantineCommand,
+    QuarantineListArgs, QuarantineRetryArgs, RebuildArgs, ReplayArgs, VerifyArgs,
 };
 use crate::config::Settings;
 
@@ -443,7 +442,10 @@ async fn quarantine_list(settings: &Settings, args: QuarantineListArgs) -> anyho
     let entries =
         xdr_projections::quarantine::list(&pool, org).await.context("Failed to read the quarantined events")?;
     if !entries.is_empty() {
-        println!("{:<36}  {:<16}  {:>10}  {:<24}  {:<27}  error", "org", "projection", "org_seq", "event_type", "quarantined_at");
+        println!(
+            "{:<36}  {:<16}  {:>10}  {:<24}  {:<27}  error",
+            "org", "projection", "org_seq", "event_type", "quarantined_at"
+        );
     }
     for e in &entries {
         println!(

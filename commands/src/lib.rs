@@ -14,10 +14,10 @@ pub mod relay;
 pub mod response;
 pub mod store;
 pub mod subscription;
-pub mod trust;
-#[cfg(feature = "testing")]
-pub mod testing;
 #[cfg(feature = "testing")]
 pub mod test_nats;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod trust;
 
 pub use store::{EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};

@@ -72,10 +72,7 @@ mod tests {
     fn secrets_are_dropped_at_every_depth_and_telemetry_is_kept() {
         let p = json!({"email": "a@b", "password_hash": "$argon2id$x", "nested": [{"token_hash": "t", "keep": 1}],
             "KeyHash": "k", "client_secret": "s", "hashes_seen": 3});
-        assert_eq!(
-            redact(&p),
-            json!({"email": "a@b", "nested": [{"keep": 1}], "hashes_seen": 3})
-        );
+        assert_eq!(redact(&p), json!({"email": "a@b", "nested": [{"keep": 1}], "hashes_seen": 3}));
         let telemetry = json!({"raw": {"password": "tried"}});
         assert_eq!(fan_out_payload("SecurityEventObserved", &telemetry), telemetry);
         assert_eq!(fan_out_payload("UserCreated", &p)["password_hash"], Value::Null);

@@ -101,7 +101,8 @@ pub async fn verify_batch(
             read_org_seqs(store.pool(), OrgId(org), &seqs).await?.into_iter().map(|e| (e.org_seq, e)).collect();
         let org_known = !found.is_empty() || store.head(OrgId(org)).await?.is_some();
         for (i, claim) in claims {
-            let logged = found.get(&claim.org_seq).filter(|e| e.event_id == claim.event_id && e.event_type == claim.event_type);
+            let logged =
+                found.get(&claim.org_seq).filter(|e| e.event_id == claim.event_id && e.event_type == claim.event_type);
             verdicts[i] = Some(match logged {
                 _ if !org_known => Verdict::Refused { org: Some(org), reason: Refusal::UnknownOrg },
                 // A batch may hold the same seq twice (redelivery): each gets its copy.

@@ -92,7 +92,8 @@ pub async fn clear(pool: &PgPool, projections: &[Box<dyn Projection>]) -> Result
     sqlx::query(&format!("TRUNCATE {}", tables.join(", "))).execute(&mut *tx).await?;
     // The replay quarantines again whatever still fails. Row-level security hides the
     // entries from a non-superuser owner too, hence org by org (the same transaction).
-    let orgs: Vec<Uuid> = sqlx::query_scalar("SELECT org_id FROM org_heads ORDER BY org_id").fetch_all(&mut *tx).await?;
+    let orgs: Vec<Uuid> =
+        sqlx::query_scalar("SELECT org_id FROM org_heads ORDER BY org_id").fetch_all(&mut *tx).await?;
     for org in orgs {
         crate::tenant::set_org(&mut tx, OrgId(org)).await?;
         sqlx::query("DELETE FROM projection_quarantine WHERE org_id = $1 AND projection = ANY($2)")

@@ -415,7 +415,9 @@ async fn apply_isolating(
                 .filter(|(seq, t)| *seq > done && p.handles(t))
                 .map(|(seq, t)| Unit::Position(*seq, t))
                 .collect(),
-            Source::Rows => rows.iter().filter(|e| e.org_seq > done && p.handles(&e.event_type)).map(Unit::Row).collect(),
+            Source::Rows => {
+                rows.iter().filter(|e| e.org_seq > done && p.handles(&e.event_type)).map(Unit::Row).collect()
+            }
         };
         // Halves still to try, the next one on top: pushed right half first, so the events
         // are applied in org_seq order.
@@ -435,7 +437,12 @@ async fn apply_isolating(
                     if hi - lo == 1 {
                         let error: String = e.reason().chars().take(MAX_QUARANTINE_ERROR_CHARS).collect();
                         let (org_seq, event_type) = units[lo].position();
-                        quarantined.push(Quarantined { projection: p.name(), org_seq, event_type: event_type.to_owned(), error });
+                        quarantined.push(Quarantined {
+                            projection: p.name(),
+                            org_seq,
+                            event_type: event_type.to_owned(),
+                            error,
+                        });
                     } else {
                         let mid = lo + (hi - lo) / 2;
                         pending.push((mid, hi));

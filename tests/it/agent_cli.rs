@@ -395,8 +395,7 @@ async fn a_forged_order_on_an_orgs_subject_never_reaches_its_agents() {
     assert_eq!(env.pull(&key, 0).await.status(), StatusCode::OK, "the agent's consumer exists");
     let action_b = env.block(b, None, "198.51.100.9").await;
     let forge = |order: &ActionOrder| {
-        let (js, subject, body) =
-            (env.js.clone(), env.config.actions_subject(a.0), serde_json::to_vec(order).unwrap());
+        let (js, subject, body) = (env.js.clone(), env.config.actions_subject(a.0), serde_json::to_vec(order).unwrap());
         async move { js.publish(subject, body.into()).await.unwrap().await.unwrap() }
     };
     let now = Utc::now();
@@ -414,7 +413,8 @@ async fn a_forged_order_on_an_orgs_subject_never_reaches_its_agents() {
     let foreign = ActionOrder { action_id: action_b, org_id: a, target: "198.51.100.9".into(), ..made_up.clone() };
     forge(&foreign).await;
     let real = env.block(a, None, "203.0.113.9").await;
-    let altered = ActionOrder { action_id: real, target: "10.0.0.1".into(), duration_secs: Some(600), ..made_up.clone() };
+    let altered =
+        ActionOrder { action_id: real, target: "10.0.0.1".into(), duration_secs: Some(600), ..made_up.clone() };
     forge(&altered).await;
 
     let mut delivered = Vec::new();

@@ -41,17 +41,14 @@ fn stdout_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-const POISON: &str = r#"{"eventid":"cowrie.session.connect","timestamp":"0000-01-01T00:00:00Z","src_ip":"203.0.113.66","session":"p0"}"#;
+const POISON: &str =
+    r#"{"eventid":"cowrie.session.connect","timestamp":"0000-01-01T00:00:00Z","src_ip":"203.0.113.66","session":"p0"}"#;
 
 /// What a version without the time range stored for [`POISON`].
 fn poison_as_an_older_version_stored_it() -> NewEvent {
     let year_0 = Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap();
-    let mut e = SecurityEvent::new(
-        year_0,
-        SourceType::Cowrie,
-        "cowrie.session.connect",
-        serde_json::from_str(POISON).unwrap(),
-    );
+    let mut e =
+        SecurityEvent::new(year_0, SourceType::Cowrie, "cowrie.session.connect", serde_json::from_str(POISON).unwrap());
     e.src_ip = Some("203.0.113.66".parse().unwrap());
     e.session_id = Some("p0".into());
     NewEvent::from_event(

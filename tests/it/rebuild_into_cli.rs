@@ -88,7 +88,8 @@ async fn scripted_history() -> History {
         let store = store.clone();
         async move {
             xdr_commands::ingest::ingest_body(
-                &store, chrono::Utc::now(),
+                &store,
+                chrono::Utc::now(),
                 org,
                 key.key_id,
                 xdr_domain::telemetry::SourceType::Cowrie,

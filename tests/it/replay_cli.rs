@@ -130,7 +130,8 @@ async fn state_shows_an_incidents_status_at_chosen_instants() {
     let body =
         std::fs::read_to_string(format!("{}/domain/tests/fixtures/cowrie.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
     xdr_commands::ingest::ingest_body(
-        &store, chrono::Utc::now(),
+        &store,
+        chrono::Utc::now(),
         org,
         key.key_id,
         xdr_domain::telemetry::SourceType::Cowrie,

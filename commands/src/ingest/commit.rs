@@ -77,7 +77,8 @@ pub async fn ingest_body(
     body: &str,
     dedupe_base: &str,
 ) -> Result<IngestOutcome, StoreError> {
-    let prepared = prepare_records(received_at, key_id, source, hostname_override, body, dedupe_base, &mut SshdPidTracker::new());
+    let prepared =
+        prepare_records(received_at, key_id, source, hostname_override, body, dedupe_base, &mut SshdPidTracker::new());
     let stored = prepared.events.len();
     let written = commit_events(store, org, prepared.events).await?;
     let rejected = prepared.rejected.into_iter().map(|r| Rejection { index: r.index, reason: r.reason }).collect();

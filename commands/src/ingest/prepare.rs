@@ -143,8 +143,12 @@ mod tests {
     fn payloads_equal_what_the_event_enum_stores() {
         let key = IngestKeyId(Uuid::from_u128(2));
         let p = prepare_records(Utc::now(), key, SourceType::Cowrie, None, COWRIE, "m", &mut SshdPidTracker::new());
-        let ev =
-            xdr_domain::telemetry::parsers::parse_record(SourceType::Cowrie, COWRIE, &ParseContext::received_at(Utc::now())).unwrap();
+        let ev = xdr_domain::telemetry::parsers::parse_record(
+            SourceType::Cowrie,
+            COWRIE,
+            &ParseContext::received_at(Utc::now()),
+        )
+        .unwrap();
         let (event_type, payload) = xdr_domain::Event::SecurityEventObserved(ev.clone()).to_parts();
         assert_eq!((p.events[0].event_type.as_str(), &p.events[0].payload), (event_type, &payload));
         assert_eq!(p.events[0].schema_version, xdr_domain::Event::SecurityEventObserved(ev).schema_version());

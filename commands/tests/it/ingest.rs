@@ -77,7 +77,10 @@ async fn ingest_body_stores_good_records_reports_bad_ones_and_is_idempotent() {
     let t = tenant(&store).await;
     let good = r#"{"eventid":"cowrie.login.failed","timestamp":"2026-11-26T21:17:25Z","src_ip":"127.0.0.2","username":"root"}"#;
     let body = format!("{good}\n{{not json\n{good}\n{{\"eventid\":\"nope\"}}\n");
-    let out = ingest_body(&store, chrono::Utc::now(), t.org, t.key_id, SourceType::Cowrie, Some("web-1"), &body, "msg:a").await.unwrap();
+    let out =
+        ingest_body(&store, chrono::Utc::now(), t.org, t.key_id, SourceType::Cowrie, Some("web-1"), &body, "msg:a")
+            .await
+            .unwrap();
     assert_eq!(out.stored, 2);
     assert_eq!(out.written, 2);
     assert_eq!(out.rejected.iter().map(|r| r.index).collect::<Vec<_>>(), [1, 3]);
@@ -87,7 +90,10 @@ async fn ingest_body_stores_good_records_reports_bad_ones_and_is_idempotent() {
         serde_json::json!({"stored": 2, "rejected": [
             {"index": 1, "reason": out.rejected[0].reason}, {"index": 3, "reason": out.rejected[1].reason}]})
     );
-    let again = ingest_body(&store, chrono::Utc::now(), t.org, t.key_id, SourceType::Cowrie, Some("web-1"), &body, "msg:a").await.unwrap();
+    let again =
+        ingest_body(&store, chrono::Utc::now(), t.org, t.key_id, SourceType::Cowrie, Some("web-1"), &body, "msg:a")
+            .await
+            .unwrap();
     assert_eq!((again.stored, again.written), (2, 0), "same body, same base: nothing new");
     assert_eq!(telemetry_count(&db).await, 2);
     let streams: Vec<String> = sqlx::query_scalar(
@@ -322,7 +328,8 @@ async fn records_dated_outside_the_accepted_range_are_dead_lettered_with_the_rea
     let store = EventStore::new(db.pool.clone());
     let t = tenant(&store).await;
     xdr_commands::ingest::nats_ingestor::ensure_ingest_streams(&env.js, &env.config).await.unwrap();
-    let record = |ts: &str| format!(r#"{{"eventid":"cowrie.session.connect","timestamp":"{ts}","src_ip":"127.0.0.3"}}"#);
+    let record =
+        |ts: &str| format!(r#"{{"eventid":"cowrie.session.connect","timestamp":"{ts}","src_ip":"127.0.0.3"}}"#);
     let in_two_days = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
     let body = [
         record("0000-01-01T00:00:00Z"),

@@ -29,9 +29,9 @@ use sqlx::Row;
 use std::time::Duration;
 use xdr_commands::response::actions::logged_order;
 use xdr_commands::response::agent_keys::{resolve_agent_key, AgentKeyStatus};
+use xdr_commands::response::Dispatcher;
 use xdr_commands::trust::{Refusals, REFUSALS};
 use xdr_commands::EventStore;
-use xdr_commands::response::Dispatcher;
 use xdr_domain::ids::{ActionId, AgentKeyId, OrgId};
 use xdr_domain::response::order::{ActionOrder, ActionResult, ActiveBlock};
 

@@ -50,9 +50,10 @@ async fn commit(
 ) -> Result<HttpResponse, ApiError> {
     // The body's content hash names it: a producer retrying the same request stores nothing twice.
     let base = dedupe_base_of(None, body.as_bytes());
-    let outcome = ingest_body(state.identity.store(), chrono::Utc::now(), key.org_id, key.key_id, source, hostname, body, &base)
-        .await
-        .map_err(|e| AuthError::Internal(e.to_string()))?;
+    let outcome =
+        ingest_body(state.identity.store(), chrono::Utc::now(), key.org_id, key.key_id, source, hostname, body, &base)
+            .await
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
     Ok(HttpResponse::Ok().json(outcome))
 }
 

@@ -116,11 +116,18 @@ async fn records_dated_outside_the_accepted_range_are_rejected_with_a_reason() {
     let token = app.login_ok("admin@a.com", PASSWORD).await.access;
     let (key, _) = key_for(&app, &token).await;
     let tomorrow_and_one = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
-    let records: Vec<Value> = ["0000-01-01T00:00:00Z", "-0001-01-01T00:00:00Z", "+275759-01-01T00:00:00Z", &tomorrow_and_one, "2026-11-26T22:00:00Z"]
-        .iter()
-        .map(|ts| json!({"eventid": "cowrie.session.connect", "timestamp": ts, "src_ip": "10.1.1.1"}))
-        .collect();
-    let outcome: Value = ingest(&app, "/ingest/cowrie", &key, serde_json::to_string(&records).unwrap()).await.json().await.unwrap();
+    let records: Vec<Value> = [
+        "0000-01-01T00:00:00Z",
+        "-0001-01-01T00:00:00Z",
+        "+275759-01-01T00:00:00Z",
+        &tomorrow_and_one,
+        "2026-11-26T22:00:00Z",
+    ]
+    .iter()
+    .map(|ts| json!({"eventid": "cowrie.session.connect", "timestamp": ts, "src_ip": "10.1.1.1"}))
+    .collect();
+    let outcome: Value =
+        ingest(&app, "/ingest/cowrie", &key, serde_json::to_string(&records).unwrap()).await.json().await.unwrap();
     assert_eq!(outcome["stored"], 1, "{outcome}");
     let rejected = outcome["rejected"].as_array().unwrap();
     assert_eq!(rejected.iter().map(|r| r["index"].as_i64().unwrap()).collect::<Vec<_>>(), [0, 1, 2, 3]);

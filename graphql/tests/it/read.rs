@@ -226,7 +226,10 @@ async fn quarantined_events_are_shown_to_their_orgs_admins_only_and_counted_in_m
     let page = &r["data"]["quarantinedEvents"];
     let node = &page["edges"][0]["node"];
     assert_eq!(node["orgSeq"], second, "{r}");
-    assert_eq!((node["projection"].as_str(), node["eventType"].as_str()), (Some("security_events"), Some("SecurityEventObserved")));
+    assert_eq!(
+        (node["projection"].as_str(), node["eventType"].as_str()),
+        (Some("security_events"), Some("SecurityEventObserved"))
+    );
     assert!(node["error"].as_str().unwrap().contains("out of range"), "{node}");
     assert_eq!(page["pageInfo"]["hasNextPage"], true);
     let r = gql(&app, QUARANTINED, json!({"first": 5, "after": page["pageInfo"]["endCursor"]}), &a_token).await;

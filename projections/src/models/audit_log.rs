@@ -54,7 +54,13 @@ impl Projection for AuditLog {
             .bind(until)
             .execute(&mut *conn)
             .await
-            .map_err(|source| ProjectionError::Query { projection: NAME, org: org.0, after, until, source })?;
+            .map_err(|source| ProjectionError::Query {
+                projection: NAME,
+                org: org.0,
+                after,
+                until,
+                source,
+            })?;
             Ok(())
         })
     }

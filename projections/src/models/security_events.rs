@@ -61,7 +61,13 @@ impl Projection for SecurityEvents {
             .bind(until)
             .execute(&mut *conn)
             .await
-            .map_err(|source| ProjectionError::Query { projection: NAME, org: org.0, after, until, source })?;
+            .map_err(|source| ProjectionError::Query {
+                projection: NAME,
+                org: org.0,
+                after,
+                until,
+                source,
+            })?;
             Ok(())
         })
     }

@@ -56,7 +56,8 @@ impl Faulty {
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
         // A crash, not bad data: the batch rolls back and nothing is quarantined.
-        let crash = std::io::Error::new(std::io::ErrorKind::ConnectionReset, format!("injected fault at {org}/{org_seq}"));
+        let crash =
+            std::io::Error::new(std::io::ErrorKind::ConnectionReset, format!("injected fault at {org}/{org_seq}"));
         Err(ProjectionError::Database(sqlx::Error::Io(crash)))
     }
 }

@@ -50,7 +50,11 @@ fn undecodable_user_created(org: OrgId) -> NewEvent {
 }
 
 async fn head(db: &TestDb, org: OrgId) -> i64 {
-    sqlx::query_scalar("SELECT last_seq FROM org_heads WHERE org_id = $1").bind(org.0).fetch_one(&db.pool).await.unwrap()
+    sqlx::query_scalar("SELECT last_seq FROM org_heads WHERE org_id = $1")
+        .bind(org.0)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -109,7 +113,8 @@ async fn a_poison_event_is_quarantined_and_the_org_goes_on_past_it_and_rebuild_a
     // Another org's transaction sees none of it (row-level security), and the cross-org
     // listing names the org.
     let mut tx = begin_org_tx(&db.pool, other.id).await.unwrap();
-    let foreign: i64 = sqlx::query_scalar("SELECT count(*) FROM projection_quarantine").fetch_one(&mut *tx).await.unwrap();
+    let foreign: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM projection_quarantine").fetch_one(&mut *tx).await.unwrap();
     assert_eq!(foreign, 0);
     tx.commit().await.unwrap();
     let all = list(&db.pool, None).await.unwrap();
@@ -379,7 +384,10 @@ async fn every_parser_at_the_edges_of_time_rejects_with_a_reason_or_yields_an_ev
     // What PostgreSQL stored is the parsed time (to the microsecond).
     let mut tx = begin_org_tx(&db.pool, org).await.unwrap();
     let stored: Vec<DateTime<Utc>> =
-        sqlx::query_scalar("SELECT \"timestamp\" FROM rm_security_events ORDER BY org_seq").fetch_all(&mut *tx).await.unwrap();
+        sqlx::query_scalar("SELECT \"timestamp\" FROM rm_security_events ORDER BY org_seq")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
     tx.commit().await.unwrap();
     for ((source, record, ev), at) in accepted.iter().zip(&stored) {
         if chrono::Timelike::nanosecond(&ev.timestamp) >= 1_000_000_000 {

@@ -660,7 +660,11 @@ fn nats_identities_are_the_shipped_ones_and_each_role_holds_only_its_own_passwor
     assert!(conf.contains("include ./accounts.conf"), "{conf}");
     assert!(!conf.contains("authorization"), "one shared user is gone: {conf}");
     let shipped = std::fs::read_to_string(repo_path("deploy/nats/accounts.conf")).unwrap();
-    assert_eq!(config["data"]["accounts.conf"].as_str(), Some(shipped.as_str()), "accounts.conf differs from deploy/nats");
+    assert_eq!(
+        config["data"]["accounts.conf"].as_str(),
+        Some(shipped.as_str()),
+        "accounts.conf differs from deploy/nats"
+    );
     let var = |role: &str| format!("XDR_NATS_{}_PASSWORD", role.to_uppercase());
     let secret_refs = |c: &Value| -> BTreeSet<String> {
         c["env"]

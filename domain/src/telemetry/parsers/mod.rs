@@ -68,7 +68,9 @@ impl ParseContext {
 
     /// The newest record time accepted: receipt plus [`MAX_FUTURE_SKEW_SECS`].
     pub fn latest_record_time(&self) -> DateTime<Utc> {
-        self.received_at.checked_add_signed(TimeDelta::seconds(MAX_FUTURE_SKEW_SECS)).unwrap_or(DateTime::<Utc>::MAX_UTC)
+        self.received_at
+            .checked_add_signed(TimeDelta::seconds(MAX_FUTURE_SKEW_SECS))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 
     /// A year-less timestamp placed in [`Self::default_year`], or in the year before when

@@ -266,7 +266,8 @@ mod tests {
 
     #[test]
     fn rfc3164_uses_the_default_year_and_space_padded_days() {
-        let l = parse("Nov  6 21:17:45 bastion-01 sshd[19620]: hello world", &super::super::context_in_year(2025)).unwrap();
+        let l =
+            parse("Nov  6 21:17:45 bastion-01 sshd[19620]: hello world", &super::super::context_in_year(2025)).unwrap();
         assert_eq!(l.timestamp, ts("2025-11-06T21:17:45Z"));
         assert_eq!(l.hostname, Some("bastion-01"));
         assert_eq!(l.app, Some("sshd"));
