@@ -96,33 +96,21 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Send a request and read its JSON answer.
+    async fn json(request: reqwest::RequestBuilder) -> Value {
+        request.send().await.unwrap().json().await.unwrap()
+    }
+
     async fn register(&self, org: &str, email: &str) -> String {
-        let reg: Value = self
-            .client
-            .post(format!("{}/api/auth/register", self.url))
-            .json(&json!({"organization_name": org, "admin_email": email,
-                          "admin_password": "SecurePass123!@#", "admin_name": "Admin"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = json!({"organization_name": org, "admin_email": email,
+                          "admin_password": "SecurePass123!@#", "admin_name": "Admin"});
+        let reg = Self::json(self.client.post(format!("{}/api/auth/register", self.url)).json(&body)).await;
         reg["access_token"].as_str().unwrap_or_else(|| panic!("registered: {reg}")).to_owned()
     }
 
     async fn gql(&self, token: &str, query: &str) -> Value {
-        let out: Value = self
-            .client
-            .post(format!("{}/graphql", self.url))
-            .bearer_auth(token)
-            .json(&json!({ "query": query }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let request = self.client.post(format!("{}/graphql", self.url)).bearer_auth(token);
+        let out = Self::json(request.json(&json!({ "query": query }))).await;
         assert!(out.get("errors").is_none(), "{query}: {out}");
         out["data"].clone()
     }
@@ -130,17 +118,8 @@ impl Server {
     /// Records over HTTP, a few per request, as a producer would send them.
     async fn ingest(&self, key: &str, source: &str, records: &[Value]) {
         let body = json!({"source_type": source, "hostname": "lab", "events": records});
-        let out: Value = self
-            .client
-            .post(format!("{}/ingest/multi", self.url))
-            .header("X-Ingest-Key", key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let request = self.client.post(format!("{}/ingest/multi", self.url)).header("X-Ingest-Key", key);
+        let out = Self::json(request.json(&body)).await;
         assert_eq!(out["rejected"], json!([]), "{out}");
     }
 }
@@ -218,16 +197,7 @@ async fn the_real_logs_with_model_scores_and_a_containment_verify_live_and_after
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(&db, dir.path()).await;
     let token = server.register("Audit E2E", "admin@audit-e2e.test").await;
-    let me: Value = server
-        .client
-        .get(format!("{}/api/auth/me", server.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = Server::json(server.client.get(format!("{}/api/auth/me", server.url)).bearer_auth(&token)).await;
     let org = me["organization"]["id"].as_str().unwrap().to_owned();
 
     // Containment first (README, "First five minutes"): rails, a policy, the switch, an agent.
