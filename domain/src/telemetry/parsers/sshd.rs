@@ -631,7 +631,7 @@ mod tests {
         assert_eq!(t.len(), 2);
 
         // Events that are not sshd lines are untouched.
-        let mut foreign = SecurityEvent::new(chrono::Utc::now(), SourceType::Cowrie, "cowrie.x", Value::Null);
+        let mut foreign = SecurityEvent::new(chrono::DateTime::UNIX_EPOCH, SourceType::Cowrie, "cowrie.x", Value::Null);
         foreign.session_id = Some("sshd-7".into());
         foreign.hostname = Some("a".into());
         t.attribute(&mut foreign);
@@ -641,7 +641,7 @@ mod tests {
     #[test]
     fn tracker_memory_is_bounded() {
         let mut t = SshdPidTracker::new();
-        let base = SecurityEvent::new(chrono::Utc::now(), SourceType::Sshd, OTHER, Value::Null);
+        let base = SecurityEvent::new(chrono::DateTime::UNIX_EPOCH, SourceType::Sshd, OTHER, Value::Null);
         for pid in 0..(SshdPidTracker::MAX_TRACKED + 10) {
             let mut ev = base.clone();
             ev.session_id = Some(format!("sshd-{pid}"));
