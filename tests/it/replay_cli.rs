@@ -119,12 +119,14 @@ async fn state_shows_an_incidents_status_at_chosen_instants() {
     let store = EventStore::new(h.db.pool.clone());
     let org: xdr_domain::ids::OrgId = xdr_domain::ids::OrgId(
         sqlx::query_scalar("SELECT org_id FROM org_slugs WHERE slug = 'audit-corp'")
-            .fetch_one(&h.db.pool)
+            .fetch_one(&mut h.db.owner_conn().await)
             .await
             .unwrap(),
     );
     // Real telemetry through detection opens incidents in the org.
-    let key = xdr_commands::ingest_keys::create_ingest_key(&store, org, "hp", &xdr_domain::EventMetadata::system("t"))
+    // The key is issued by the API (as its login), the records ingested by the workers.
+    let api = EventStore::new(h.db.api.clone());
+    let key = xdr_commands::ingest_keys::create_ingest_key(&api, org, "hp", &xdr_domain::EventMetadata::system("t"))
         .await
         .unwrap();
     let body =

@@ -728,6 +728,7 @@ fn nats_identities_are_the_shipped_ones_and_each_role_holds_only_its_own_passwor
             .as_sequence()
             .into_iter()
             .flatten()
+            .filter(|e| e["valueFrom"]["secretKeyRef"]["name"].as_str() == Some(NATS_SECRET))
             .filter_map(|e| e["valueFrom"]["secretKeyRef"]["key"].as_str().map(str::to_owned))
             .collect()
     };
