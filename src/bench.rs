@@ -24,12 +24,12 @@ pub(crate) struct ScratchDb {
 
 impl ScratchDb {
     pub(crate) async fn create(settings: &Settings) -> anyhow::Result<ScratchDb> {
-        let admin = db::connect_options(settings.database_url()?)?;
+        let admin = crate::database::owner_options(settings)?;
         let name = format!("xdr_bench_{}", Uuid::new_v4().simple());
         let mut conn = PgConnection::connect_with(&admin).await.context("Failed to connect for the benchmark")?;
         conn.execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
             .await
-            .context("Failed to create the scratch database (the DATABASE_URL role needs CREATEDB)")?;
+            .context("Failed to create the scratch database (the owner's login, XDR_MIGRATE_DATABASE_URL or DATABASE_URL, needs CREATEDB)")?;
         let options = admin.clone().database(&name);
         db::migrate(&options).await?;
         Ok(ScratchDb { admin, name, options })
@@ -149,7 +149,7 @@ async fn run_append(scratch: &ScratchDb, args: &BenchAppendArgs) -> anyhow::Resu
     }
     let copy_rate = args.events as f64 / started.elapsed().as_secs_f64();
 
-    let pool = db::app_pool(&scratch.options, 2).await?;
+    let pool = db::set_role_pool(&scratch.options, db::RuntimeRole::Worker, 2).await?;
     let store = EventStore::new(pool.clone());
     let started = Instant::now();
     let mut remaining = events;
@@ -221,7 +221,7 @@ pub async fn auth(settings: &Settings, args: BenchAuthArgs) -> anyhow::Result<Ex
 }
 
 async fn run_auth(scratch: &ScratchDb, args: &BenchAuthArgs) -> anyhow::Result<()> {
-    let pool = db::app_pool(&scratch.options, 20).await?;
+    let pool = db::set_role_pool(&scratch.options, db::RuntimeRole::Api, 20).await?;
     let identity = bench_identity(&pool)?;
     let config =
         xdr_graphql::ServerConfig { bind: "127.0.0.1:0".into(), login_rate_per_minute: u32::MAX, ..Default::default() };
@@ -315,7 +315,7 @@ pub async fn rebuild(settings: &Settings, args: BenchRebuildArgs) -> anyhow::Res
     println!("events: {} over {} orgs", r.events, args.orgs);
     println!("raw scan:            {:>10.0} events/s", rate(r.scan));
     println!("rebuild (owner):     {:>10.0} events/s  ({:.2} x raw scan)", rate(r.rebuild), r.scan / r.rebuild);
-    println!("catch-up (xdr_app):  {:>10.0} events/s  ({:.2} x raw scan)", rate(r.catch_up), r.scan / r.catch_up);
+    println!("catch-up (xdr_worker):{:>10.0} events/s  ({:.2} x raw scan)", rate(r.catch_up), r.scan / r.catch_up);
     println!("digest:              {:>10.0} rows/s", rate(r.digest));
     Ok(ExitCode::SUCCESS)
 }
@@ -330,7 +330,7 @@ struct RebuildTimes {
 
 async fn run_rebuild(scratch: &ScratchDb, args: &BenchRebuildArgs) -> anyhow::Result<RebuildTimes> {
     use futures::TryStreamExt;
-    let app = db::app_pool(&scratch.options, 4).await?;
+    let app = db::set_role_pool(&scratch.options, db::RuntimeRole::Worker, 4).await?;
     let owner = db::owner_pool(&scratch.options, 4).await?;
     let store = EventStore::new(app.clone());
     let orgs: Vec<OrgId> = (0..args.orgs.max(1)).map(|_| OrgId(Uuid::new_v4())).collect();
@@ -520,7 +520,7 @@ pub async fn graphql(settings: &Settings, args: BenchGraphqlArgs) -> anyhow::Res
 
 async fn run_graphql(scratch: &ScratchDb, args: &BenchGraphqlArgs) -> anyhow::Result<()> {
     let owner = db::owner_pool(&scratch.options, 4).await?;
-    let pool = db::app_pool(&scratch.options, 40).await?;
+    let pool = db::set_role_pool(&scratch.options, db::RuntimeRole::Api, 40).await?;
     let identity = bench_identity(&pool)?;
     let reg = identity
         .register("Bench Corp", "bench@bench.test", "SecurePass123!@#".into(), "Bench", &Default::default())

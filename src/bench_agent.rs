@@ -46,7 +46,7 @@ async fn run(
     config: &xdr_commands::response::ResponseConfig,
     args: &BenchAgentResyncArgs,
 ) -> anyhow::Result<()> {
-    let pool = db::app_pool(&scratch.options, 8).await?;
+    let pool = db::set_role_pool(&scratch.options, db::RuntimeRole::Api, 8).await?;
     let owner = db::owner_pool(&scratch.options, 2).await?;
     let org = OrgId(Uuid::new_v4());
     let store = EventStore::new(pool.clone());

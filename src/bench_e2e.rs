@@ -123,15 +123,18 @@ async fn run(
     args: &BenchE2eArgs,
 ) -> anyhow::Result<Report> {
     use secrecy::ExposeSecret;
-    let pool = db::app_pool(&scratch.options, 40).await?;
+    // The API's and the workers' pools, as `serve` holds them (SET ROLE: a scratch database).
+    let api_pool = db::set_role_pool(&scratch.options, db::RuntimeRole::Api, 20).await?;
+    let pool = db::set_role_pool(&scratch.options, db::RuntimeRole::Worker, 30).await?;
     let store = EventStore::new(pool.clone());
-    let identity = bench_identity(&pool)?;
+    let identity = bench_identity(&api_pool)?;
     let reg = identity
         .register("Bench Corp", "bench@bench.test", "SecurePass123!@#".into(), "Bench", &Default::default())
         .await?;
     let org = xdr_domain::ids::OrgId(reg.organization.id);
     let token = reg.tokens.access_token.clone();
-    let issued = create_ingest_key(&store, org, "bench", &EventMetadata::system("operator")).await?;
+    let issued =
+        create_ingest_key(&EventStore::new(api_pool.clone()), org, "bench", &EventMetadata::system("operator")).await?;
     let key = issued.key.expose_secret().to_owned();
     let js = jetstream::new(client.clone());
     ensure_ingest_streams(&js, config).await?;
@@ -187,7 +190,7 @@ async fn run(
     let app = xdr_graphql::Application::build(
         xdr_graphql::ServerConfig { bind: "127.0.0.1:0".into(), ..Default::default() },
         identity,
-        pool.clone(),
+        api_pool.clone(),
     )?;
     let url = format!("http://127.0.0.1:{}/graphql", app.port());
     let server = tokio::spawn(app.run_until_stopped());

@@ -97,7 +97,7 @@ async fn run(
     use secrecy::ExposeSecret;
     let batch = args.batch as usize;
     let templates: Vec<Value> = COWRIE.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    let pool = db::app_pool(&scratch.options, 8).await?;
+    let pool = db::set_role_pool(&scratch.options, db::RuntimeRole::Worker, 8).await?;
     let store = EventStore::new(pool.clone());
     let org = xdr_domain::ids::OrgId(Uuid::new_v4());
     let issued = create_ingest_key(&store, org, "bench", &EventMetadata::system("operator")).await?;

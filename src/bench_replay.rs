@@ -22,7 +22,7 @@ use crate::config::Settings;
 
 pub async fn replay(settings: &Settings, args: BenchReplayArgs) -> anyhow::Result<ExitCode> {
     let scratch = ScratchDb::create(settings).await?;
-    let url = scratch.url(settings.database_url()?);
+    let url = scratch.url(settings.migrate_database_url()?);
     let result = run(&scratch, &url, &args).await;
     scratch.drop_db().await?;
     let r = result?;
@@ -133,6 +133,7 @@ async fn child(exe: &std::path::Path, url: &str, args: &[&str]) -> anyhow::Resul
         let mut process = Command::new(&exe)
             .args(&args)
             .env("DATABASE_URL", &url)
+            .env("XDR_MIGRATE_DATABASE_URL", &url)
             .env_remove("XDR_CONFIG")
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -172,8 +173,7 @@ fn vm_hwm_kib(status_file: &str) -> Option<u64> {
 /// text, in `org_seq` order, every byte received and dropped. Prints `rows N bytes B`.
 pub async fn raw_copy(settings: &Settings, args: ReplayRawCopyArgs) -> anyhow::Result<ExitCode> {
     use futures::TryStreamExt;
-    let options = db::connect_options(settings.database_url()?)?;
-    let pool = db::owner_pool(&options, 1).await?;
+    let pool = crate::database::owner_pool(settings, 1).await?;
     let mut conn = pool.acquire().await?;
     // COPY takes no parameters; the id is a parsed UUID, so it is safe to splice.
     let sql = format!(

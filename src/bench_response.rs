@@ -99,7 +99,7 @@ async fn run(
     config: &ResponseConfig,
     args: &BenchResponseArgs,
 ) -> anyhow::Result<()> {
-    let pool = db::app_pool(&scratch.options, 8).await?;
+    let pool = db::set_role_pool(&scratch.options, db::RuntimeRole::Worker, 8).await?;
     let store = EventStore::new(pool);
     let org = OrgId(Uuid::new_v4());
     let m = EventMetadata::system("bench");

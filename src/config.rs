@@ -6,7 +6,16 @@ use std::path::Path;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The background roles' login (`DATABASE_URL`, a member of `xdr_worker`); also the
+    /// owner tools' URL when `XDR_MIGRATE_DATABASE_URL` is unset.
     pub database_url: Option<String>,
+    /// The schema owner (`XDR_MIGRATE_DATABASE_URL`): migrations and the operator's tools.
+    pub migrate_database_url: Option<String>,
+    /// The HTTP API's login (`XDR_API_DATABASE_URL`, a member of `xdr_api`).
+    pub api_database_url: Option<String>,
+    /// `XDR_DEV_SINGLE_DB_LOGIN=true`: development only — one owner URL (`DATABASE_URL`) for
+    /// everything, each runtime pool dropping to its group with `SET ROLE` (no boundary).
+    pub dev_single_db_login: bool,
     pub nats_url: String,
     pub bind: String,
     pub jwt_secret_key: Option<SecretString>,
@@ -31,6 +40,9 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 struct FileSettings {
     database_url: Option<String>,
+    xdr_migrate_database_url: Option<String>,
+    xdr_api_database_url: Option<String>,
+    xdr_dev_single_db_login: Option<bool>,
     nats_url: Option<String>,
     xdr_bind: Option<String>,
     jwt_secret_key: Option<String>,
@@ -67,6 +79,12 @@ impl Settings {
         let pick = |var: &str, file_value: Option<String>| env(var).filter(|v| !v.is_empty()).or(file_value);
         let settings = Settings {
             database_url: pick("DATABASE_URL", from_file.database_url),
+            migrate_database_url: pick("XDR_MIGRATE_DATABASE_URL", from_file.xdr_migrate_database_url),
+            api_database_url: pick("XDR_API_DATABASE_URL", from_file.xdr_api_database_url),
+            dev_single_db_login: match env("XDR_DEV_SINGLE_DB_LOGIN").filter(|v| !v.is_empty()) {
+                Some(v) => matches!(v.as_str(), "1" | "true" | "yes"),
+                None => from_file.xdr_dev_single_db_login.unwrap_or(false),
+            },
             nats_url: pick("NATS_URL", from_file.nats_url).unwrap_or_else(|| "nats://127.0.0.1:4222".into()),
             bind: pick("XDR_BIND", from_file.xdr_bind).unwrap_or_else(|| "127.0.0.1:8000".into()),
             jwt_secret_key: pick("JWT_SECRET_KEY", from_file.jwt_secret_key).map(SecretString::from),
@@ -105,12 +123,18 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(url) = &self.database_url {
-            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                return Err(ConfigError::Malformed {
-                    var: "DATABASE_URL",
-                    reason: "expected postgres://user@host:port/database".into(),
-                });
+        for (var, url) in [
+            ("DATABASE_URL", &self.database_url),
+            ("XDR_MIGRATE_DATABASE_URL", &self.migrate_database_url),
+            ("XDR_API_DATABASE_URL", &self.api_database_url),
+        ] {
+            if let Some(url) = url {
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    return Err(ConfigError::Malformed {
+                        var,
+                        reason: "expected postgres://user@host:port/database".into(),
+                    });
+                }
             }
         }
         if !(self.nats_url.starts_with("nats://") || self.nats_url.starts_with("tls://")) {
@@ -137,8 +161,28 @@ impl Settings {
         Ok(key)
     }
 
+    /// The background roles' login.
     pub fn database_url(&self) -> Result<&str, ConfigError> {
         self.database_url.as_deref().ok_or(ConfigError::Missing("DATABASE_URL"))
+    }
+
+    /// The owner's URL: `XDR_MIGRATE_DATABASE_URL`, else `DATABASE_URL` (a single-URL setup,
+    /// or a tool run where only the worker login is at hand: then owner-only steps fail with
+    /// PostgreSQL's "permission denied").
+    pub fn migrate_database_url(&self) -> Result<&str, ConfigError> {
+        self.migrate_database_url
+            .as_deref()
+            .or(self.database_url.as_deref())
+            .ok_or(ConfigError::Missing("DATABASE_URL"))
+    }
+
+    /// The API's login: `XDR_API_DATABASE_URL`, or `DATABASE_URL` in single-login development.
+    pub fn api_database_url(&self) -> Result<&str, ConfigError> {
+        match (&self.api_database_url, self.dev_single_db_login) {
+            (Some(url), _) => Ok(url),
+            (None, true) => self.database_url(),
+            (None, false) => Err(ConfigError::Missing("XDR_API_DATABASE_URL")),
+        }
     }
 }
 
@@ -169,6 +213,34 @@ mod tests {
         let s = Settings::load(Some(&file), env(&[("DATABASE_URL", "postgres://a@h/env")])).unwrap();
         assert_eq!(s.database_url().unwrap(), "postgres://a@h/env");
         assert_eq!(s.bind, "0.0.0.0:9000");
+    }
+
+    #[test]
+    fn each_role_has_its_database_url_and_only_dev_mode_shares_one() {
+        let s = Settings::load(None, env(&[("DATABASE_URL", "postgres://worker@h/db")])).unwrap();
+        assert_eq!(s.migrate_database_url().unwrap(), "postgres://worker@h/db");
+        assert!(matches!(s.api_database_url(), Err(ConfigError::Missing("XDR_API_DATABASE_URL"))));
+        let s = Settings::load(
+            None,
+            env(&[
+                ("DATABASE_URL", "postgres://worker@h/db"),
+                ("XDR_API_DATABASE_URL", "postgres://api@h/db"),
+                ("XDR_MIGRATE_DATABASE_URL", "postgres://owner@h/db"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.database_url().unwrap(), s.api_database_url().unwrap(), s.migrate_database_url().unwrap()),
+            ("postgres://worker@h/db", "postgres://api@h/db", "postgres://owner@h/db")
+        );
+        let s = Settings::load(
+            None,
+            env(&[("DATABASE_URL", "postgres://owner@h/db"), ("XDR_DEV_SINGLE_DB_LOGIN", "true")]),
+        )
+        .unwrap();
+        assert_eq!(s.api_database_url().unwrap(), "postgres://owner@h/db");
+        let err = Settings::load(None, env(&[("XDR_API_DATABASE_URL", "mysql://x")])).unwrap_err();
+        assert!(err.to_string().starts_with("XDR_API_DATABASE_URL is malformed"), "{err}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use xdr_commands::ingest::publisher::file_digest;
 use xdr_commands::ingest::{publish_file, run_ingestor, IngestConfig};
 use xdr_commands::ingest_keys::{create_ingest_key, revoke_ingest_key, IngestKeyResolver};
 use xdr_commands::relay::run_relay;
-use xdr_commands::{db, EventStore};
+use xdr_commands::EventStore;
 use xdr_domain::ids::IngestKeyId;
 use xdr_domain::telemetry::SourceType;
 use xdr_domain::EventMetadata;
@@ -19,9 +19,8 @@ use xdr_domain::EventMetadata;
 use crate::cli::{IngestArgs, IngestKeyCommand};
 use crate::config::Settings;
 
-async fn app_store(settings: &Settings, connections: u32) -> anyhow::Result<EventStore> {
-    let options = db::connect_options(settings.database_url()?)?;
-    Ok(EventStore::new(db::app_pool(&options, connections).await?))
+async fn worker_store(settings: &Settings, connections: u32) -> anyhow::Result<EventStore> {
+    Ok(EventStore::new(crate::database::worker_pool(settings, connections).await?))
 }
 
 /// The NATS identity a role connects as: user `<role>` of `deploy/nats/accounts.conf`, whose
@@ -112,7 +111,7 @@ pub(crate) fn ingest_config() -> IngestConfig {
 
 /// `mini-xdr ingestor`: one replica of the NATS ingestor, until Ctrl-C / SIGTERM.
 pub async fn ingestor(settings: &Settings) -> anyhow::Result<ExitCode> {
-    let store = app_store(settings, 8).await?;
+    let store = worker_store(settings, 8).await?;
     let resolver = Arc::new(IngestKeyResolver::new(store.pool().clone(), IngestKeyResolver::DEFAULT_TTL));
     let client = nats(settings, NatsRole::Ingestor).await?;
     tracing::info!("ingestor consuming xdr.ingest.>");
@@ -129,7 +128,7 @@ pub async fn ingestor(settings: &Settings) -> anyhow::Result<ExitCode> {
 /// `mini-xdr relay`: publish committed events to `xdr.events.*` and anchor each org's chain
 /// head outside the database, until Ctrl-C / SIGTERM. One replica.
 pub async fn relay(settings: &Settings) -> anyhow::Result<ExitCode> {
-    let store = app_store(settings, 4).await?;
+    let store = worker_store(settings, 4).await?;
     let client = nats(settings, NatsRole::Relay).await?;
     tracing::info!("relay publishing to xdr.events.> and anchoring heads");
     let anchorer = xdr_commands::anchors::run_anchorer(
@@ -184,7 +183,8 @@ pub async fn ingest(settings: &Settings, args: IngestArgs) -> anyhow::Result<Exi
 
 /// `mini-xdr ingest-key create|revoke`.
 pub async fn ingest_key(settings: &Settings, command: IngestKeyCommand) -> anyhow::Result<ExitCode> {
-    let store = app_store(settings, 2).await?;
+    // An operator tool: as the schema owner (the key lookup is the API's to write).
+    let store = EventStore::new(crate::database::owner_pool(settings, 2).await?);
     let operator = EventMetadata::system("operator");
     match command {
         IngestKeyCommand::Create(args) => {

@@ -11,6 +11,7 @@ mod bench_replay;
 mod bench_response;
 mod cli;
 mod config;
+mod database;
 mod ingest_modes;
 mod modes;
 mod operator;

@@ -64,8 +64,7 @@ async fn with_health(
     settings: &Settings,
     role: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
 ) -> anyhow::Result<ExitCode> {
-    let options = db::connect_options(settings.database_url()?)?;
-    let pool = db::app_pool(&options, 2).await?;
+    let pool = crate::database::worker_pool(settings, 2).await?;
     let (port, server) = xdr_graphql::health_server(&settings.bind, pool)
         .with_context(|| format!("Failed to bind the health server to {}", settings.bind))?;
     tracing::info!(port, "health probes on /healthz and /readyz");
@@ -80,9 +79,10 @@ async fn with_health(
 async fn serve(settings: &Settings, args: crate::cli::ServeArgs) -> anyhow::Result<ExitCode> {
     use std::sync::Arc;
     use xdr_commands::ingest_keys::IngestKeyResolver;
-    let options = db::connect_options(settings.database_url()?)?;
-    db::migrate(&options).await?;
-    let pool = db::app_pool(&options, 40).await?;
+    crate::database::migrate_if_owner(settings).await?;
+    // One process, two logins: the API's (one org per transaction) and the workers'.
+    let api_pool = crate::database::api_pool(settings, 20).await?;
+    let pool = crate::database::worker_pool(settings, 30).await?;
     // One connection per role, each with its own identity when the role passwords are set
     // (deploy/nats/accounts.conf): one process, but every role keeps its own permissions.
     use crate::ingest_modes::{nats, NatsRole};
@@ -93,7 +93,7 @@ async fn serve(settings: &Settings, args: crate::cli::ServeArgs) -> anyhow::Resu
     let api_nats = nats(settings, NatsRole::Api).await?;
     let store = xdr_commands::EventStore::new(pool.clone());
     let dispatcher = dispatcher(Some(api_nats)).await;
-    let app = build_api(settings, pool.clone(), dispatcher)?;
+    let app = build_api(settings, api_pool, dispatcher)?;
     tracing::info!(bind = %settings.bind, port = app.port(), "serve: HTTP API, ingestor, relay, projector, detector, scheduler, anchorer");
     let resolver = Arc::new(IngestKeyResolver::new(pool.clone(), IngestKeyResolver::DEFAULT_TTL));
     let config = crate::ingest_modes::ingest_config();
@@ -148,8 +148,7 @@ async fn serve(settings: &Settings, args: crate::cli::ServeArgs) -> anyhow::Resu
 
 /// The HTTP API: REST compatibility routes, GraphQL, health, metrics.
 async fn api(settings: &Settings) -> anyhow::Result<ExitCode> {
-    let options = db::connect_options(settings.database_url()?)?;
-    let pool = db::app_pool(&options, 20).await?;
+    let pool = crate::database::api_pool(settings, 20).await?;
     // The API runs without NATS too (actions then wait for the scheduler), so a connection
     // failure is logged, not fatal.
     let nats = match crate::ingest_modes::nats(settings, crate::ingest_modes::NatsRole::Api).await {
@@ -217,8 +216,7 @@ fn build_api(
 }
 
 async fn migrate(settings: &Settings) -> anyhow::Result<ExitCode> {
-    let options = db::connect_options(settings.database_url()?)?;
-    db::migrate(&options).await?;
+    db::migrate(&crate::database::owner_options(settings)?).await?;
     eprintln!("migrations applied");
     Ok(ExitCode::SUCCESS)
 }
@@ -227,7 +225,7 @@ async fn verify(settings: &Settings, args: VerifyArgs) -> anyhow::Result<ExitCod
     if let Some(path) = &args.bundle {
         return verify_bundle(path);
     }
-    let options = db::connect_options(settings.database_url()?)?;
+    let options = crate::database::owner_options(settings)?;
     // The auditor's tool reads as the connecting role: it must work on a database whose
     // application role was tampered with too.
     let pool = db::owner_pool(&options, 2).await?;
@@ -283,7 +281,7 @@ async fn verify(settings: &Settings, args: VerifyArgs) -> anyhow::Result<ExitCod
 async fn replay(settings: &Settings, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
     use xdr_projections::replay::{self as r, ReplayError, ReplayFilter};
-    let options = db::connect_options(settings.database_url()?)?;
+    let options = crate::database::owner_options(settings)?;
     let pool = db::owner_pool(&options, 2).await?;
     let org = xdr_projections::orgs::resolve_org(&pool, &args.org).await?;
     if let Some(stream) = &args.state {
@@ -330,10 +328,9 @@ async fn replay(settings: &Settings, args: ReplayArgs) -> anyhow::Result<ExitCod
     }
 }
 
-/// The projection runner alone, as the app role, until Ctrl-C / SIGTERM.
+/// The projection runner alone, as the workers' login, until Ctrl-C / SIGTERM.
 async fn projector(settings: &Settings) -> anyhow::Result<ExitCode> {
-    let options = db::connect_options(settings.database_url()?)?;
-    let pool = db::app_pool(&options, 6).await?;
+    let pool = crate::database::worker_pool(settings, 6).await?;
     xdr_projections::run_projector(pool, shutdown_signal()).await;
     Ok(ExitCode::SUCCESS)
 }
@@ -362,7 +359,7 @@ pub async fn shutdown_signal() {
 
 /// Clear and replay read models with a progress bar on stderr; the digest on stdout.
 async fn rebuild(settings: &Settings, args: RebuildArgs) -> anyhow::Result<ExitCode> {
-    let options = db::connect_options(settings.database_url()?)?;
+    let options = crate::database::owner_options(settings)?;
     if let (Some(schema), Some(org)) = (&args.into, &args.org) {
         return rebuild_into(&options, org, args.until, schema, args.replace).await;
     }
@@ -433,7 +430,7 @@ async fn rebuild_into(
 
 /// Quarantined events as a table on stdout (a count on stderr).
 async fn quarantine_list(settings: &Settings, args: QuarantineListArgs) -> anyhow::Result<ExitCode> {
-    let options = db::connect_options(settings.database_url()?)?;
+    let options = crate::database::owner_options(settings)?;
     let pool = db::owner_pool(&options, 1).await?;
     let org = match &args.org {
         Some(org) => Some(xdr_projections::orgs::resolve_org(&pool, org).await?),
@@ -464,7 +461,7 @@ async fn quarantine_list(settings: &Settings, args: QuarantineListArgs) -> anyho
 
 /// Re-project what is quarantined (as the owner: it deletes read-model rows, like rebuild).
 async fn quarantine_retry(settings: &Settings, args: QuarantineRetryArgs) -> anyhow::Result<ExitCode> {
-    let options = db::connect_options(settings.database_url()?)?;
+    let options = crate::database::owner_options(settings)?;
     let pool = db::owner_pool(&options, 2).await?;
     let org = match &args.org {
         Some(org) => Some(xdr_projections::orgs::resolve_org(&pool, org).await?),
@@ -483,7 +480,7 @@ async fn quarantine_retry(settings: &Settings, args: QuarantineRetryArgs) -> any
 
 /// The digest alone: of the live read models, of one org, or of a `rebuild --into` schema.
 async fn digest(settings: &Settings, args: DigestArgs) -> anyhow::Result<ExitCode> {
-    let options = db::connect_options(settings.database_url()?)?;
+    let options = crate::database::owner_options(settings)?;
     let pool = db::owner_pool(&options, 1).await?;
     let org = match &args.org {
         Some(org) => Some(xdr_projections::orgs::resolve_org(&pool, org).await?),
@@ -531,7 +528,7 @@ fn hex_prefix(bytes: &[u8]) -> String {
 }
 
 async fn audit_export(settings: &Settings, args: crate::cli::AuditExportArgs) -> anyhow::Result<ExitCode> {
-    let options = db::connect_options(settings.database_url()?)?;
+    let options = crate::database::owner_options(settings)?;
     let pool = db::owner_pool(&options, 2).await?;
     let org = xdr_projections::orgs::resolve_org(&pool, &args.org).await?;
     let file = std::fs::File::create(&args.out).with_context(|| format!("Failed to create {}", args.out.display()))?;
@@ -548,7 +545,7 @@ async fn audit_export(settings: &Settings, args: crate::cli::AuditExportArgs) ->
 }
 
 async fn audit_import(settings: &Settings, args: crate::cli::AuditImportArgs) -> anyhow::Result<ExitCode> {
-    let options = db::connect_options(settings.database_url()?)?;
+    let options = crate::database::owner_options(settings)?;
     db::migrate(&options).await?;
     let pool = db::owner_pool(&options, 2).await?;
     let file = std::fs::File::open(&args.file).with_context(|| format!("Failed to open {}", args.file.display()))?;
@@ -571,7 +568,7 @@ pub(crate) fn anchor_config() -> xdr_commands::anchors::AnchorConfig {
 }
 
 async fn audit_anchor(settings: &Settings) -> anyhow::Result<ExitCode> {
-    let options = db::connect_options(settings.database_url()?)?;
+    let options = crate::database::owner_options(settings)?;
     let pool = db::owner_pool(&options, 2).await?;
     let nats = crate::ingest_modes::nats(settings, crate::ingest_modes::NatsRole::Relay).await?;
     let mut anchorer =
@@ -605,8 +602,7 @@ async fn detector(settings: &Settings, args: crate::cli::DetectorArgs) -> anyhow
     use xdr_inference::run_detector;
     let partition = xdr_inference::Partition::new(args.partition, args.partitions)
         .context("Invalid XDR_DETECTOR_PARTITION / XDR_DETECTOR_PARTITIONS")?;
-    let options = db::connect_options(settings.database_url()?)?;
-    let pool = db::app_pool(&options, 10).await?;
+    let pool = crate::database::worker_pool(settings, 10).await?;
     let client = crate::ingest_modes::nats(settings, crate::ingest_modes::NatsRole::Detector).await?;
     let jetstream = async_nats::jetstream::new(client);
     let shutdown = shutdown_signal();
@@ -656,8 +652,7 @@ async fn models_verify(args: ModelsVerifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn train_baseline(settings: &Settings, args: crate::cli::TrainBaselineArgs) -> anyhow::Result<ExitCode> {
-    let options = db::connect_options(settings.database_url()?)?;
-    let pool = db::app_pool(&options, 2).await?;
+    let pool = crate::database::worker_pool(settings, 2).await?;
     let org = xdr_projections::orgs::resolve_org(&pool, &args.org).await?;
     let store = xdr_commands::EventStore::new(pool);
     let (_, windows) = xdr_inference::baseline_training::train_baseline(

@@ -8,14 +8,14 @@ use std::io::Read;
 use std::process::ExitCode;
 use xdr_commands::auth::identity::{Principal, RequestContext};
 use xdr_commands::auth::{Clock, IdentityService, PasswordHasher, TokenService};
-use xdr_commands::{db, EventStore};
+use xdr_commands::EventStore;
 
 use crate::cli::{OrgCommand, UserCommand};
 use crate::config::Settings;
 
 async fn service(settings: &Settings) -> anyhow::Result<(IdentityService, sqlx::PgPool)> {
-    let options = db::connect_options(settings.database_url()?)?;
-    let pool = db::app_pool(&options, 4).await?;
+    // Break-glass: as the schema owner, like the other operator tools.
+    let pool = crate::database::owner_pool(settings, 4).await?;
     // Tokens are never issued to the operator; a throwaway key keeps the handler whole.
     let tokens = TokenService::new(&SecretString::from(uuid::Uuid::new_v4().simple().to_string().repeat(2)));
     let identity =

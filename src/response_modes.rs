@@ -5,7 +5,6 @@
 use anyhow::Context;
 use std::process::ExitCode;
 use std::time::Duration;
-use xdr_commands::db;
 use xdr_commands::response::results::run_results_consumer;
 use xdr_commands::response::scheduler::run_scheduler;
 use xdr_commands::response::{Dispatcher, ResponseConfig};
@@ -107,8 +106,7 @@ pub(crate) async fn run_response_roles(
 
 /// `mini-xdr scheduler`: the scheduler role alone, until Ctrl-C / SIGTERM.
 pub async fn scheduler(settings: &Settings) -> anyhow::Result<ExitCode> {
-    let options = db::connect_options(settings.database_url()?)?;
-    let pool = db::app_pool(&options, 4).await?;
+    let pool = crate::database::worker_pool(settings, 4).await?;
     let client = crate::ingest_modes::nats(settings, crate::ingest_modes::NatsRole::Scheduler).await?;
     let jetstream = async_nats::jetstream::new(client);
     run_response_roles(EventStore::new(pool), jetstream, crate::modes::shutdown_signal()).await?;

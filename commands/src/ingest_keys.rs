@@ -219,13 +219,12 @@ impl IngestKeyResolver {
                 return Ok(*status);
             }
         }
-        let row = sqlx::query(
-            "SELECT key_hash, org_id, key_id, revoked_at IS NOT NULL AS revoked \
-             FROM ingest_key_lookup WHERE key_hash = $1",
-        )
-        .bind(&digest[..])
-        .fetch_optional(&self.pool)
-        .await?;
+        // The key decides the org, so the lookup crosses orgs: a SECURITY DEFINER function
+        // that returns only the row of this digest (no role can list the table).
+        let row = sqlx::query("SELECT key_hash, org_id, key_id, revoked FROM xdr_find_ingest_key($1)")
+            .bind(&digest[..])
+            .fetch_optional(&self.pool)
+            .await?;
         let status = match row {
             Some(r) => {
                 let stored: Vec<u8> = r.try_get("key_hash")?;

@@ -3,6 +3,10 @@
 //! Every append takes the org's `org_heads` row `FOR UPDATE`, so within one org appends are
 //! serialized: `org_seq` is gap-free, the chain links in commit order, and a reader that
 //! sees `last_seq = N` can read every event ≤ N (see `subscription`).
+//!
+//! Every org-scoped read and append runs in a transaction scoped to its org
+//! (`app.org_id`), so the store works unchanged for the API's login, which row-level
+//! security confines to that org, and for the workers' login, which sees all orgs.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -13,6 +17,7 @@ use xdr_domain::ids::OrgId;
 use xdr_domain::{Event, EventMetadata};
 
 use crate::chain::{self, ChainRow, GENESIS_HASH, MAX_JSON_DEPTH};
+use crate::db::{begin_org_tx, set_org};
 
 /// Channel on which every commit announces `"<org_id>:<last_seq>"`.
 pub const NOTIFY_CHANNEL: &str = "xdr_event_log";
@@ -194,7 +199,9 @@ impl EventStore {
     }
 
     /// Like [`append`](Self::append) inside a caller's transaction, so a command can commit
-    /// its events together with a uniqueness reservation (e-mail, slug) or not at all.
+    /// its events together with a uniqueness reservation (e-mail, slug) or not at all. Scopes
+    /// the transaction to `org` (`app.org_id`) first, so the reservation the caller writes
+    /// after it must be `org`'s too.
     pub async fn append_in_tx(
         &self,
         tx: &mut Transaction<'static, Postgres>,
@@ -203,6 +210,7 @@ impl EventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<Appended, StoreError> {
+        set_org(tx, org).await?;
         let (mut last_seq, prev_hash) = lock_head(tx, org).await?;
         let fresh = drop_known_ids(tx, org, events).await?;
         let actual = stream_versions(tx, org, &[stream_id.to_owned()]).await?.get(stream_id).copied().unwrap_or(0);
@@ -224,7 +232,7 @@ impl EventStore {
         Ok(Appended { written, last_seq, stream_version: versions[stream_id] })
     }
 
-    /// Append telemetry in one batch: one head lock, one COPY. Events may target any
+    /// Append telemetry in one batch: one head lock, one multi-row INSERT. Events may target any
     /// streams; each stream's versions continue from its current version. Duplicates of
     /// stored (or repeated) `event_id`s are skipped.
     pub async fn append_batch(&self, org: OrgId, events: Vec<NewEvent>) -> Result<Appended, StoreError> {
@@ -241,6 +249,7 @@ impl EventStore {
         org: OrgId,
         events: Vec<NewEvent>,
     ) -> Result<Appended, StoreError> {
+        set_org(tx, org).await?;
         let (last_seq, prev_hash) = lock_head(tx, org).await?;
         let mut seen = HashSet::with_capacity(events.len());
         let events: Vec<NewEvent> = events.into_iter().filter(|e| seen.insert(e.event_id)).collect();
@@ -276,7 +285,9 @@ impl EventStore {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM event_log WHERE org_id = $1 AND stream_id = $2 ORDER BY stream_version"
         );
-        let rows = sqlx::query(&sql).bind(org.0).bind(stream_id).fetch_all(&self.pool).await?;
+        let mut tx = begin_org_tx(&self.pool, org).await?;
+        let rows = sqlx::query(&sql).bind(org.0).bind(stream_id).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
         rows.iter().map(row_to_event).collect::<Result<_, _>>().map_err(Into::into)
     }
 
@@ -287,17 +298,20 @@ impl EventStore {
 
     /// The org's head: `(last_seq, last_hash)`, or `None` before its first event.
     pub async fn head(&self, org: OrgId) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        let mut tx = begin_org_tx(&self.pool, org).await?;
         let row = sqlx::query("SELECT last_seq, last_hash FROM org_heads WHERE org_id = $1")
             .bind(org.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(match row {
             Some(r) => Some((r.try_get("last_seq")?, r.try_get("last_hash")?)),
             None => None,
         })
     }
 
-    /// Every org that has a log, with its head sequence.
+    /// Every org that has a log, with its head sequence (all orgs for the workers' login; the
+    /// API's login sees none outside an org-scoped transaction).
     pub async fn org_heads(&self) -> Result<Vec<(OrgId, i64)>, StoreError> {
         let rows = sqlx::query("SELECT org_id, last_seq FROM org_heads ORDER BY org_id").fetch_all(&self.pool).await?;
         rows.iter().map(|r| Ok((OrgId(r.try_get("org_id")?), r.try_get("last_seq")?))).collect()
@@ -316,7 +330,9 @@ pub async fn read_org_with(
         "SELECT {EVENT_COLUMNS} FROM event_log \
          WHERE org_id = $1 AND org_seq > $2 AND org_seq <= $3 ORDER BY org_seq LIMIT $4"
     );
-    let rows = sqlx::query(&sql).bind(org.0).bind(after_seq).bind(until_seq).bind(limit).fetch_all(pool).await?;
+    let mut tx = begin_org_tx(pool, org).await?;
+    let rows = sqlx::query(&sql).bind(org.0).bind(after_seq).bind(until_seq).bind(limit).fetch_all(&mut *tx).await?;
+    tx.commit().await?;
     rows.iter().map(row_to_event).collect::<Result<_, _>>().map_err(Into::into)
 }
 
@@ -325,21 +341,29 @@ pub async fn read_org_with(
 /// against the log.
 pub async fn read_org_seqs(pool: &PgPool, org: OrgId, seqs: &[i64]) -> Result<Vec<StoredEvent>, StoreError> {
     let sql = format!("SELECT {EVENT_COLUMNS} FROM event_log WHERE org_id = $1 AND org_seq = ANY($2) ORDER BY org_seq");
-    let rows = sqlx::query(&sql).bind(org.0).bind(seqs).fetch_all(pool).await?;
+    let mut tx = begin_org_tx(pool, org).await?;
+    let rows = sqlx::query(&sql).bind(org.0).bind(seqs).fetch_all(&mut *tx).await?;
+    tx.commit().await?;
     rows.iter().map(row_to_event).collect::<Result<_, _>>().map_err(Into::into)
 }
 
-/// Take the org's head row lock, creating the head on the org's first append.
+/// Take the org's head row lock, creating the head on the org's first append (only then:
+/// the insert runs the heads guard, which looks at the log).
 async fn lock_head(conn: &mut PgConnection, org: OrgId) -> Result<(i64, Vec<u8>), StoreError> {
-    sqlx::query("INSERT INTO org_heads (org_id, last_seq, last_hash) VALUES ($1, 0, $2) ON CONFLICT DO NOTHING")
-        .bind(org.0)
-        .bind(&GENESIS_HASH[..])
-        .execute(&mut *conn)
-        .await?;
-    let row = sqlx::query("SELECT last_seq, last_hash FROM org_heads WHERE org_id = $1 FOR UPDATE")
-        .bind(org.0)
-        .fetch_one(&mut *conn)
-        .await?;
+    let select = "SELECT last_seq, last_hash FROM org_heads WHERE org_id = $1 FOR UPDATE";
+    let row = match sqlx::query(select).bind(org.0).fetch_optional(&mut *conn).await? {
+        Some(row) => row,
+        None => {
+            sqlx::query(
+                "INSERT INTO org_heads (org_id, last_seq, last_hash) VALUES ($1, 0, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(org.0)
+            .bind(&GENESIS_HASH[..])
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(select).bind(org.0).fetch_one(&mut *conn).await?
+        }
+    };
     Ok((row.try_get("last_seq")?, row.try_get("last_hash")?))
 }
 
@@ -389,7 +413,11 @@ async fn stream_versions(
         .collect()
 }
 
-/// Number the events, link the chain, COPY the rows in, advance the head and announce it.
+/// Number the events, link the chain, insert the rows, advance the head and announce it.
+///
+/// One `INSERT … SELECT FROM unnest(…)` per batch: row-level security (which the API's login
+/// is subject to) does not allow `COPY FROM`, and a handful of array parameters cost about
+/// the same as COPY's text stream (docs/BENCHMARKS.md, "Append").
 async fn write_rows(
     conn: &mut PgConnection,
     org: OrgId,
@@ -400,18 +428,7 @@ async fn write_rows(
 ) -> Result<i64, StoreError> {
     let mut prev_hash = prev_hash.to_vec();
     let recorded_at = chain::to_db_precision(Utc::now());
-    let recorded_text = recorded_at.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string();
-    let org_text = org.0.to_string();
-    // Stream rows to the server while later ones are still being hashed, so client CPU
-    // and server CPU overlap.
-    const CHUNK: usize = 256 * 1024;
-    let mut copy = conn
-        .copy_in_raw(
-            "COPY event_log (org_id, org_seq, stream_id, stream_version, event_id, event_type, \
-             schema_version, payload, metadata, recorded_at, hash) FROM STDIN",
-        )
-        .await?;
-    let mut buf = String::with_capacity(CHUNK + 4096);
+    let mut rows = Columns::with_capacity(events.len());
     for e in events {
         last_seq += 1;
         let version = versions.entry(e.stream_id.clone()).or_insert(0);
@@ -433,35 +450,39 @@ async fn write_rows(
                 recorded_at,
             },
         );
-        let fields = [
-            org_text.as_str(),
-            &last_seq.to_string(),
-            &e.stream_id,
-            &version.to_string(),
-            &e.event_id.to_string(),
-            &e.event_type,
-            &e.schema_version.to_string(),
-            &payload,
-            &metadata,
-            &recorded_text,
-            &format!("\\x{}", hex::encode(hash)),
-        ];
-        for (i, f) in fields.iter().enumerate() {
-            if i > 0 {
-                buf.push('\t');
-            }
-            push_copy_text(&mut buf, f);
-        }
-        buf.push('\n');
+        rows.org_seq.push(last_seq);
+        rows.stream_id.push(e.stream_id.as_str());
+        rows.stream_version.push(*version);
+        rows.event_id.push(e.event_id);
+        rows.event_type.push(e.event_type.as_str());
+        rows.schema_version.push(e.schema_version);
+        rows.payload.push(payload);
+        rows.metadata.push(metadata);
+        rows.hash.push(hash.to_vec());
         prev_hash = hash.to_vec();
-        if buf.len() >= CHUNK {
-            copy.send(std::mem::replace(&mut buf, String::with_capacity(CHUNK + 4096)).into_bytes()).await?;
-        }
     }
-    if !buf.is_empty() {
-        copy.send(buf.into_bytes()).await?;
-    }
-    copy.finish().await?;
+    sqlx::query(
+        "INSERT INTO event_log (org_id, org_seq, stream_id, stream_version, event_id, event_type, \
+           schema_version, payload, metadata, recorded_at, hash) \
+         SELECT $1, r.org_seq, r.stream_id, r.stream_version, r.event_id, r.event_type, r.schema_version, \
+                r.payload::jsonb, r.metadata::jsonb, $2, r.hash \
+         FROM unnest($3::bigint[], $4::text[], $5::bigint[], $6::uuid[], $7::text[], $8::integer[], \
+                     $9::text[], $10::text[], $11::bytea[]) \
+           AS r(org_seq, stream_id, stream_version, event_id, event_type, schema_version, payload, metadata, hash)",
+    )
+    .bind(org.0)
+    .bind(recorded_at)
+    .bind(&rows.org_seq)
+    .bind(&rows.stream_id)
+    .bind(&rows.stream_version)
+    .bind(&rows.event_id)
+    .bind(&rows.event_type)
+    .bind(&rows.schema_version)
+    .bind(&rows.payload)
+    .bind(&rows.metadata)
+    .bind(&rows.hash)
+    .execute(&mut *conn)
+    .await?;
     sqlx::query("UPDATE org_heads SET last_seq = $2, last_hash = $3 WHERE org_id = $1")
         .bind(org.0)
         .bind(last_seq)
@@ -470,10 +491,39 @@ async fn write_rows(
         .await?;
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(NOTIFY_CHANNEL)
-        .bind(format!("{org_text}:{last_seq}"))
+        .bind(format!("{}:{last_seq}", org.0))
         .execute(&mut *conn)
         .await?;
     Ok(last_seq)
+}
+
+/// A batch of rows, column by column, as the array parameters of the INSERT.
+struct Columns<'a> {
+    org_seq: Vec<i64>,
+    stream_id: Vec<&'a str>,
+    stream_version: Vec<i64>,
+    event_id: Vec<Uuid>,
+    event_type: Vec<&'a str>,
+    schema_version: Vec<i32>,
+    payload: Vec<String>,
+    metadata: Vec<String>,
+    hash: Vec<Vec<u8>>,
+}
+
+impl Columns<'_> {
+    fn with_capacity(n: usize) -> Self {
+        Columns {
+            org_seq: Vec::with_capacity(n),
+            stream_id: Vec::with_capacity(n),
+            stream_version: Vec::with_capacity(n),
+            event_id: Vec::with_capacity(n),
+            event_type: Vec::with_capacity(n),
+            schema_version: Vec::with_capacity(n),
+            payload: Vec::with_capacity(n),
+            metadata: Vec::with_capacity(n),
+            hash: Vec::with_capacity(n),
+        }
+    }
 }
 
 fn is_duplicate_event_id(e: &StoreError) -> bool {
@@ -527,29 +577,9 @@ fn without_nul(mut value: Value) -> Value {
     value
 }
 
-/// Escape one field for COPY's text format.
-fn push_copy_text(buf: &mut String, field: &str) {
-    // The special characters are ASCII, so byte offsets found here are char boundaries;
-    // runs between them are copied whole (this is the hot loop of every append).
-    let mut start = 0;
-    for (i, b) in field.bytes().enumerate() {
-        let escaped = match b {
-            b'\\' => "\\\\",
-            b'\t' => "\\t",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            _ => continue,
-        };
-        buf.push_str(&field[start..i]);
-        buf.push_str(escaped);
-        start = i + 1;
-    }
-    buf.push_str(&field[start..]);
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{canonical_nul_free, push_copy_text, without_nul};
+    use super::{canonical_nul_free, without_nul};
 
     #[test]
     fn nul_characters_are_replaced_in_keys_and_values() {
@@ -558,15 +588,5 @@ mod tests {
         assert_eq!(canonical_nul_free(&v), Some(crate::chain::canonical_json(&without_nul(v.clone()))));
         let literal = serde_json::json!({"a": "\\u0000 is not a NUL"});
         assert_eq!(canonical_nul_free(&literal), Some(crate::chain::canonical_json(&literal)));
-    }
-
-    #[test]
-    fn copy_text_escapes_separators_and_backslashes() {
-        let mut b = String::new();
-        push_copy_text(&mut b, "a\tb\nc\\d\re");
-        assert_eq!(b, "a\\tb\\nc\\\\d\\re");
-        let mut u = String::new();
-        push_copy_text(&mut u, "é\t💥\\");
-        assert_eq!(u, "é\\t💥\\\\");
     }
 }

@@ -50,10 +50,12 @@ impl OrgTail {
 
     /// Events committed since the cursor, at most `max`, without waiting. Empty when caught up.
     pub async fn poll(&mut self, max: i64) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut tx = crate::db::begin_org_tx(&self.pool, self.org).await?;
         let head: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM org_heads WHERE org_id = $1")
             .bind(self.org.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?;
+        tx.commit().await?;
         let head = head.unwrap_or(0);
         if head <= self.cursor {
             return Ok(Vec::new());

@@ -1,11 +1,20 @@
 //! Test support: a fresh, migrated database per test, dropped when the test ends (also when
 //! it panics), so tests run in parallel against the real PostgreSQL and leave nothing behind.
+//!
+//! Each test database is used as production uses it: the owner migrates, the API and the
+//! workers connect as login roles of their own ([`API_LOGIN`], [`WORKER_LOGIN`]) that own
+//! nothing. The test cluster authenticates 127.0.0.1 by trust, so the logins need no password.
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::db;
+use crate::db::{self, RuntimeRole};
+
+/// The API's login in test clusters (a member of `xdr_api`, created on first use).
+pub const API_LOGIN: &str = "xdr_test_api_login";
+/// The background roles' login in test clusters (a member of `xdr_worker`).
+pub const WORKER_LOGIN: &str = "xdr_test_worker_login";
 
 /// Server URL for tests: `DATABASE_URL` (its database part is ignored) or the local default.
 pub fn server_url() -> String {
@@ -16,8 +25,13 @@ pub struct TestDb {
     pub name: String,
     /// Connect options of the fresh database as the owner (superuser in tests).
     pub options: PgConnectOptions,
-    /// Application pool (role `xdr_app`).
+    /// The workers' pool (login [`WORKER_LOGIN`], group `xdr_worker`): every org, no secrets
+    /// tables. The same pool as [`TestDb::worker`], under the name most tests use.
     pub pool: PgPool,
+    /// The workers' pool (login [`WORKER_LOGIN`]).
+    pub worker: PgPool,
+    /// The API's pool (login [`API_LOGIN`], group `xdr_api`): one org per transaction.
+    pub api: PgPool,
     admin: PgConnectOptions,
 }
 
@@ -30,8 +44,14 @@ impl TestDb {
         conn.close().await.ok();
         let options = admin.clone().database(&name);
         db::migrate(&options).await.expect("migrate test database");
-        let pool = db::app_pool(&options, 10).await.expect("app pool");
-        TestDb { name, options, pool, admin }
+        create_logins(&options).await;
+        let api = db::runtime_pool(&options.clone().username(API_LOGIN), RuntimeRole::Api, 10)
+            .await
+            .expect("API pool as the test API login");
+        let worker = db::runtime_pool(&options.clone().username(WORKER_LOGIN), RuntimeRole::Worker, 10)
+            .await
+            .expect("worker pool as the test worker login");
+        TestDb { name, options, pool: worker.clone(), worker, api, admin }
     }
 
     /// The database URL of this test database (owner role), for child processes.
@@ -43,10 +63,71 @@ impl TestDb {
         }
     }
 
+    /// The URL of this database as the API's login.
+    pub fn api_url(&self) -> String {
+        with_user(&self.url(), API_LOGIN)
+    }
+
+    /// The URL of this database as the workers' login.
+    pub fn worker_url(&self) -> String {
+        with_user(&self.url(), WORKER_LOGIN)
+    }
+
+    /// The environment of a `mini-xdr` child process, as production sets it: the workers'
+    /// login in `DATABASE_URL`, the API's in `XDR_API_DATABASE_URL`, the owner in
+    /// `XDR_MIGRATE_DATABASE_URL` (migrations and the operator's tools).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("DATABASE_URL", self.worker_url()),
+            ("XDR_API_DATABASE_URL", self.api_url()),
+            ("XDR_MIGRATE_DATABASE_URL", self.url()),
+        ]
+    }
+
     /// A connection as the owner (superuser in tests), for tampering and inspection.
     pub async fn owner_conn(&self) -> PgConnection {
         PgConnection::connect_with(&self.options).await.expect("owner connection")
     }
+
+    /// A single connection as the API's login (statements that must share a session).
+    pub async fn api_conn(&self) -> PgConnection {
+        PgConnection::connect_with(&self.options.clone().username(API_LOGIN)).await.expect("API login connection")
+    }
+
+    /// A single connection as the workers' login.
+    pub async fn worker_conn(&self) -> PgConnection {
+        PgConnection::connect_with(&self.options.clone().username(WORKER_LOGIN)).await.expect("worker login connection")
+    }
+}
+
+/// The test logins, once per cluster: LOGIN, no attributes, members of their group only.
+/// Roles are cluster-wide and tests create databases in parallel, so creation tolerates races.
+async fn create_logins(owner: &PgConnectOptions) {
+    let mut conn = PgConnection::connect_with(owner).await.expect("owner connection");
+    for (login, group) in [(API_LOGIN, db::API_ROLE), (WORKER_LOGIN, db::WORKER_ROLE)] {
+        conn.execute(
+            format!(
+                "DO $$ BEGIN CREATE ROLE {login} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS IN ROLE {group}; \
+                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+            )
+            .as_str(),
+        )
+        .await
+        .expect("create test login");
+    }
+    conn.close().await.ok();
+}
+
+/// `url` with its user (and password) replaced by `user`.
+fn with_user(url: &str, user: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return url.to_owned() };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let host = match rest[..authority_end].rfind('@') {
+        Some(at) => &rest[at + 1..],
+        None => rest,
+    };
+    format!("{}{user}@{host}", &url[..scheme_end])
 }
 
 impl Drop for TestDb {
@@ -63,5 +144,15 @@ impl Drop for TestDb {
             });
         });
         let _ = cleanup.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn with_user_replaces_the_user_and_password_only() {
+        assert_eq!(super::with_user("postgres://postgres@h:5432/db?x=1", "u"), "postgres://u@h:5432/db?x=1");
+        assert_eq!(super::with_user("postgres://a:b@h/db", "u"), "postgres://u@h/db");
+        assert_eq!(super::with_user("postgres://h/db", "u"), "postgres://u@h/db");
     }
 }

@@ -18,9 +18,9 @@ pub async fn resolve_org(pool: &PgPool, org: &str) -> Result<OrgId, OrgLookupErr
     if let Ok(id) = Uuid::parse_str(org) {
         return Ok(OrgId(id));
     }
-    let id: Option<Uuid> = sqlx::query_scalar("SELECT org_id FROM org_slugs WHERE slug = $1")
-        .bind(org.to_lowercase())
-        .fetch_optional(pool)
-        .await?;
+    // Through the lookup function, so this works for every login (the registry itself is
+    // row-level secured).
+    let id: Option<Uuid> =
+        sqlx::query_scalar("SELECT xdr_find_org_slug($1)").bind(org.to_lowercase()).fetch_one(pool).await?;
     id.map(OrgId).ok_or_else(|| OrgLookupError::NotFound(org.to_owned()))
 }

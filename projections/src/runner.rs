@@ -30,7 +30,7 @@ use xdr_commands::{StoreError, StoredEvent};
 use xdr_domain::ids::OrgId;
 
 use crate::models;
-use crate::tenant::set_org;
+use crate::tenant::{begin_org_tx, set_org};
 
 /// Events read per (org, transaction) by the live runner.
 pub const DEFAULT_BATCH: i64 = 1_000;
@@ -661,6 +661,8 @@ pub async fn wait_for(
     let start = tokio::time::Instant::now();
     let mut pause = Duration::from_millis(2);
     loop {
+        // Scoped to the org: the API (the caller) may read only its own org's checkpoints.
+        let mut tx = begin_org_tx(pool, org).await?;
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT p.name, COALESCE(c.last_seq, 0) FROM unnest($2::text[]) AS p(name) \
              LEFT JOIN projection_checkpoints c ON c.org_id = $1 AND c.projection = p.name \
@@ -669,8 +671,9 @@ pub async fn wait_for(
         .bind(org.0)
         .bind(names)
         .bind(seq)
-        .fetch_all(pool)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         if rows.is_empty() {
             return Ok(());
         }

@@ -49,7 +49,7 @@ impl Env {
 
     async fn start_full(with_dispatcher: bool, tls: Option<(std::path::PathBuf, std::path::PathBuf)>) -> Env {
         let db = TestDb::new().await;
-        let store = EventStore::new(db.pool.clone());
+        let store = EventStore::new(db.api.clone());
         let config = ResponseConfig::with_prefix(&format!("t{}.", Uuid::new_v4().simple()));
         let nats = async_nats::connect("nats://127.0.0.1:4222").await.expect("NATS");
         let js = async_nats::jetstream::new(nats);
@@ -66,7 +66,7 @@ impl Env {
             tls: tls.clone(),
             ..Default::default()
         };
-        let app = xdr_graphql::Application::build(server_config, identity, db.pool.clone()).expect("build app");
+        let app = xdr_graphql::Application::build(server_config, identity, db.api.clone()).expect("build app");
         let scheme = if tls.is_some() { "https" } else { "http" };
         let base = format!("{scheme}://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());

@@ -35,7 +35,7 @@ impl Drop for Process {
 struct Server {
     url: String,
     port: u16,
-    db_url: String,
+    db_env: Vec<(&'static str, String)>,
     prefix: String,
     log: PathBuf,
     process: Option<Process>,
@@ -48,7 +48,7 @@ impl Server {
         let mut server = Server {
             url: format!("http://127.0.0.1:{port}"),
             port,
-            db_url: db.url(),
+            db_env: db.env(),
             prefix: format!("t{}.", uuid::Uuid::new_v4().simple()),
             log: dir.join("serve.log"),
             process: None,
@@ -64,7 +64,7 @@ impl Server {
         let child = Command::new(env!("CARGO_BIN_EXE_mini-xdr"))
             .arg("serve")
             .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("DATABASE_URL", &self.db_url)
+            .envs(self.db_env.clone())
             .env("XDR_BIND", format!("127.0.0.1:{}", self.port))
             .env("JWT_SECRET_KEY", SECRET)
             .env("XDR_NATS_PREFIX", &self.prefix)
@@ -138,7 +138,7 @@ fn verify(db: &TestDb, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mini-xdr"))
         .arg("verify")
         .args(args)
-        .env("DATABASE_URL", db.url())
+        .envs(db.env())
         .env_remove("XDR_CONFIG")
         .output()
         .expect("run mini-xdr verify")

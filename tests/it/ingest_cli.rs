@@ -16,7 +16,7 @@ impl Env {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_mini-xdr"));
         c.args(args)
-            .env("DATABASE_URL", self.db.url())
+            .envs(self.db.env())
             .env("XDR_NATS_PREFIX", &self.prefix)
             .env("XDR_BIND", "127.0.0.1:0")
             .env_remove("XDR_CONFIG")

@@ -100,7 +100,7 @@ mod train_baseline {
     fn run(db: &TestDb, args: &[&str]) -> std::process::Output {
         std::process::Command::new(env!("CARGO_BIN_EXE_mini-xdr"))
             .args(args)
-            .env("DATABASE_URL", db.url())
+            .envs(db.env())
             .env_remove("XDR_CONFIG")
             .output()
             .unwrap()

@@ -8,7 +8,7 @@ use xdr_commands::testing::TestDb;
 fn op(db: &TestDb, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mini-xdr"))
         .args(args)
-        .env("DATABASE_URL", db.url())
+        .envs(db.env())
         .env_remove("XDR_CONFIG")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

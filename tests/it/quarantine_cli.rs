@@ -18,7 +18,7 @@ use xdr_domain::{Event, EventMetadata};
 fn mini_xdr(db: &TestDb, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mini-xdr"))
         .args(args)
-        .env("DATABASE_URL", db.url())
+        .envs(db.env())
         .env_remove("XDR_CONFIG")
         .output()
         .expect("run mini-xdr")
@@ -27,7 +27,7 @@ fn mini_xdr(db: &TestDb, args: &[&str]) -> Output {
 fn spawn_projector(db: &TestDb) -> Child {
     Command::new(env!("CARGO_BIN_EXE_mini-xdr"))
         .arg("projector")
-        .env("DATABASE_URL", db.url())
+        .envs(db.env())
         .env("XDR_BIND", "127.0.0.1:0")
         .env_remove("XDR_CONFIG")
         .stdout(Stdio::null())

@@ -17,7 +17,7 @@ const PASSWORD: &str = "SecurePass123!@#";
 fn run(db: &TestDb, args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_mini-xdr"))
         .args(args)
-        .env("DATABASE_URL", db.url())
+        .envs(db.env())
         .env_remove("XDR_CONFIG")
         .output()
         .expect("run mini-xdr")
@@ -67,7 +67,7 @@ async fn set_status(store: &EventStore, org: OrgId, incident: xdr_domain::ids::I
 /// incident resolved, more telemetry, and a second org.
 async fn scripted_history() -> History {
     let db = TestDb::new().await;
-    let store = EventStore::new(db.pool.clone());
+    let store = EventStore::new(db.api.clone());
     let identity = IdentityService::new(
         store.clone(),
         PasswordHasher::owasp().unwrap(),
@@ -222,7 +222,7 @@ async fn an_existing_schema_unknown_orgs_and_bad_names_are_refused() {
     use sqlx::Executor;
     let db = TestDb::new().await;
     let identity = IdentityService::new(
-        EventStore::new(db.pool.clone()),
+        EventStore::new(db.api.clone()),
         PasswordHasher::owasp().unwrap(),
         TokenService::new(&SecretString::from("rebuild-into-test-secret-0123456789")),
         Clock::system(),

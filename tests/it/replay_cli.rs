@@ -14,7 +14,7 @@ const PASSWORD: &str = "SecurePass123!@#";
 fn mini_xdr(db: &TestDb, args: &[&str]) -> Output {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mini-xdr"))
         .args(args)
-        .env("DATABASE_URL", db.url())
+        .envs(db.env())
         .env_remove("XDR_CONFIG")
         .output()
         .expect("run mini-xdr");
@@ -38,7 +38,7 @@ struct History {
 async fn scripted_history() -> History {
     let db = TestDb::new().await;
     let identity = IdentityService::new(
-        EventStore::new(db.pool.clone()),
+        EventStore::new(db.api.clone()),
         PasswordHasher::owasp().unwrap(),
         TokenService::new(&SecretString::from("replay-test-secret-0123456789abcdef")),
         Clock::system(),
@@ -119,12 +119,14 @@ async fn state_shows_an_incidents_status_at_chosen_instants() {
     let store = EventStore::new(h.db.pool.clone());
     let org: xdr_domain::ids::OrgId = xdr_domain::ids::OrgId(
         sqlx::query_scalar("SELECT org_id FROM org_slugs WHERE slug = 'audit-corp'")
-            .fetch_one(&h.db.pool)
+            .fetch_one(&mut h.db.owner_conn().await)
             .await
             .unwrap(),
     );
     // Real telemetry through detection opens incidents in the org.
-    let key = xdr_commands::ingest_keys::create_ingest_key(&store, org, "hp", &xdr_domain::EventMetadata::system("t"))
+    // The key is issued by the API (as its login), the records ingested by the workers.
+    let api = EventStore::new(h.db.api.clone());
+    let key = xdr_commands::ingest_keys::create_ingest_key(&api, org, "hp", &xdr_domain::EventMetadata::system("t"))
         .await
         .unwrap();
     let body =
@@ -190,7 +192,7 @@ async fn jsonl_lines_are_exactly_the_stored_events_serialized() {
     // Replay renders lines straight from the rows; they must equal serializing the stored
     // event (escapes, non-ASCII, numbers jsonb prints differently, nesting, key order).
     let db = TestDb::new().await;
-    let store = EventStore::new(db.pool.clone());
+    let store = EventStore::new(db.api.clone());
     let org = xdr_domain::ids::OrgId(uuid::Uuid::new_v4());
     let payloads = [
         serde_json::json!({"b": 1, "a": [1, 2.5, -3, {"z": null, "y": true}], "aa": "x", "B": "upper"}),

@@ -84,7 +84,7 @@ async fn the_scheduler_role_dispatches_records_results_and_stops_on_sigterm() {
 
     let mut role = Command::new(env!("CARGO_BIN_EXE_mini-xdr"))
         .arg("scheduler")
-        .env("DATABASE_URL", db.url())
+        .envs(db.env())
         .env("XDR_BIND", "127.0.0.1:0")
         .env("XDR_NATS_PREFIX", &prefix)
         .env("XDR_SCHEDULER_INTERVAL_MS", "100")

@@ -25,7 +25,7 @@ async fn serve_migrates_serves_the_api_and_projects_what_it_writes() {
     let _server = Killed(
         std::process::Command::new(env!("CARGO_BIN_EXE_mini-xdr"))
             .arg("serve")
-            .env("DATABASE_URL", db.url())
+            .envs(db.env())
             .env("XDR_BIND", format!("127.0.0.1:{port}"))
             .env("JWT_SECRET_KEY", "serve-test-secret-0123456789abcdef0123")
             .env("RUST_LOG", "warn")
@@ -120,7 +120,7 @@ async fn roles_without_an_api_still_answer_the_probes() {
     let _projector = Killed(
         std::process::Command::new(env!("CARGO_BIN_EXE_mini-xdr"))
             .arg("projector")
-            .env("DATABASE_URL", db.url())
+            .envs(db.env())
             .env("XDR_BIND", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")
             .env_remove("XDR_CONFIG")

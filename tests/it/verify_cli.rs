@@ -12,7 +12,7 @@ use xdr_domain::ids::OrgId;
 fn mini_xdr(db: &TestDb, args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_mini-xdr"))
         .args(args)
-        .env("DATABASE_URL", db.url())
+        .envs(db.env())
         .env_remove("XDR_CONFIG")
         .output()
         .expect("run mini-xdr")
@@ -135,6 +135,7 @@ async fn a_missing_database_url_is_a_clear_error() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mini-xdr"))
         .args(["verify"])
         .env_remove("DATABASE_URL")
+        .env_remove("XDR_MIGRATE_DATABASE_URL")
         .env_remove("XDR_CONFIG")
         .output()
         .unwrap();

@@ -272,9 +272,11 @@ impl IdentityService {
         Ok(state)
     }
 
-    /// `(org, user)` of an e-mail address.
+    /// `(org, user)` of an e-mail address. Before login the org is unknown, so this is one of
+    /// the narrow cross-org lookups (a SECURITY DEFINER function returning only the match):
+    /// the API's login cannot read the registry of other orgs.
     async fn find_email(&self, email: &Email) -> Result<Option<(OrgId, UserId)>, AuthError> {
-        let row: Option<(Uuid, Uuid)> = sqlx::query_as("SELECT org_id, user_id FROM user_emails WHERE email = $1")
+        let row: Option<(Uuid, Uuid)> = sqlx::query_as("SELECT org_id, user_id FROM xdr_find_user_email($1)")
             .bind(email.as_str())
             .fetch_optional(self.pool())
             .await?;
@@ -283,10 +285,8 @@ impl IdentityService {
 
     /// The org a user belongs to (users are found across tenants only by the registry).
     async fn find_user_org(&self, user: UserId) -> Result<Option<OrgId>, AuthError> {
-        let org: Option<Uuid> = sqlx::query_scalar("SELECT org_id FROM user_emails WHERE user_id = $1")
-            .bind(user.0)
-            .fetch_optional(self.pool())
-            .await?;
+        let org: Option<Uuid> =
+            sqlx::query_scalar("SELECT xdr_find_user_org($1)").bind(user.0).fetch_one(self.pool()).await?;
         Ok(org.map(OrgId))
     }
 
@@ -331,7 +331,7 @@ impl IdentityService {
             Session::default().decide(&SessionCommand::Start { session_id, user_id, refresh_jti, now })?;
         let meta = metadata(Some(user_id), ctx);
 
-        let mut tx = self.pool().begin().await?;
+        let mut tx = crate::db::begin_org_tx(self.pool(), org_id).await?;
         sqlx::query("INSERT INTO org_slugs (slug, org_id) VALUES ($1, $2)")
             .bind(slug.as_str())
             .bind(org_id.0)
@@ -526,7 +526,7 @@ impl IdentityService {
             now,
         })?;
         let stream = user_id.stream_id();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = crate::db::begin_org_tx(self.pool(), principal.org_id).await?;
         sqlx::query("INSERT INTO user_emails (email, org_id, user_id) VALUES ($1, $2, $3)")
             .bind(email.as_str())
             .bind(principal.org_id.0)

@@ -114,12 +114,12 @@ pub async fn resolve_agent_key(pool: &PgPool, presented: &str) -> Result<AgentKe
         return Ok(AgentKeyStatus::Unknown);
     }
     let digest = key_digest(presented);
-    let row = sqlx::query(
-        "SELECT key_hash, org_id, key_id, revoked_at IS NOT NULL AS revoked FROM agent_key_lookup WHERE key_hash = $1",
-    )
-    .bind(&digest[..])
-    .fetch_optional(pool)
-    .await?;
+    // Cross-org by nature (the key decides the org): only the row of this digest, through a
+    // SECURITY DEFINER function.
+    let row = sqlx::query("SELECT key_hash, org_id, key_id, revoked FROM xdr_find_agent_key($1)")
+        .bind(&digest[..])
+        .fetch_optional(pool)
+        .await?;
     let Some(r) = row else { return Ok(AgentKeyStatus::Unknown) };
     let stored: Vec<u8> = r.try_get("key_hash")?;
     if !constant_time_eq(&stored, &digest) {

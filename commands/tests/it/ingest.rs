@@ -74,7 +74,7 @@ fn sshd_table() -> BTreeMap<(String, String), i64> {
 async fn ingest_body_stores_good_records_reports_bad_ones_and_is_idempotent() {
     let db = TestDb::new().await;
     let store = EventStore::new(db.pool.clone());
-    let t = tenant(&store).await;
+    let t = tenant(&db).await;
     let good = r#"{"eventid":"cowrie.login.failed","timestamp":"2026-11-26T21:17:25Z","src_ip":"127.0.0.2","username":"root"}"#;
     let body = format!("{good}\n{{not json\n{good}\n{{\"eventid\":\"nope\"}}\n");
     let out =
@@ -110,9 +110,8 @@ async fn ingest_body_stores_good_records_reports_bad_ones_and_is_idempotent() {
 async fn cowrie_file_through_nats_gives_one_event_per_record_with_the_readme_counts() {
     let db = TestDb::new().await;
     let env = NatsEnv::new().await;
-    let store = EventStore::new(db.pool.clone());
-    let t = tenant(&store).await;
-    let bystander = tenant(&store).await;
+    let t = tenant(&db).await;
+    let bystander = tenant(&db).await;
     let ingestor = RunningIngestor::start(&env, &db, env.config.clone());
 
     let summary =
@@ -144,9 +143,8 @@ async fn cowrie_file_through_nats_gives_one_event_per_record_with_the_readme_cou
 async fn both_sshd_logs_through_nats_keep_every_line_and_attribute_by_pid() {
     let db = TestDb::new().await;
     let env = NatsEnv::new().await;
-    let store = EventStore::new(db.pool.clone());
-    let traditional = tenant(&store).await;
-    let rfc3339 = tenant(&store).await;
+    let traditional = tenant(&db).await;
+    let rfc3339 = tenant(&db).await;
     let ingestor = RunningIngestor::start(&env, &db, env.config.clone());
     for (t, file) in [(&traditional, "sshd-auth.log"), (&rfc3339, "sshd-auth-rfc3339.log")] {
         let s = publish_file(env.client.clone(), &env.config, &t.key, SourceType::Sshd, &fixture(file), 100, |_| {})
@@ -188,8 +186,7 @@ async fn both_sshd_logs_through_nats_keep_every_line_and_attribute_by_pid() {
 async fn publishing_the_same_file_twice_adds_no_events() {
     let db = TestDb::new().await;
     let env = NatsEnv::new().await;
-    let store = EventStore::new(db.pool.clone());
-    let t = tenant(&store).await;
+    let t = tenant(&db).await;
     let ingestor = RunningIngestor::start(&env, &db, env.config.clone());
     let path = fixture("cowrie.json");
     publish_file(env.client.clone(), &env.config, &t.key, SourceType::Cowrie, &path, 40, |_| {}).await.unwrap();
@@ -236,7 +233,7 @@ async fn an_ingestor_that_dies_after_commit_before_ack_causes_no_duplicates() {
     let db = TestDb::new().await;
     let env = NatsEnv::new().await;
     let store = EventStore::new(db.pool.clone());
-    let t = tenant(&store).await;
+    let t = tenant(&db).await;
     let mut config = env.config.clone();
     config.ack_wait = Duration::from_secs(2);
     publish_file(env.client.clone(), &config, &t.key, SourceType::Cowrie, &fixture("cowrie.json"), 30, |_| {})
@@ -276,8 +273,7 @@ async fn publish_raw(env: &NatsEnv, source: &str, key: Option<&str>, msg_id: &st
 async fn bad_records_are_dead_lettered_and_the_good_ones_of_the_same_message_committed() {
     let db = TestDb::new().await;
     let env = NatsEnv::new().await;
-    let store = EventStore::new(db.pool.clone());
-    let t = tenant(&store).await;
+    let t = tenant(&db).await;
     xdr_commands::ingest::nats_ingestor::ensure_ingest_streams(&env.js, &env.config).await.unwrap();
     let good = |n: u32| {
         format!(
@@ -325,8 +321,7 @@ async fn bad_records_are_dead_lettered_and_the_good_ones_of_the_same_message_com
 async fn records_dated_outside_the_accepted_range_are_dead_lettered_with_the_reason() {
     let db = TestDb::new().await;
     let env = NatsEnv::new().await;
-    let store = EventStore::new(db.pool.clone());
-    let t = tenant(&store).await;
+    let t = tenant(&db).await;
     xdr_commands::ingest::nats_ingestor::ensure_ingest_streams(&env.js, &env.config).await.unwrap();
     let record =
         |ts: &str| format!(r#"{{"eventid":"cowrie.session.connect","timestamp":"{ts}","src_ip":"127.0.0.3"}}"#);
@@ -367,9 +362,10 @@ async fn records_dated_outside_the_accepted_range_are_dead_lettered_with_the_rea
 async fn a_revoked_key_dead_letters_the_whole_message_and_commits_nothing() {
     let db = TestDb::new().await;
     let env = NatsEnv::new().await;
-    let store = EventStore::new(db.pool.clone());
-    let t = tenant(&store).await;
-    revoke_ingest_key(&store, t.org, t.key_id, &EventMetadata::system("operator")).await.unwrap();
+    let t = tenant(&db).await;
+    revoke_ingest_key(&EventStore::new(db.api.clone()), t.org, t.key_id, &EventMetadata::system("operator"))
+        .await
+        .unwrap();
     let ingestor = RunningIngestor::start(&env, &db, env.config.clone());
     let s =
         publish_file(env.client.clone(), &env.config, &t.key, SourceType::Cowrie, &fixture("cowrie.json"), 100, |_| {})
@@ -390,9 +386,8 @@ async fn a_revoked_key_dead_letters_the_whole_message_and_commits_nothing() {
 async fn two_ingestors_on_one_consumer_split_the_work_and_commit_each_record_once() {
     let db = TestDb::new().await;
     let env = NatsEnv::new().await;
-    let store = EventStore::new(db.pool.clone());
-    let a = tenant(&store).await;
-    let b = tenant(&store).await;
+    let a = tenant(&db).await;
+    let b = tenant(&db).await;
     let mut config: IngestConfig = env.config.clone();
     config.batch_messages = 4;
     config.batch_wait = Duration::from_millis(50);
@@ -422,8 +417,7 @@ async fn two_ingestors_on_one_consumer_split_the_work_and_commit_each_record_onc
 async fn sshd_lines_sent_one_per_message_are_still_attributed_through_the_pid() {
     let db = TestDb::new().await;
     let env = NatsEnv::new().await;
-    let store = EventStore::new(db.pool.clone());
-    let t = tenant(&store).await;
+    let t = tenant(&db).await;
     let ingestor = RunningIngestor::start(&env, &db, env.config.clone());
     let s =
         publish_file(env.client.clone(), &env.config, &t.key, SourceType::Sshd, &fixture("sshd-auth.log"), 1, |_| {})

@@ -19,7 +19,8 @@ fn operator() -> EventMetadata {
 #[tokio::test]
 async fn a_created_key_resolves_to_its_org_and_only_its_hash_is_stored() {
     let db = TestDb::new().await;
-    let store = EventStore::new(db.pool.clone());
+    // Keys are issued and revoked by the API (admin mutations), resolved by the ingestor.
+    let store = EventStore::new(db.api.clone());
     let org = OrgId(Uuid::new_v4());
     let issued = create_ingest_key(&store, org, " honeypot ", &operator()).await.unwrap();
     let key = issued.key.expose_secret().to_owned();
@@ -50,7 +51,8 @@ async fn a_created_key_resolves_to_its_org_and_only_its_hash_is_stored() {
 #[tokio::test]
 async fn a_revoked_key_stops_resolving_within_the_ttl_and_revoking_twice_is_a_no_op() {
     let db = TestDb::new().await;
-    let store = EventStore::new(db.pool.clone());
+    // Keys are issued and revoked by the API (admin mutations), resolved by the ingestor.
+    let store = EventStore::new(db.api.clone());
     let org = OrgId(Uuid::new_v4());
     let issued = create_ingest_key(&store, org, "sensor", &operator()).await.unwrap();
     let key = issued.key.expose_secret().to_owned();
@@ -62,7 +64,7 @@ async fn a_revoked_key_stops_resolving_within_the_ttl_and_revoking_twice_is_a_no
     let revoked_at: Option<chrono::DateTime<chrono::Utc>> =
         sqlx::query_scalar("SELECT revoked_at FROM ingest_key_lookup WHERE key_id = $1")
             .bind(issued.key_id.0)
-            .fetch_one(&db.pool)
+            .fetch_one(&mut db.owner_conn().await)
             .await
             .unwrap();
     assert!(revoked_at.is_some());
@@ -77,7 +79,8 @@ async fn a_revoked_key_stops_resolving_within_the_ttl_and_revoking_twice_is_a_no
 #[tokio::test]
 async fn a_key_cannot_be_revoked_through_another_org() {
     let db = TestDb::new().await;
-    let store = EventStore::new(db.pool.clone());
+    // Keys are issued and revoked by the API (admin mutations), resolved by the ingestor.
+    let store = EventStore::new(db.api.clone());
     let org = OrgId(Uuid::new_v4());
     let issued = create_ingest_key(&store, org, "sensor", &operator()).await.unwrap();
     let other = OrgId(Uuid::new_v4());
@@ -88,7 +91,7 @@ async fn a_key_cannot_be_revoked_through_another_org() {
     let revoked: Option<chrono::DateTime<chrono::Utc>> =
         sqlx::query_scalar("SELECT revoked_at FROM ingest_key_lookup WHERE key_id = $1")
             .bind(issued.key_id.0)
-            .fetch_one(&db.pool)
+            .fetch_one(&mut db.owner_conn().await)
             .await
             .unwrap();
     assert_eq!(revoked, None);

@@ -1,6 +1,7 @@
 //! Integration tests of the write side against the real PostgreSQL (one fresh database
 //! each) and, for ingest and relay, the real NATS JetStream (one subject prefix each).
 
+mod db_roles;
 mod distributable;
 mod helpers;
 mod ingest;

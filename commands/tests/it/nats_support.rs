@@ -104,10 +104,13 @@ pub struct Tenant {
     pub key_id: IngestKeyId,
 }
 
-pub async fn tenant(store: &EventStore) -> Tenant {
+/// Keys are issued by the API (an admin's `createIngestKey`), so as the API's login.
+pub async fn tenant(db: &TestDb) -> Tenant {
     use secrecy::ExposeSecret;
     let org = OrgId(Uuid::new_v4());
-    let issued = create_ingest_key(store, org, "test producer", &EventMetadata::system("operator")).await.expect("key");
+    let store = EventStore::new(db.api.clone());
+    let issued =
+        create_ingest_key(&store, org, "test producer", &EventMetadata::system("operator")).await.expect("key");
     Tenant { org, key: issued.key.expose_secret().to_owned(), key_id: issued.key_id }
 }
 

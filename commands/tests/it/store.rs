@@ -26,7 +26,7 @@ async fn appends_number_events_per_org_and_version_streams() {
     assert_eq!(seqs, vec![1, 2, 3]);
     let stream = store.read_stream(a, "user-1").await.unwrap();
     assert_eq!(stream.iter().map(|e| e.stream_version).collect::<Vec<_>>(), vec![1, 2]);
-    // Payloads survive the COPY escaping byte for byte.
+    // Payloads (tabs, newlines, backslashes, quotes) survive the insert byte for byte.
     assert_eq!(stream[0].payload, event("user-1", 1).payload);
     assert_eq!(store.read_org(b, 0, 100).await.unwrap().len(), 1, "org b has its own sequence");
 }
@@ -123,13 +123,13 @@ async fn concurrent_batches_with_the_same_ids_store_them_once() {
 }
 
 #[tokio::test]
-async fn the_app_role_cannot_update_delete_or_truncate_the_log() {
+async fn the_worker_login_cannot_update_delete_or_truncate_the_log() {
     let db = TestDb::new().await;
     let store = EventStore::new(db.pool.clone());
     let o = org();
     store.append_batch(o, vec![event("telemetry-a", 1)]).await.unwrap();
     let role: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&db.pool).await.unwrap();
-    assert_eq!(role, "xdr_app");
+    assert_eq!(role, xdr_commands::testing::WORKER_LOGIN);
     for sql in [
         "UPDATE event_log SET payload = '{}'::jsonb",
         "DELETE FROM event_log",

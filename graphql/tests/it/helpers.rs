@@ -43,13 +43,13 @@ pub async fn spawn_app_with(mut config: ServerConfig) -> TestApp {
     let start: DateTime<Utc> = "2026-11-26T12:00:00Z".parse().unwrap();
     let clock = Clock::manual(start);
     let identity = IdentityService::new(
-        EventStore::new(db.pool.clone()),
+        EventStore::new(db.api.clone()),
         PasswordHasher::owasp().unwrap(),
         TokenService::new(&SecretString::from(JWT_SECRET)),
         clock.clone(),
     );
     config.bind = "127.0.0.1:0".into();
-    let app = Application::build(config, identity, db.pool.clone()).expect("build app");
+    let app = Application::build(config, identity, db.api.clone()).expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     TestApp { address, client: reqwest::Client::new(), clock, db }

@@ -591,7 +591,7 @@ async fn agent_keys_are_shown_once_listed_without_the_key_and_revoked_per_org() 
     let id = created["agentKey"]["id"].as_str().unwrap().to_owned();
     let org_a = org_of(&a);
     assert!(
-        matches!(resolve_agent_key(&app.db.pool, &key).await.unwrap(), AgentKeyStatus::Valid { org_id, .. } if org_id == org_a)
+        matches!(resolve_agent_key(&app.db.api, &key).await.unwrap(), AgentKeyStatus::Valid { org_id, .. } if org_id == org_a)
     );
 
     xdr_projections::catch_up_once(&app.db.pool).await.unwrap();
@@ -605,7 +605,7 @@ async fn agent_keys_are_shown_once_listed_without_the_key_and_revoked_per_org() 
     // Org B cannot revoke org A's key.
     let r = gql(&app, REVOKE, json!({"id": id}), &other).await;
     assert_eq!(code(&r), "NOT_FOUND");
-    assert!(matches!(resolve_agent_key(&app.db.pool, &key).await.unwrap(), AgentKeyStatus::Valid { .. }));
+    assert!(matches!(resolve_agent_key(&app.db.api, &key).await.unwrap(), AgentKeyStatus::Valid { .. }));
 
     let r = gql(&app, REVOKE, json!({"id": id}), &analyst.access).await;
     assert_eq!(code(&r), "FORBIDDEN");
@@ -613,7 +613,7 @@ async fn agent_keys_are_shown_once_listed_without_the_key_and_revoked_per_org() 
     assert_eq!(r["data"]["revokeAgentKey"], true, "{r}");
     let r = gql(&app, REVOKE, json!({"id": id}), &admin).await;
     assert_eq!(r["data"]["revokeAgentKey"], false, "already revoked");
-    assert_eq!(resolve_agent_key(&app.db.pool, &key).await.unwrap(), AgentKeyStatus::Revoked);
+    assert_eq!(resolve_agent_key(&app.db.api, &key).await.unwrap(), AgentKeyStatus::Revoked);
     xdr_projections::catch_up_once(&app.db.pool).await.unwrap();
     let r = gql(&app, LIST, json!({}), &admin).await;
     assert!(!r["data"]["agentKeys"][0]["revokedAt"].is_null(), "{r}");

@@ -52,12 +52,12 @@ async fn a_graphql_request_completes_over_https_with_a_self_signed_certificate()
             ..Default::default()
         },
         xdr_commands::auth::IdentityService::new(
-            xdr_commands::EventStore::new(app.db.pool.clone()),
+            xdr_commands::EventStore::new(app.db.api.clone()),
             xdr_commands::auth::PasswordHasher::owasp().unwrap(),
             xdr_commands::auth::TokenService::new(&secrecy::SecretString::from(crate::helpers::JWT_SECRET)),
             xdr_commands::auth::Clock::system(),
         ),
-        app.db.pool.clone(),
+        app.db.api.clone(),
     )
     .err()
     .expect("missing key refused");

@@ -233,7 +233,11 @@ async fn the_pipeline_runs_on_the_shipped_nats_config_with_one_identity_per_role
     let db = TestDb::new().await;
     let store = EventStore::new(db.pool.clone());
     let org = new_org();
-    let key = create_ingest_key(&store, org, "shipper", &xdr_domain::EventMetadata::system("test")).await.unwrap();
+    // Issued by the API (an admin's mutation), as the API's login.
+    let key =
+        create_ingest_key(&EventStore::new(db.api.clone()), org, "shipper", &xdr_domain::EventMetadata::system("test"))
+            .await
+            .unwrap();
     let ingest = IngestConfig { batch_wait: Duration::from_millis(100), ..IngestConfig::default() };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

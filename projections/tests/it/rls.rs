@@ -1,10 +1,10 @@
-//! Row-level security: as the app role, a read-model query sees nothing without
+//! Row-level security: as either runtime login, a read-model query sees nothing without
 //! `app.org_id` (also on a pooled connection after an org-scoped transaction ended) and
 //! only the named org's rows with it; writing another org's row is refused.
 
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{Executor, PgPool};
-use xdr_commands::testing::TestDb;
+use sqlx::PgPool;
+use xdr_commands::db::{self, RuntimeRole};
+use xdr_commands::testing::{TestDb, API_LOGIN, WORKER_LOGIN};
 use xdr_commands::EventStore;
 use xdr_projections::{begin_org_tx, catch_up_once};
 
@@ -21,14 +21,9 @@ async fn two_orgs() -> (TestDb, Org, Org) {
     (db, a, b)
 }
 
-/// One connection as `xdr_app`, so every statement runs on the same pooled connection.
-async fn single_app_connection(db: &TestDb) -> PgPool {
-    PgPoolOptions::new()
-        .max_connections(1)
-        .after_connect(|conn, _| Box::pin(async move { conn.execute("SET ROLE xdr_app").await.map(|_| ()) }))
-        .connect_with(db.options.clone())
-        .await
-        .unwrap()
+/// One connection as a runtime login, so every statement runs on the same pooled connection.
+async fn single_connection(db: &TestDb, login: &str, role: RuntimeRole) -> PgPool {
+    db::runtime_pool(&db.options.clone().username(login), role, 1).await.unwrap()
 }
 
 async fn raw_count(pool: &PgPool, table: &str) -> i64 {
@@ -36,27 +31,33 @@ async fn raw_count(pool: &PgPool, table: &str) -> i64 {
 }
 
 #[tokio::test]
-async fn without_app_org_id_the_app_role_sees_no_row_of_any_read_model() {
+async fn without_app_org_id_neither_runtime_login_sees_a_row_of_any_read_model() {
     let (db, a, _b) = two_orgs().await;
-    let pool = single_app_connection(&db).await;
-    let role: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&pool).await.unwrap();
-    assert_eq!(role, "xdr_app");
+    for (login, role) in [(API_LOGIN, RuntimeRole::Api), (WORKER_LOGIN, RuntimeRole::Worker)] {
+        let pool = single_connection(&db, login, role).await;
+        let me: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&pool).await.unwrap();
+        assert_eq!(me, login);
+        no_rows_without_an_org(&pool, a).await;
+    }
+}
+
+async fn no_rows_without_an_org(pool: &PgPool, a: Org) {
     for table in TABLES {
-        assert_eq!(raw_count(&pool, table).await, 0, "{table} without app.org_id");
+        assert_eq!(raw_count(pool, table).await, 0, "{table} without app.org_id");
     }
     // The same pooled connection after an org-scoped transaction: the setting was local.
-    let mut tx = begin_org_tx(&pool, a.id).await.unwrap();
+    let mut tx = begin_org_tx(pool, a.id).await.unwrap();
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_users").fetch_one(&mut *tx).await.unwrap();
     assert_eq!(n, 2);
     tx.commit().await.unwrap();
     for table in TABLES {
-        assert_eq!(raw_count(&pool, table).await, 0, "{table} after a committed org transaction");
+        assert_eq!(raw_count(pool, table).await, 0, "{table} after a committed org transaction");
     }
-    let mut tx = begin_org_tx(&pool, a.id).await.unwrap();
+    let mut tx = begin_org_tx(pool, a.id).await.unwrap();
     sqlx::query("SELECT 1").execute(&mut *tx).await.unwrap();
     tx.rollback().await.unwrap();
     for table in TABLES {
-        assert_eq!(raw_count(&pool, table).await, 0, "{table} after a rolled back org transaction");
+        assert_eq!(raw_count(pool, table).await, 0, "{table} after a rolled back org transaction");
     }
 }
 

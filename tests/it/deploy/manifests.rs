@@ -10,9 +10,14 @@ use std::path::{Path, PathBuf};
 
 const ROLES: [&str; 6] = ["api", "ingestor", "projector", "relay", "detector", "scheduler"];
 /// Environment variables the binary reads (ARCHITECTURE §4, `src/config.rs`).
-const BINARY_ENV: [&str; 5] = ["DATABASE_URL", "NATS_URL", "XDR_BIND", "JWT_SECRET_KEY", "ENCRYPTION_KEY"];
+/// (The database URLs are per role: `mini-xdr-db`, checked on their own.)
+const BINARY_ENV: [&str; 4] = ["NATS_URL", "XDR_BIND", "JWT_SECRET_KEY", "ENCRYPTION_KEY"];
 /// Keys that must never sit in the ConfigMap.
-const SECRET_KEYS: [&str; 3] = ["DATABASE_URL", "JWT_SECRET_KEY", "ENCRYPTION_KEY"];
+const SECRET_KEYS: [&str; 2] = ["JWT_SECRET_KEY", "ENCRYPTION_KEY"];
+/// The Secret of the per-role database logins, read key by key (never through envFrom).
+const DB_SECRET: &str = "mini-xdr-db";
+/// The database URL variables: the workers', the API's, the owner's (`src/config.rs`).
+const DB_VARS: [&str; 3] = ["DATABASE_URL", "XDR_API_DATABASE_URL", "XDR_MIGRATE_DATABASE_URL"];
 /// The Secret of the per-role NATS passwords, read key by key (never through envFrom).
 const NATS_SECRET: &str = "mini-xdr-nats";
 /// The roles that speak NATS, with the user they connect as (deploy/nats/accounts.conf).
@@ -275,6 +280,25 @@ fn nats_secret_template() -> Value {
     docs[0].clone()
 }
 
+fn db_secret_template() -> Value {
+    let path = k8s_dir("base/db-secret.template.yaml");
+    let docs = parse_docs(&std::fs::read_to_string(&path).unwrap(), &path);
+    assert_eq!(docs.len(), 1);
+    assert_eq!((kind(&docs[0]), name(&docs[0])), ("Secret", DB_SECRET));
+    docs[0].clone()
+}
+
+/// The names of a container's `env` entries that come from `secret`, in order.
+fn env_from_secret<'a>(c: &'a Value, secret: &str) -> Vec<&'a str> {
+    c["env"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["valueFrom"]["secretKeyRef"]["name"].as_str() == Some(secret))
+        .filter_map(|e| e["name"].as_str())
+        .collect()
+}
+
 fn keys(map: &Value) -> BTreeSet<String> {
     map.as_mapping().map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_string)).collect()).unwrap_or_default()
 }
@@ -378,13 +402,19 @@ fn every_env_var_the_binary_reads_comes_from_the_config_map_or_the_secret_templa
     assert!(!secret_keys.iter().any(|k| k.starts_with("NATS")), "NATS credentials left in {SECRET}: {secret_keys:?}");
     // Every key read from a Secret (NATS's and the roles' passwords) exists in its template.
     let nats_keys = keys(&nats_secret_template()["stringData"]);
-    for workload in of_kind(&docs, "StatefulSet").into_iter().chain(of_kind(&docs, "Deployment")) {
+    let db_keys = keys(&db_secret_template()["stringData"]);
+    let workloads = of_kind(&docs, "StatefulSet").into_iter().chain(of_kind(&docs, "Deployment"));
+    for workload in workloads.chain(of_kind(&docs, "Job")) {
         for c in workload["spec"]["template"]["spec"]["containers"].as_sequence().unwrap() {
             for e in c["env"].as_sequence().into_iter().flatten() {
                 let r = &e["valueFrom"]["secretKeyRef"];
                 if let Some(key) = r["key"].as_str() {
-                    assert_eq!(r["name"].as_str(), Some(NATS_SECRET), "{key} of {}", name(workload));
-                    assert!(nats_keys.contains(key), "{key} used by {} is not in the Secret template", name(workload));
+                    let template = match r["name"].as_str() {
+                        Some(NATS_SECRET) => &nats_keys,
+                        Some(DB_SECRET) => &db_keys,
+                        other => panic!("{key} of {} comes from Secret {other:?}", name(workload)),
+                    };
+                    assert!(template.contains(key), "{key} used by {} is not in the Secret template", name(workload));
                 }
             }
         }
@@ -400,6 +430,33 @@ fn every_env_var_the_binary_reads_comes_from_the_config_map_or_the_secret_templa
         .map(|d| d.file)
         .collect();
     assert!(committed.is_empty(), "Secrets committed: {committed:?}");
+}
+
+#[test]
+fn each_role_reads_only_its_own_database_login_and_the_owner_only_the_migration_job() {
+    let docs = values(&load(&k8s_dir("base")));
+    let db = db_secret_template();
+    let mut users = BTreeSet::new();
+    for var in DB_VARS {
+        let url = db["stringData"][var].as_str().unwrap_or_else(|| panic!("{var} in {DB_SECRET}'s template"));
+        assert!(url.contains("REPLACE_ME") && url.starts_with("postgres://"), "{var}: {url:?}");
+        users.insert(url.trim_start_matches("postgres://").split([':', '@']).next().unwrap().to_owned());
+        assert!(!keys(&config_map(&docs)["data"]).contains(var), "{var} in the ConfigMap");
+        assert!(!keys(&secret_template()["stringData"]).contains(var), "{var} in {SECRET}, which every pod reads");
+    }
+    assert_eq!(users.len(), 3, "three different logins: {users:?}");
+    for workload in role_workloads(&docs) {
+        let role = workload["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"].as_str().unwrap();
+        let expected = if role == "api" { "XDR_API_DATABASE_URL" } else { "DATABASE_URL" };
+        for c in workload["spec"]["template"]["spec"]["containers"].as_sequence().unwrap() {
+            assert_eq!(env_from_secret(c, DB_SECRET), [expected], "{role}");
+        }
+    }
+    let jobs = of_kind(&docs, "Job");
+    assert_eq!(jobs.len(), 1);
+    for c in jobs[0]["spec"]["template"]["spec"]["containers"].as_sequence().unwrap() {
+        assert_eq!(env_from_secret(c, DB_SECRET), ["XDR_MIGRATE_DATABASE_URL"]);
+    }
 }
 
 #[test]
@@ -671,6 +728,7 @@ fn nats_identities_are_the_shipped_ones_and_each_role_holds_only_its_own_passwor
             .as_sequence()
             .into_iter()
             .flatten()
+            .filter(|e| e["valueFrom"]["secretKeyRef"]["name"].as_str() == Some(NATS_SECRET))
             .filter_map(|e| e["valueFrom"]["secretKeyRef"]["key"].as_str().map(str::to_owned))
             .collect()
     };
