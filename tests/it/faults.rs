@@ -48,9 +48,10 @@ impl Pipeline {
     async fn start(dir: &Path) -> Pipeline {
         let db = TestDb::new().await;
         let prefix = nats_prefix();
-        let db_url = db.url();
-        let env =
-            [("DATABASE_URL", db_url.as_str()), ("XDR_NATS_PREFIX", prefix.as_str()), ("JWT_SECRET_KEY", JWT_SECRET)];
+        let mut env_owned = db.env();
+        env_owned.push(("XDR_NATS_PREFIX", prefix.clone()));
+        env_owned.push(("JWT_SECRET_KEY", JWT_SECRET.to_owned()));
+        let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let mut roles = BTreeMap::new();
         for (name, args) in ROLES {
             let mut role = Role::new(name, args, &env, dir);
