@@ -4,6 +4,7 @@ mod agent_cli;
 mod audit_cli;
 mod audit_e2e;
 mod deploy;
+mod http_limits_cli;
 mod ingest_cli;
 mod models_cli;
 mod operator_cli;
