@@ -117,11 +117,6 @@ impl ClientLimiter {
     pub fn tracked_clients(&self) -> usize {
         self.state.lock().expect("rate limiter lock").by_client.len()
     }
-
-    /// Seconds until a client that was just refused has one request again.
-    pub fn retry_after_seconds(&self) -> u64 {
-        60_u64.div_ceil(u64::from(self.per_minute))
-    }
 }
 
 /// The bucket an address falls into: IPv4 (IPv4-mapped IPv6 included) whole, IPv6 by /64.
