@@ -29,8 +29,22 @@ pub struct Settings {
     /// GraphQL introspection (and so GraphiQL's schema view); `XDR_GRAPHQL_INTROSPECTION=false`
     /// switches it off in production.
     pub graphql_introspection: bool,
-    /// Trust `X-Forwarded-For` for the client address (`XDR_TRUST_FORWARDED_FOR`, behind an ALB).
-    pub trust_forwarded_for: bool,
+    /// Proxies of ours in front of the API (`XDR_TRUSTED_PROXY_HOPS`; 0: the socket peer is
+    /// the client). The legacy `XDR_TRUST_FORWARDED_FOR=true` means one.
+    pub trusted_proxy_hops: u8,
+    /// Registrations and invitation acceptances per minute per client (`XDR_REGISTER_RATE_PER_MINUTE`).
+    pub register_rate_per_minute: u32,
+    /// Token refreshes per minute per client (`XDR_REFRESH_RATE_PER_MINUTE`).
+    pub refresh_rate_per_minute: u32,
+    /// Clients each rate limiter tracks at most (`XDR_RATE_LIMIT_MAX_CLIENTS`).
+    pub rate_limit_max_clients: usize,
+    /// Request body limits per route class (`XDR_BODY_LIMIT_BYTES`,
+    /// `XDR_GRAPHQL_BODY_LIMIT_BYTES`, `XDR_INGEST_BODY_LIMIT_BYTES`).
+    pub body_limits: xdr_graphql::BodyLimits,
+    /// Origins allowed cross-origin calls, comma-separated (`XDR_CORS_ALLOWED_ORIGINS`; empty: off).
+    pub cors_allowed_origins: Vec<String>,
+    /// `/readyz` and `/metrics` of the API on their own listener (`XDR_PROBE_BIND`).
+    pub probe_bind: Option<String>,
     /// The built dashboard served at `/` (`XDR_DASHBOARD_DIR`, default `dashboard/dist`).
     pub dashboard_dir: std::path::PathBuf,
 }
@@ -49,6 +63,7 @@ struct FileSettings {
     encryption_key: Option<String>,
     xdr_login_rate_per_minute: Option<u32>,
     xdr_trust_forwarded_for: Option<bool>,
+    xdr_trusted_proxy_hops: Option<u8>,
     xdr_dashboard_dir: Option<String>,
 }
 
@@ -106,10 +121,35 @@ impl Settings {
                 env("XDR_GRAPHQL_INTROSPECTION").as_deref(),
                 Some("0") | Some("false") | Some("no")
             ),
-            trust_forwarded_for: match env("XDR_TRUST_FORWARDED_FOR").filter(|v| !v.is_empty()) {
-                Some(v) => matches!(v.as_str(), "1" | "true" | "yes"),
-                None => from_file.xdr_trust_forwarded_for.unwrap_or(false),
+            trusted_proxy_hops: match number::<u8>(&env, "XDR_TRUSTED_PROXY_HOPS")? {
+                Some(hops) => hops,
+                None => from_file.xdr_trusted_proxy_hops.unwrap_or_else(|| {
+                    let legacy = match env("XDR_TRUST_FORWARDED_FOR").filter(|v| !v.is_empty()) {
+                        Some(v) => matches!(v.as_str(), "1" | "true" | "yes"),
+                        None => from_file.xdr_trust_forwarded_for.unwrap_or(false),
+                    };
+                    u8::from(legacy)
+                }),
             },
+            register_rate_per_minute: number(&env, "XDR_REGISTER_RATE_PER_MINUTE")?.unwrap_or(10),
+            refresh_rate_per_minute: number(&env, "XDR_REFRESH_RATE_PER_MINUTE")?.unwrap_or(60),
+            rate_limit_max_clients: number(&env, "XDR_RATE_LIMIT_MAX_CLIENTS")?
+                .unwrap_or(xdr_graphql::DEFAULT_MAX_CLIENTS),
+            body_limits: {
+                let defaults = xdr_graphql::BodyLimits::default();
+                xdr_graphql::BodyLimits {
+                    api: number(&env, "XDR_BODY_LIMIT_BYTES")?.unwrap_or(defaults.api),
+                    graphql: number(&env, "XDR_GRAPHQL_BODY_LIMIT_BYTES")?.unwrap_or(defaults.graphql),
+                    ingest: number(&env, "XDR_INGEST_BODY_LIMIT_BYTES")?.unwrap_or(defaults.ingest),
+                }
+            },
+            cors_allowed_origins: env("XDR_CORS_ALLOWED_ORIGINS")
+                .unwrap_or_default()
+                .split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .collect(),
+            probe_bind: env("XDR_PROBE_BIND").filter(|v| !v.is_empty()),
             dashboard_dir: pick("XDR_DASHBOARD_DIR", from_file.xdr_dashboard_dir)
                 .unwrap_or_else(|| "dashboard/dist".into())
                 .into(),
@@ -145,6 +185,22 @@ impl Settings {
                 var: "XDR_BIND",
                 reason: format!("{:?} is not an address like 127.0.0.1:8000", self.bind),
             });
+        }
+        if let Some(probes) = &self.probe_bind {
+            if probes.parse::<std::net::SocketAddr>().is_err() {
+                return Err(ConfigError::Malformed {
+                    var: "XDR_PROBE_BIND",
+                    reason: format!("{probes:?} is not an address like 0.0.0.0:9090"),
+                });
+            }
+        }
+        for origin in &self.cors_allowed_origins {
+            if !(origin.starts_with("https://") || origin.starts_with("http://")) || origin.matches('/').count() != 2 {
+                return Err(ConfigError::Malformed {
+                    var: "XDR_CORS_ALLOWED_ORIGINS",
+                    reason: format!("{origin:?} is not an origin like https://console.example.com"),
+                });
+            }
         }
         Ok(())
     }
@@ -183,6 +239,21 @@ impl Settings {
             (None, true) => self.database_url(),
             (None, false) => Err(ConfigError::Missing("XDR_API_DATABASE_URL")),
         }
+    }
+}
+
+/// A whole number from the environment; `None` when unset or empty.
+fn number<T: std::str::FromStr>(
+    env: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+) -> Result<Option<T>, ConfigError> {
+    match env(var).filter(|v| !v.trim().is_empty()) {
+        Some(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| ConfigError::Malformed { var, reason: format!("{v:?} is not a whole number in range") }),
+        None => Ok(None),
     }
 }
 
@@ -261,6 +332,36 @@ mod tests {
         ));
         let s = Settings::load(None, env(&[("XDR_TLS_CERT", "c.pem"), ("XDR_TLS_KEY", "k.pem")])).unwrap();
         assert_eq!(s.tls, Some(("c.pem".into(), "k.pem".into())));
+    }
+
+    #[test]
+    fn trusted_proxy_hops_default_to_none_and_the_legacy_switch_means_one() {
+        assert_eq!(Settings::load(None, env(&[])).unwrap().trusted_proxy_hops, 0);
+        let legacy = Settings::load(None, env(&[("XDR_TRUST_FORWARDED_FOR", "true")])).unwrap();
+        assert_eq!(legacy.trusted_proxy_hops, 1);
+        let both = [("XDR_TRUST_FORWARDED_FOR", "true"), ("XDR_TRUSTED_PROXY_HOPS", "2")];
+        assert_eq!(Settings::load(None, env(&both)).unwrap().trusted_proxy_hops, 2);
+        let err = Settings::load(None, env(&[("XDR_TRUSTED_PROXY_HOPS", "-1")])).unwrap_err();
+        assert!(err.to_string().starts_with("XDR_TRUSTED_PROXY_HOPS is malformed"), "{err}");
+    }
+
+    #[test]
+    fn body_limits_cors_and_the_probe_listener_come_from_the_environment() {
+        let s = Settings::load(
+            None,
+            env(&[
+                ("XDR_GRAPHQL_BODY_LIMIT_BYTES", "2048"),
+                ("XDR_CORS_ALLOWED_ORIGINS", "https://a.example.com, https://b.example.com/"),
+                ("XDR_PROBE_BIND", "0.0.0.0:9090"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.body_limits.graphql, 2048);
+        assert_eq!(s.body_limits.api, xdr_graphql::BodyLimits::default().api);
+        assert_eq!(s.cors_allowed_origins, ["https://a.example.com", "https://b.example.com"]);
+        assert_eq!(s.probe_bind.as_deref(), Some("0.0.0.0:9090"));
+        let err = Settings::load(None, env(&[("XDR_CORS_ALLOWED_ORIGINS", "*")])).unwrap_err();
+        assert!(err.to_string().starts_with("XDR_CORS_ALLOWED_ORIGINS is malformed"), "{err}");
     }
 
     #[test]

@@ -159,7 +159,7 @@ async fn api(settings: &Settings) -> anyhow::Result<ExitCode> {
         }
     };
     let app = build_api(settings, pool, dispatcher(nats).await)?;
-    tracing::info!(bind = %settings.bind, port = app.port(), "HTTP API listening");
+    tracing::info!(bind = %settings.bind, port = app.port(), probe_port = ?app.probe_port(), "HTTP API listening");
     app.run_until_stopped().await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -203,7 +203,13 @@ fn build_api(
     let config = xdr_graphql::ServerConfig {
         bind: settings.bind.clone(),
         login_rate_per_minute: settings.login_rate_per_minute,
-        trust_forwarded_for: settings.trust_forwarded_for,
+        register_rate_per_minute: settings.register_rate_per_minute,
+        refresh_rate_per_minute: settings.refresh_rate_per_minute,
+        rate_limit_max_clients: settings.rate_limit_max_clients,
+        trust_forwarded_for: xdr_graphql::ForwardedFor::from_hops(settings.trusted_proxy_hops),
+        body_limits: settings.body_limits,
+        cors_allowed_origins: settings.cors_allowed_origins.clone(),
+        probe_bind: settings.probe_bind.clone(),
         read_your_writes: Some(std::time::Duration::from_secs(5)),
         tls: settings.tls.clone(),
         introspection: settings.graphql_introspection,

@@ -7,6 +7,7 @@ mod error;
 mod extract;
 mod graphql_route;
 mod metrics;
+mod middleware;
 mod rate_limit;
 mod response;
 mod routes;
@@ -17,4 +18,7 @@ pub mod startup;
 pub mod agent_api {
     pub use crate::routes::agent::{active_blocks, AgentResultItem, PulledOrder, ResultOutcome, MAX_PULL, MAX_WAIT_MS};
 }
+pub use extract::ForwardedFor;
+pub use middleware::BodyLimits;
+pub use rate_limit::DEFAULT_MAX_CLIENTS;
 pub use startup::{health_server, Application, ServerConfig};

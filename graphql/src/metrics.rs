@@ -10,6 +10,9 @@ pub struct Metrics {
     pub logins_succeeded: AtomicU64,
     pub logins_refused: AtomicU64,
     pub logins_rate_limited: AtomicU64,
+    pub registrations_rate_limited: AtomicU64,
+    pub refreshes_rate_limited: AtomicU64,
+    pub bodies_too_large: AtomicU64,
 }
 
 impl Metrics {
@@ -24,6 +27,21 @@ impl Metrics {
             ("xdr_logins_succeeded_total", "Successful logins", &self.logins_succeeded),
             ("xdr_logins_refused_total", "Refused logins (bad credentials or locked)", &self.logins_refused),
             ("xdr_logins_rate_limited_total", "Logins refused by the per-IP rate limit", &self.logins_rate_limited),
+            (
+                "xdr_registrations_rate_limited_total",
+                "Registrations and invitation acceptances refused by the per-client rate limit",
+                &self.registrations_rate_limited,
+            ),
+            (
+                "xdr_refreshes_rate_limited_total",
+                "Token refreshes refused by the per-client rate limit",
+                &self.refreshes_rate_limited,
+            ),
+            (
+                "xdr_http_bodies_too_large_total",
+                "Requests refused with 413 (body over its route's limit)",
+                &self.bodies_too_large,
+            ),
             (
                 "xdr_nats_events_refused_total",
                 "Event messages refused because the log does not hold them (forged or stale)",

@@ -9,8 +9,10 @@ use std::sync::Arc;
 use xdr_commands::auth::IdentityService;
 
 use crate::error::ApiError;
+use crate::extract::ForwardedFor;
 use crate::metrics::Metrics;
-use crate::rate_limit::LoginLimiter;
+use crate::middleware::BodyLimits;
+use crate::rate_limit::{ClientLimiter, DEFAULT_MAX_CLIENTS};
 use crate::routes;
 
 #[derive(Debug, Clone)]
@@ -18,12 +20,23 @@ pub struct ServerConfig {
     pub bind: String,
     /// Login attempts per minute per client address.
     pub login_rate_per_minute: u32,
-    /// Use `X-Forwarded-For` as the client address (only behind a trusted proxy such as an ALB).
-    pub trust_forwarded_for: bool,
-    /// Largest JSON body accepted on the auth routes.
-    pub json_limit_bytes: usize,
-    /// Largest body accepted on the ingest routes.
-    pub ingest_limit_bytes: usize,
+    /// Registrations and invitation acceptances (each an argon2 hash) per minute per client.
+    pub register_rate_per_minute: u32,
+    /// Token refreshes per minute per client.
+    pub refresh_rate_per_minute: u32,
+    /// Clients each rate limiter tracks at most (see `rate_limit`).
+    pub rate_limit_max_clients: usize,
+    /// Where the client address comes from: the socket peer, or the entry our trusted
+    /// proxies appended to `X-Forwarded-For` (`XDR_TRUSTED_PROXY_HOPS`).
+    pub trust_forwarded_for: ForwardedFor,
+    /// Largest request body per route class; larger ones get 413 before they are buffered.
+    pub body_limits: BodyLimits,
+    /// Origins allowed to call the API from a browser page of theirs; empty: CORS off.
+    pub cors_allowed_origins: Vec<String>,
+    /// Serve `/readyz` and `/metrics` on this address instead of `bind`, so the public
+    /// listener (what the load balancer forwards to) never answers them. `/healthz` stays on
+    /// both (the load balancer's health check).
+    pub probe_bind: Option<String>,
     /// Mutations wait this long for the projections to catch up (read your writes); `None`
     /// when no projector runs beside this server (tests that project by hand).
     pub read_your_writes: Option<std::time::Duration>,
@@ -47,13 +60,17 @@ impl Default for ServerConfig {
         ServerConfig {
             bind: "127.0.0.1:8000".into(),
             login_rate_per_minute: 30,
-            trust_forwarded_for: false,
-            json_limit_bytes: 64 * 1024,
+            register_rate_per_minute: 10,
+            refresh_rate_per_minute: 60,
+            rate_limit_max_clients: DEFAULT_MAX_CLIENTS,
+            trust_forwarded_for: ForwardedFor::Ignore,
+            body_limits: BodyLimits::default(),
+            cors_allowed_origins: Vec::new(),
+            probe_bind: None,
             introspection: true,
             query_timeout: std::time::Duration::from_secs(10),
             tls: None,
             read_your_writes: None,
-            ingest_limit_bytes: 10 * 1024 * 1024,
             dispatcher: None,
             dashboard_dir: None,
         }
@@ -65,7 +82,11 @@ pub struct AppState {
     pub identity: IdentityService,
     pub ingest_keys: Arc<xdr_commands::ingest_keys::IngestKeyResolver>,
     pub pool: PgPool,
-    pub login_limiter: LoginLimiter,
+    pub login_limiter: ClientLimiter,
+    /// `register` and `accept-invite`, REST and GraphQL alike.
+    pub register_limiter: ClientLimiter,
+    /// `refresh`, REST and GraphQL alike.
+    pub refresh_limiter: ClientLimiter,
     pub metrics: Arc<Metrics>,
     pub config: ServerConfig,
 }
@@ -73,41 +94,56 @@ pub struct AppState {
 pub struct Application {
     port: u16,
     server: Server,
+    /// The listener of `/readyz` and `/metrics` when `probe_bind` is set.
+    probes: Option<(u16, Server)>,
 }
 
 impl Application {
     pub fn build(config: ServerConfig, identity: IdentityService, pool: PgPool) -> std::io::Result<Application> {
         let listener = TcpListener::bind(&config.bind)?;
         let port = listener.local_addr()?.port();
+        let probe_listener = config.probe_bind.as_deref().map(TcpListener::bind).transpose()?;
         let ingest_keys = Arc::new(xdr_commands::ingest_keys::IngestKeyResolver::new(
             pool.clone(),
             xdr_commands::ingest_keys::IngestKeyResolver::DEFAULT_TTL,
         ));
+        let clock = identity.clock().clone();
+        let max_clients = config.rate_limit_max_clients;
+        let limiter = |per_minute| ClientLimiter::per_minute(per_minute, max_clients, clock.clone());
         let state = web::Data::new(AppState {
             identity,
             ingest_keys,
             pool,
-            login_limiter: LoginLimiter::per_minute(config.login_rate_per_minute),
+            login_limiter: limiter(config.login_rate_per_minute),
+            register_limiter: limiter(config.register_rate_per_minute),
+            refresh_limiter: limiter(config.refresh_rate_per_minute),
             metrics: Arc::new(Metrics::default()),
             config: config.clone(),
         });
-        let json_limit = config.json_limit_bytes;
+        let json_limit = config.body_limits.api;
+        let probes_on_api_port = probe_listener.is_none();
         let schema = web::Data::new(crate::schema::build(config.introspection).finish());
+        let probe_state = state.clone();
         let server = HttpServer::new(move || {
-            let json_config = web::JsonConfig::default().limit(json_limit).error_handler(|err, _req| {
+            let json_config = web::JsonConfig::default().limit(json_limit).error_handler(move |err, _req| {
                 let message = match &err {
                     actix_web::error::JsonPayloadError::Overflow { .. }
-                    | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => "Request body too large".into(),
-                    other => format!("Malformed request body: {other}"),
+                    | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => None,
+                    other => Some(format!("Malformed request body: {other}")),
                 };
-                ApiError::Unprocessable(message).into()
+                match message {
+                    None => ApiError::PayloadTooLarge(json_limit).into(),
+                    Some(message) => ApiError::Unprocessable(message).into(),
+                }
             });
             App::new()
+                .wrap(actix_web::middleware::from_fn(crate::middleware::limit_body))
+                .wrap(actix_web::middleware::from_fn(crate::middleware::security_headers))
                 .wrap(tracing_actix())
                 .app_data(state.clone())
                 .app_data(schema.clone())
                 .app_data(json_config)
-                .configure(routes::configure)
+                .configure(|cfg| routes::configure(cfg, probes_on_api_port))
                 .default_service(web::to(routes::dashboard::static_or_index))
         });
         let server = match &config.tls {
@@ -115,15 +151,44 @@ impl Application {
             None => server.listen(listener)?,
         }
         .run();
-        Ok(Application { port, server })
+        let probes = match probe_listener {
+            Some(listener) => {
+                let probe_port = listener.local_addr()?.port();
+                let state = probe_state;
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .wrap(actix_web::middleware::from_fn(crate::middleware::security_headers))
+                        .app_data(state.clone())
+                        .configure(routes::configure_probes)
+                })
+                .workers(1)
+                .listen(listener)?
+                .run();
+                Some((probe_port, server))
+            }
+            None => None,
+        };
+        Ok(Application { port, server, probes })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// The port of `/readyz` and `/metrics` when they have their own listener.
+    pub fn probe_port(&self) -> Option<u16> {
+        self.probes.as_ref().map(|(port, _)| *port)
+    }
+
+    /// Until either listener stops.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        match self.probes {
+            Some((_, probes)) => tokio::select! {
+                r = self.server => r,
+                r = probes => r,
+            },
+            None => self.server.await,
+        }
     }
 }
 
@@ -138,10 +203,15 @@ pub fn health_server(bind: &str, pool: PgPool) -> std::io::Result<(u16, Server)>
     let listener = TcpListener::bind(bind)?;
     let port = listener.local_addr()?.port();
     let state = web::Data::new(crate::routes::HealthState { pool, metrics: Arc::new(Metrics::default()) });
-    let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(crate::routes::configure_health))
-        .workers(1)
-        .listen(listener)?
-        .run();
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(actix_web::middleware::from_fn(crate::middleware::security_headers))
+            .app_data(state.clone())
+            .configure(crate::routes::configure_health)
+    })
+    .workers(1)
+    .listen(listener)?
+    .run();
     Ok((port, server))
 }
 

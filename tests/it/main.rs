@@ -6,6 +6,7 @@ mod audit_e2e;
 mod db_logins;
 mod deploy;
 mod faults;
+mod http_limits_cli;
 mod ingest_cli;
 mod layering;
 mod models_cli;

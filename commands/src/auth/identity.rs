@@ -25,6 +25,12 @@ use super::Clock;
 use crate::handler::{self, CommandError};
 use crate::store::{EventStore, ExpectedVersion, NewEvent, StoreError};
 
+/// What `register` answers for an address that already has an account, in any tenant. It says
+/// no more than a refused login does (the address is not named as taken); the refusal itself
+/// still tells a prober the address exists, which the per-client register limit bounds
+/// (docs/ARCHITECTURE.md, "Abuse limits").
+pub const REGISTRATION_REFUSED: &str = "Registration failed";
+
 /// How long an invitation token is valid.
 pub const INVITATION_TTL: Duration = Duration::hours(72);
 /// How long an admin lock lasts when the admin does not say.
@@ -307,7 +313,7 @@ impl IdentityService {
         // flood of registrations would otherwise exhaust. The reservations below still decide
         // races between two registrations of the same address.
         if self.find_email(&email).await?.is_some() {
-            return Err(AuthError::Validation("Email already registered".into()));
+            return Err(AuthError::Validation(REGISTRATION_REFUSED.into()));
         }
         let password_hash = self.hasher.hash(admin_password).await?;
         let now = self.clock.now();
@@ -344,7 +350,7 @@ impl IdentityService {
             .bind(user_id.0)
             .execute(&mut *tx)
             .await
-            .map_err(|e| reservation_error(e, "Email already registered"))?;
+            .map_err(|e| reservation_error(e, REGISTRATION_REFUSED))?;
         for (stream, events) in [
             (org_id.stream_id(), &org_events),
             (user_id.stream_id(), &user_events),

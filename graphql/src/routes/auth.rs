@@ -89,8 +89,12 @@ pub async fn register(
     state: web::Data<AppState>,
     body: web::Json<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
     let ctx = request_context(&req, state.config.trust_forwarded_for);
+    if !state.register_limiter.check(ctx.ip.as_deref().unwrap_or_default()) {
+        Metrics::inc(&state.metrics.registrations_rate_limited);
+        return Err(ApiError::RateLimited);
+    }
+    let body = body.into_inner();
     let r = state
         .identity
         .register(&body.organization_name, &body.admin_email, body.admin_password, &body.admin_name, &ctx)
@@ -156,6 +160,10 @@ pub async fn refresh(
     body: Option<web::Json<RefreshBody>>,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = request_context(&req, state.config.trust_forwarded_for);
+    if !state.refresh_limiter.check(ctx.ip.as_deref().unwrap_or_default()) {
+        Metrics::inc(&state.metrics.refreshes_rate_limited);
+        return Err(ApiError::RateLimited);
+    }
     let from_body = body.and_then(|b| b.into_inner().refresh_token).filter(|t| !t.is_empty());
     let presented = match from_body {
         Some(token) => token,
@@ -233,8 +241,12 @@ pub async fn accept_invite(
     state: web::Data<AppState>,
     body: web::Json<AcceptInviteBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
     let ctx = request_context(&req, state.config.trust_forwarded_for);
+    if !state.register_limiter.check(ctx.ip.as_deref().unwrap_or_default()) {
+        Metrics::inc(&state.metrics.registrations_rate_limited);
+        return Err(ApiError::RateLimited);
+    }
+    let body = body.into_inner();
     let user = state.identity.accept_invite(&body.token, body.password, &ctx).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "user": user })))
 }

@@ -24,7 +24,17 @@ async fn ready(pool: &sqlx::PgPool) -> HttpResponse {
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render_with(&state.pool).await)
+    let mut body = state.metrics.render_with(&state.pool).await;
+    let name = "xdr_rate_limit_tracked_clients";
+    body.push_str(&format!(
+        "# HELP {name} Client addresses a rate limiter holds a budget for (bounded)\n# TYPE {name} gauge\n"
+    ));
+    for (limiter, l) in
+        [("login", &state.login_limiter), ("register", &state.register_limiter), ("refresh", &state.refresh_limiter)]
+    {
+        body.push_str(&format!("{name}{{limiter=\"{limiter}\"}} {}\n", l.tracked_clients()));
+    }
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(body)
 }
 
 pub async fn readyz_only(state: web::Data<super::HealthState>) -> HttpResponse {

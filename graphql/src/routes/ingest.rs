@@ -64,7 +64,7 @@ pub async fn cowrie(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let key = resolve(&req, &state).await?;
-    let body = read_body(payload, state.config.ingest_limit_bytes).await?;
+    let body = read_body(payload, state.config.body_limits.ingest).await?;
     commit(&state, key, SourceType::Cowrie, None, &body).await
 }
 
@@ -82,7 +82,7 @@ pub async fn multi(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let key = resolve(&req, &state).await?;
-    let body = read_body(payload, state.config.ingest_limit_bytes).await?;
+    let body = read_body(payload, state.config.body_limits.ingest).await?;
     let multi: MultiBody =
         serde_json::from_str(&body).map_err(|e| ApiError::Unprocessable(format!("Malformed request body: {e}")))?;
     let source = SourceType::parse(&multi.source_type).ok_or_else(|| {

@@ -9,7 +9,9 @@ mod response;
 
 use actix_web::web;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Every route of the API listener; `/readyz` and `/metrics` only when they have no listener
+/// of their own (`ServerConfig::probe_bind`).
+pub fn configure(cfg: &mut web::ServiceConfig, with_probes: bool) {
     cfg.service(
         web::scope("/api/auth")
             .route("/register", web::post().to(auth::register))
@@ -37,10 +39,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/ingest/cowrie", web::post().to(ingest::cowrie))
     .route("/ingest/multi", web::post().to(ingest::multi))
     .route("/graphql", web::post().to(crate::graphql_route::graphql))
-    .route("/graphql", web::get().to(crate::graphql_route::graphiql_or_subscription))
-    .route("/healthz", web::get().to(health::healthz))
-    .route("/readyz", web::get().to(health::readyz))
-    .route("/metrics", web::get().to(health::metrics));
+    .route("/graphql", web::get().to(crate::graphql_route::graphiql_or_subscription));
+    if with_probes {
+        configure_probes(cfg);
+    } else {
+        cfg.route("/healthz", web::get().to(health::healthz));
+    }
+}
+
+/// `/healthz`, `/readyz` and `/metrics` of the API (its own state and counters).
+pub fn configure_probes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics));
 }
 
 /// What the probe-only server needs.

@@ -37,6 +37,8 @@ pub struct IdentityMutation;
 impl IdentityMutation {
     /// Register an organization with its first admin, who is logged in.
     async fn register_organization(&self, ctx: &Context<'_>, input: RegisterOrganizationInput) -> Result<AuthPayload> {
+        // Per resolver call, not per request: every alias of a batch spends from the budget.
+        limit(ctx, &state(ctx).register_limiter, &state(ctx).metrics.registrations_rate_limited)?;
         let r = state(ctx)
             .identity
             .register(
@@ -75,6 +77,7 @@ impl IdentityMutation {
     }
 
     async fn refresh_token(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
+        limit(ctx, &state(ctx).refresh_limiter, &state(ctx).metrics.refreshes_rate_limited)?;
         let t = state(ctx).identity.refresh(&refresh_token, &request(ctx)).await.map_err(gql_error)?;
         Ok(AuthPayload {
             access_token: t.access_token,
@@ -110,6 +113,7 @@ impl IdentityMutation {
     }
 
     async fn accept_invite(&self, ctx: &Context<'_>, token: String, password: String) -> Result<User> {
+        limit(ctx, &state(ctx).register_limiter, &state(ctx).metrics.registrations_rate_limited)?;
         let user = state(ctx)
             .identity
             .accept_invite(&token, SecretString::from(password), &request(ctx))
@@ -134,5 +138,19 @@ impl IdentityMutation {
             state(ctx).identity.unlock_user(&principal, user_id(&id)?, &request(ctx)).await.map_err(gql_error)?;
         after_write(ctx, principal.org_id).await?;
         Ok(user.into())
+    }
+}
+
+/// Spend one request of the caller's client address from `limiter`, or refuse with `RATE_LIMITED`.
+fn limit(
+    ctx: &Context<'_>,
+    limiter: &crate::rate_limit::ClientLimiter,
+    refused: &std::sync::atomic::AtomicU64,
+) -> Result<()> {
+    if limiter.check(request(ctx).ip.as_deref().unwrap_or_default()) {
+        Ok(())
+    } else {
+        crate::metrics::Metrics::inc(refused);
+        Err(rate_limited())
     }
 }

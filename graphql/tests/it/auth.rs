@@ -77,7 +77,7 @@ async fn duplicate_slugs_and_emails_are_rejected_case_insensitively() {
     );
     assert_eq!(
         detail(again("Other Corp", "ADMIN@Test.com").await).await,
-        (StatusCode::BAD_REQUEST, "Email already registered".into())
+        (StatusCode::BAD_REQUEST, xdr_commands::auth::identity::REGISTRATION_REFUSED.into())
     );
     // Nothing of the refused registrations was written.
     let orgs: i64 = sqlx::query_scalar("SELECT count(*) FROM event_log WHERE event_type = 'OrganizationRegistered'")

@@ -26,13 +26,8 @@ fn fake_build() -> PathBuf {
 }
 
 async fn app_with_build(introspection: bool) -> TestApp {
-    spawn_app_with(ServerConfig {
-        login_rate_per_minute: 10_000,
-        dashboard_dir: Some(fake_build()),
-        introspection,
-        ..Default::default()
-    })
-    .await
+    spawn_app_with(ServerConfig { dashboard_dir: Some(fake_build()), introspection, ..crate::helpers::unlimited() })
+        .await
 }
 
 fn header(r: &reqwest::Response, name: &str) -> String {

@@ -15,6 +15,8 @@ pub const PASSWORD: &str = "SecurePass123!@#";
 
 pub struct TestApp {
     pub address: String,
+    /// `http://127.0.0.1:<port>` of `/readyz` and `/metrics` when `probe_bind` was set.
+    pub probe_address: Option<String>,
     pub client: reqwest::Client,
     pub clock: Clock,
     pub db: TestDb,
@@ -35,7 +37,17 @@ impl Tokens {
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(ServerConfig { login_rate_per_minute: 10_000, ..Default::default() }).await
+    spawn_app_with(unlimited()).await
+}
+
+/// Defaults, with rate limits no test that is not about them reaches.
+pub fn unlimited() -> ServerConfig {
+    ServerConfig {
+        login_rate_per_minute: 10_000,
+        register_rate_per_minute: 10_000,
+        refresh_rate_per_minute: 10_000,
+        ..Default::default()
+    }
 }
 
 pub async fn spawn_app_with(mut config: ServerConfig) -> TestApp {
@@ -49,10 +61,14 @@ pub async fn spawn_app_with(mut config: ServerConfig) -> TestApp {
         clock.clone(),
     );
     config.bind = "127.0.0.1:0".into();
+    if config.probe_bind.is_some() {
+        config.probe_bind = Some("127.0.0.1:0".into());
+    }
     let app = Application::build(config, identity, db.api.clone()).expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let probe_address = app.probe_port().map(|p| format!("http://127.0.0.1:{p}"));
     tokio::spawn(app.run_until_stopped());
-    TestApp { address, client: reqwest::Client::new(), clock, db }
+    TestApp { address, probe_address, client: reqwest::Client::new(), clock, db }
 }
 
 impl TestApp {
@@ -130,4 +146,73 @@ pub async fn detail(r: Response) -> (StatusCode, String) {
     let status = r.status();
     let body: Value = r.json().await.unwrap_or(Value::Null);
     (status, body["detail"].as_str().unwrap_or_default().to_owned())
+}
+
+/// How [`post_raw`] sends its body.
+#[derive(Debug, Clone, Copy)]
+pub enum Framing {
+    /// `Content-Length` announces the whole size up front.
+    Declared,
+    /// `Transfer-Encoding: chunked`: the server learns the size only by reading.
+    Chunked,
+}
+
+/// POST `size` bytes to `path` over a raw connection, streamed in 1 MiB pieces without ever
+/// holding more than one, reading the answer while still sending (a server that answers early
+/// and closes is what a limit looks like). Returns the status and the head of the answer.
+pub async fn post_raw(port: u16, path: &str, headers: &[(&str, &str)], size: usize, framing: Framing) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    let mut head = format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    match framing {
+        Framing::Declared => head.push_str(&format!("Content-Length: {size}\r\n\r\n")),
+        Framing::Chunked => head.push_str("Transfer-Encoding: chunked\r\n\r\n"),
+    }
+    let sender = tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await?;
+        // An unterminated JSON string: nothing can reject it before the end but a size limit.
+        let opening = br#"{"query": ""#;
+        let mut piece = vec![b'a'; 1 << 20];
+        piece[..opening.len()].copy_from_slice(opening);
+        let mut sent = 0;
+        while sent < size {
+            let n = piece.len().min(size - sent);
+            if let Framing::Chunked = framing {
+                writer.write_all(format!("{n:x}\r\n").as_bytes()).await?;
+            }
+            writer.write_all(&piece[..n]).await?;
+            if let Framing::Chunked = framing {
+                writer.write_all(b"\r\n").await?;
+            }
+            sent += n;
+            piece[..opening.len()].fill(b'a');
+        }
+        if let Framing::Chunked = framing {
+            writer.write_all(b"0\r\n\r\n").await?;
+        }
+        writer.flush().await?;
+        Ok::<_, std::io::Error>(writer)
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    sender.abort();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status =
+        answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no HTTP answer: {answer:?}"));
+    (status, answer)
+}
+
+/// `http://127.0.0.1:<port>` → the port.
+pub fn port_of(address: &str) -> u16 {
+    address.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port")
 }

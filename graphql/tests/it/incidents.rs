@@ -240,8 +240,7 @@ async fn pages_of_seven_walk_a_hundred_incidents_once_while_new_ones_open() {
 async fn a_query_that_outlives_its_budget_is_cancelled_with_a_code() {
     let app = crate::helpers::spawn_app_with(xdr_graphql::ServerConfig {
         query_timeout: std::time::Duration::from_nanos(1),
-        login_rate_per_minute: 10_000,
-        ..Default::default()
+        ..crate::helpers::unlimited()
     })
     .await;
     app.register("Org A", "admin@a.com").await;

@@ -148,9 +148,8 @@ async fn records_dated_outside_the_accepted_range_are_rejected_with_a_reason() {
 #[tokio::test]
 async fn bad_keys_oversized_bodies_and_other_orgs_are_refused() {
     let app = spawn_app_with(xdr_graphql::ServerConfig {
-        login_rate_per_minute: 10_000,
-        ingest_limit_bytes: 4096,
-        ..Default::default()
+        body_limits: xdr_graphql::BodyLimits { ingest: 4096, ..Default::default() },
+        ..crate::helpers::unlimited()
     })
     .await;
     app.register("Org A", "admin@a.com").await;

@@ -2,10 +2,12 @@
 
 mod auth;
 mod dashboard;
+mod exposure;
 mod graphql;
 mod helpers;
 mod incidents;
 mod ingest_http;
+mod limits;
 mod read;
 mod response;
 mod subscriptions;

@@ -169,8 +169,7 @@ async fn a_mutation_returns_after_its_change_is_readable() {
     // A server that waits for the projections, and a projector running beside it.
     let app = crate::helpers::spawn_app_with(xdr_graphql::ServerConfig {
         read_your_writes: Some(std::time::Duration::from_secs(10)),
-        login_rate_per_minute: 10_000,
-        ..Default::default()
+        ..crate::helpers::unlimited()
     })
     .await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

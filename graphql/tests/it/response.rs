@@ -137,9 +137,8 @@ const TIMELINE: &str =
 async fn actions_are_requested_by_analysts_approved_by_leads_and_never_cross_orgs() {
     let nats = NatsCorner::new().await;
     let app = spawn_app_with(xdr_graphql::ServerConfig {
-        login_rate_per_minute: 10_000,
         dispatcher: Some(nats.dispatcher().await),
-        ..Default::default()
+        ..crate::helpers::unlimited()
     })
     .await;
     let a = app.register("Org A", "admin@a.com").await;

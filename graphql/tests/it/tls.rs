@@ -37,6 +37,15 @@ async fn a_graphql_request_completes_over_https_with_a_self_signed_certificate()
     let https = curl("https");
     assert!(https.status.success(), "{}", String::from_utf8_lossy(&https.stderr));
     assert_eq!(String::from_utf8_lossy(&https.stdout), r#"{"data":{"__typename":"Query"}}"#);
+    // Served over TLS, every answer asks the browser to stay on HTTPS.
+    let headers = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-o", "/dev/null", "-D", "-", "--cacert"])
+        .arg(&cert)
+        .arg(format!("https://localhost:{port}/healthz"))
+        .output()
+        .unwrap();
+    let headers = String::from_utf8_lossy(&headers.stdout).to_lowercase();
+    assert!(headers.contains("strict-transport-security: max-age=31536000; includesubdomains"), "{headers}");
     // Plain HTTP to the TLS port gets no GraphQL answer.
     let plain = curl("http");
     assert!(

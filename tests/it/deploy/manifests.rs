@@ -104,6 +104,11 @@ fn dockerfile() -> Dockerfile {
     Dockerfile { bind_port: port_of(bind), expose, text }
 }
 
+/// A container's plain `env` value (not one from a Secret).
+fn env_value(c: &Value, var: &str) -> Option<String> {
+    c["env"].as_sequence()?.iter().find(|e| e["name"].as_str() == Some(var))?["value"].as_str().map(str::to_owned)
+}
+
 /// The container port a probe or Service refers to, by number or by name.
 fn resolve_port(port: &Value, container: &Value) -> Option<u64> {
     if let Some(n) = port.as_u64() {
@@ -192,22 +197,29 @@ fn check_workloads(docs: &[Value], port: u16, origin: &str) -> Vec<String> {
         }
         for c in &containers {
             let what = format!("{origin}: {} {} container {}", kind(d), name(d), c["name"].as_str().unwrap_or("?"));
-            for (probe, path) in [("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")] {
+            // The API moves /readyz (and /metrics) to their own listener, off the public one.
+            let probe_port = env_value(c, "XDR_PROBE_BIND").map(|b| port_of(&b)).unwrap_or(port);
+            for (probe, path, expected) in
+                [("readinessProbe", "/readyz", probe_port), ("livenessProbe", "/healthz", port)]
+            {
                 let get = &c[probe]["httpGet"];
                 if get["path"].as_str() != Some(path) {
                     failures.push(format!("{what}: {probe} should GET {path}, is {:?}", get["path"]));
                 }
-                if resolve_port(&get["port"], c) != Some(u64::from(port)) {
-                    failures.push(format!("{what}: {probe} port {:?} is not {port}", get["port"]));
+                if resolve_port(&get["port"], c) != Some(u64::from(expected)) {
+                    failures.push(format!("{what}: {probe} port {:?} is not {expected}", get["port"]));
                 }
             }
             let ports: Vec<u64> = c["ports"]
                 .as_sequence()
                 .map(|p| p.iter().filter_map(|p| p["containerPort"].as_u64()).collect())
                 .unwrap_or_default();
-            if ports != [u64::from(port)] {
-                failures
-                    .push(format!("{what}: containerPort {ports:?}, expected [{port}] (Dockerfile EXPOSE, XDR_BIND)"));
+            let expected: Vec<u64> =
+                if probe_port == port { vec![port.into()] } else { vec![port.into(), probe_port.into()] };
+            if ports != expected {
+                failures.push(format!(
+                    "{what}: containerPort {ports:?}, expected {expected:?} (Dockerfile EXPOSE, XDR_BIND, XDR_PROBE_BIND)"
+                ));
             }
             check_container_security(c, pod, &what, &mut failures);
             check_env_from(c, &what, &mut failures);
@@ -744,5 +756,55 @@ fn nats_identities_are_the_shipped_ones_and_each_role_holds_only_its_own_passwor
         let expected: BTreeSet<String> =
             if NATS_ROLES.contains(&role) { [var(role)].into_iter().collect() } else { BTreeSet::new() };
         assert_eq!(secret_refs(c), expected, "{role}: NATS passwords in its environment");
+    }
+}
+
+/// The ALB forwards only the API listener: `/readyz` and `/metrics` are on the `probes` port,
+/// which no Service, Ingress path or NetworkPolicy opens. The API takes the client address the
+/// ALB appended (one trusted hop) and production serves no introspection and no GraphiQL.
+#[test]
+fn the_public_ingress_reaches_only_the_api_listener_and_production_turns_introspection_off() {
+    let docs = values(&load(&k8s_dir("")));
+    let api = of_kind(&docs, "Deployment").into_iter().find(|d| name(d) == "xdr-api").expect("xdr-api");
+    let c = &api["spec"]["template"]["spec"]["containers"][0];
+    let probe_bind = env_value(c, "XDR_PROBE_BIND").expect("the api sets XDR_PROBE_BIND");
+    let probe_port = u64::from(port_of(&probe_bind));
+    let http_port = u64::from(dockerfile().expose[0]);
+    assert_ne!(probe_port, http_port, "probes on their own port");
+    assert_eq!(
+        resolve_port(&Value::from("probes"), c),
+        Some(probe_port),
+        "the probes containerPort is XDR_PROBE_BIND's"
+    );
+    assert_eq!(env_value(c, "XDR_TRUSTED_PROXY_HOPS").as_deref(), Some("1"), "the ALB is one trusted hop");
+    assert_eq!(env_value(c, "XDR_GRAPHQL_INTROSPECTION").as_deref(), Some("false"), "introspection and GraphiQL off");
+    assert!(env_value(c, "XDR_TRUST_FORWARDED_FOR").is_none(), "the legacy switch trusts a hop too: use one setting");
+    let config = config_map(&docs);
+    for var in ["XDR_PROBE_BIND", "XDR_TRUSTED_PROXY_HOPS", "XDR_TRUST_FORWARDED_FOR", "XDR_GRAPHQL_INTROSPECTION"] {
+        assert!(config["data"][var].is_null(), "{var} is the api's alone, not in the shared ConfigMap");
+    }
+    let svc = of_kind(&docs, "Service").into_iter().find(|s| name(s) == "xdr-api").unwrap();
+    for p in svc["spec"]["ports"].as_sequence().unwrap() {
+        assert_eq!(resolve_port(&p["targetPort"], c), Some(http_port), "Service xdr-api exposes only the API listener");
+    }
+    for overlay in ["restricted", "public"] {
+        let ing = overlay_ingress(overlay);
+        for rule in ing["spec"]["rules"].as_sequence().unwrap() {
+            for p in rule["http"]["paths"].as_sequence().unwrap() {
+                assert_eq!(p["backend"]["service"]["port"]["name"].as_str(), Some("http"), "{overlay}: {p:?}");
+            }
+        }
+    }
+    for policy in of_kind(&docs, "NetworkPolicy") {
+        for rule in policy["spec"]["ingress"].as_sequence().into_iter().flatten() {
+            for p in rule["ports"].as_sequence().into_iter().flatten() {
+                assert_ne!(
+                    p["port"].as_u64(),
+                    Some(probe_port),
+                    "NetworkPolicy {} opens the probes port",
+                    name(policy)
+                );
+            }
+        }
     }
 }
