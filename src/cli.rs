@@ -582,6 +582,9 @@ pub struct BenchAuthArgs {
     /// GraphQL `me` requests per measurement.
     #[arg(long, default_value_t = 2_000)]
     pub me_requests: usize,
+    /// Failed logins seeded into the long-history user's stream (the `me` cost-vs-history phase).
+    #[arg(long, default_value_t = 100_000)]
+    pub history_failures: usize,
 }
 
 #[derive(Debug, Args)]

@@ -47,6 +47,10 @@ pub struct Settings {
     pub probe_bind: Option<String>,
     /// The built dashboard served at `/` (`XDR_DASHBOARD_DIR`, default `dashboard/dist`).
     pub dashboard_dir: std::path::PathBuf,
+    /// Bad passwords from unknown clients that lock the password path
+    /// (`XDR_LOGIN_LOCKOUT_THRESHOLD`), for how long (`XDR_LOGIN_LOCKOUT_MINUTES`), and how
+    /// long a device stays known after its last sign-in (`XDR_KNOWN_DEVICE_DAYS`).
+    pub lockout: xdr_domain::identity::LockoutPolicy,
 }
 
 /// The TOML file's shape: every key optional, names as the environment variables in lower case.
@@ -65,6 +69,9 @@ struct FileSettings {
     xdr_trust_forwarded_for: Option<bool>,
     xdr_trusted_proxy_hops: Option<u8>,
     xdr_dashboard_dir: Option<String>,
+    xdr_login_lockout_threshold: Option<u32>,
+    xdr_login_lockout_minutes: Option<u32>,
+    xdr_known_device_days: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +99,37 @@ impl Settings {
             None => FileSettings::default(),
         };
         let pick = |var: &str, file_value: Option<String>| env(var).filter(|v| !v.is_empty()).or(file_value);
+        // A positive whole number from the environment, else the file, else `default`.
+        let count = |var: &'static str, file_value: Option<u32>, default: u32| -> Result<u32, ConfigError> {
+            let n = match env(var).filter(|v| !v.is_empty()) {
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| ConfigError::Malformed { var, reason: format!("{v:?} is not a whole number") })?,
+                None => file_value.unwrap_or(default),
+            };
+            if n == 0 {
+                return Err(ConfigError::Malformed { var, reason: "must be at least 1".into() });
+            }
+            Ok(n)
+        };
+        let defaults = xdr_domain::identity::LockoutPolicy::default();
+        let lockout = xdr_domain::identity::LockoutPolicy {
+            max_failures: count(
+                "XDR_LOGIN_LOCKOUT_THRESHOLD",
+                from_file.xdr_login_lockout_threshold,
+                defaults.max_failures,
+            )?,
+            lockout: chrono::Duration::minutes(i64::from(count(
+                "XDR_LOGIN_LOCKOUT_MINUTES",
+                from_file.xdr_login_lockout_minutes,
+                defaults.lockout.num_minutes() as u32,
+            )?)),
+            known_device_lifetime: chrono::Duration::days(i64::from(count(
+                "XDR_KNOWN_DEVICE_DAYS",
+                from_file.xdr_known_device_days,
+                defaults.known_device_lifetime.num_days() as u32,
+            )?)),
+        };
         let settings = Settings {
             database_url: pick("DATABASE_URL", from_file.database_url),
             migrate_database_url: pick("XDR_MIGRATE_DATABASE_URL", from_file.xdr_migrate_database_url),
@@ -153,6 +191,7 @@ impl Settings {
             dashboard_dir: pick("XDR_DASHBOARD_DIR", from_file.xdr_dashboard_dir)
                 .unwrap_or_else(|| "dashboard/dist".into())
                 .into(),
+            lockout,
         };
         settings.validate()?;
         Ok(settings)
@@ -322,6 +361,27 @@ mod tests {
         assert!(err.to_string().starts_with("DATABASE_URL is malformed"), "{err}");
         let err = Settings::load(Some(Path::new("/nonexistent/xdr.toml")), env(&[])).unwrap_err();
         assert!(matches!(err, ConfigError::Read { .. }));
+    }
+
+    #[test]
+    fn the_lockout_policy_comes_from_the_environment_and_refuses_zero() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(s.lockout, xdr_domain::identity::LockoutPolicy::default());
+        let s = Settings::load(
+            None,
+            env(&[
+                ("XDR_LOGIN_LOCKOUT_THRESHOLD", "8"),
+                ("XDR_LOGIN_LOCKOUT_MINUTES", "30"),
+                ("XDR_KNOWN_DEVICE_DAYS", "7"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.lockout.max_failures, s.lockout.lockout.num_minutes(), s.lockout.known_device_lifetime.num_days()),
+            (8, 30, 7)
+        );
+        let err = Settings::load(None, env(&[("XDR_LOGIN_LOCKOUT_THRESHOLD", "0")])).unwrap_err();
+        assert!(err.to_string().starts_with("XDR_LOGIN_LOCKOUT_THRESHOLD is malformed"), "{err}");
     }
 
     #[test]

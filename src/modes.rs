@@ -199,7 +199,8 @@ fn build_api(
         PasswordHasher::owasp()?,
         TokenService::new(settings.jwt_secret_key()?),
         Clock::system(),
-    );
+    )
+    .with_lockout_policy(settings.lockout);
     let config = xdr_graphql::ServerConfig {
         bind: settings.bind.clone(),
         login_rate_per_minute: settings.login_rate_per_minute,

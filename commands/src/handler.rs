@@ -70,12 +70,21 @@ pub struct Executed<A> {
     pub appended: Appended,
 }
 
-/// Load an aggregate's state from its stream.
+/// A snapshot is (re)written when loading had to fold at least this many events after the
+/// last one: reads then cost one lookup plus fewer than this many events, however long the
+/// stream is.
+pub const SNAPSHOT_AFTER_EVENTS: usize = 64;
+
+/// Load an aggregate's state from its stream (from its latest snapshot and the events after
+/// it, for aggregates that keep snapshots).
 pub async fn load<A: Aggregate>(
     store: &EventStore,
     org: OrgId,
     stream_id: &str,
 ) -> Result<(A, i64), CommandError<A::Error>> {
+    if let Some(kind) = A::SNAPSHOT {
+        return load_from_snapshot(store, org, stream_id, kind).await;
+    }
     let stored = store.read_stream(org, stream_id).await?;
     let mut state = A::default();
     let mut version = 0;
@@ -85,6 +94,81 @@ pub async fn load<A: Aggregate>(
         version = s.stream_version;
     }
     Ok((state, version))
+}
+
+/// Snapshot plus tail, both read in one org-scoped transaction (the snapshot table has the read
+/// models' row-level security). A snapshot that no longer decodes is ignored: the log has it all.
+async fn load_from_snapshot<A: Aggregate>(
+    store: &EventStore,
+    org: OrgId,
+    stream_id: &str,
+    kind: &str,
+) -> Result<(A, i64), CommandError<A::Error>> {
+    let mut tx = store.pool().begin().await.map_err(StoreError::from)?;
+    sqlx::query("SELECT set_config('app.org_id', $1, true)")
+        .bind(org.0.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+    let snapshot: Option<(i64, serde_json::Value)> = sqlx::query_as(
+        "SELECT version, state FROM stream_snapshots WHERE org_id = $1 AND stream_id = $2 AND kind = $3",
+    )
+    .bind(org.0)
+    .bind(stream_id)
+    .bind(kind)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(StoreError::from)?;
+    let stored_snapshot = snapshot.is_some();
+    let decoded = snapshot.and_then(|(v, s)| A::from_snapshot(&s).map(|a| (a, v)));
+    // A stored snapshot that did not decode is overwritten even at the same version.
+    let broken = stored_snapshot && decoded.is_none();
+    let (mut state, mut version) = decoded.unwrap_or_else(|| (A::default(), 0));
+    let tail = EventStore::read_stream_after(&mut tx, org, stream_id, version).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    for s in &tail {
+        let event = s.event().map_err(CommandError::Corrupt)?;
+        state.apply(&event);
+        version = s.stream_version;
+    }
+    if tail.len() >= SNAPSHOT_AFTER_EVENTS {
+        if let Some(snapshot) = state.to_snapshot() {
+            // A cache: failing to write it costs the next reader a longer fold, nothing more.
+            if let Err(e) = save_snapshot(store, org, stream_id, kind, version, &snapshot, broken).await {
+                tracing::warn!(%org, stream_id, error = %e, "could not save a stream snapshot");
+            }
+        }
+    }
+    Ok((state, version))
+}
+
+/// Store a snapshot unless a newer one is already there (two readers racing write the same
+/// or adjacent versions; the newest wins), or in any case when `replace_broken`.
+async fn save_snapshot(
+    store: &EventStore,
+    org: OrgId,
+    stream_id: &str,
+    kind: &str,
+    version: i64,
+    state: &serde_json::Value,
+    replace_broken: bool,
+) -> Result<(), sqlx::Error> {
+    let mut tx = store.pool().begin().await?;
+    sqlx::query("SELECT set_config('app.org_id', $1, true)").bind(org.0.to_string()).execute(&mut *tx).await?;
+    sqlx::query(
+        "INSERT INTO stream_snapshots (org_id, stream_id, kind, version, state) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (org_id, stream_id, kind) DO UPDATE SET version = EXCLUDED.version, state = EXCLUDED.state \
+         WHERE stream_snapshots.version < EXCLUDED.version OR $6",
+    )
+    .bind(org.0)
+    .bind(stream_id)
+    .bind(kind)
+    .bind(version)
+    .bind(state)
+    .bind(replace_broken)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
 }
 
 /// Execute a command against one aggregate with optimistic concurrency and retries.

@@ -291,6 +291,22 @@ impl EventStore {
         rows.iter().map(row_to_event).collect::<Result<_, _>>().map_err(Into::into)
     }
 
+    /// The events of one stream after `after_version`, in version order, read on `conn` (a
+    /// caller's transaction): the tail a snapshot at `after_version` still needs.
+    pub async fn read_stream_after(
+        conn: &mut PgConnection,
+        org: OrgId,
+        stream_id: &str,
+        after_version: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM event_log WHERE org_id = $1 AND stream_id = $2 AND stream_version > $3 \
+             ORDER BY stream_version"
+        );
+        let rows = sqlx::query(&sql).bind(org.0).bind(stream_id).bind(after_version).fetch_all(&mut *conn).await?;
+        rows.iter().map(row_to_event).collect::<Result<_, _>>().map_err(Into::into)
+    }
+
     /// Up to `limit` events of the org with `org_seq > after_seq`, in order.
     pub async fn read_org(&self, org: OrgId, after_seq: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
         read_org_with(&self.pool, org, after_seq, i64::MAX, limit).await

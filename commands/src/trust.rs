@@ -17,12 +17,15 @@ pub struct Refusals {
     pub events_unknown_org: AtomicU64,
     /// Orders the agent gateway refused: no matching `ActionDispatched` in the agent's org.
     pub orders_forged: AtomicU64,
+    /// Results (acks) the agent gateway refused: the order was never delivered to that agent.
+    pub results_not_delivered: AtomicU64,
 }
 
 pub static REFUSALS: Refusals = Refusals {
     events_forged: AtomicU64::new(0),
     events_unknown_org: AtomicU64::new(0),
     orders_forged: AtomicU64::new(0),
+    results_not_delivered: AtomicU64::new(0),
 };
 
 impl Refusals {

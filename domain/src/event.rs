@@ -8,20 +8,20 @@ use uuid::Uuid;
 
 use crate::detection::BaselineTrained;
 use crate::identity::{
-    AccountLocked, AccountUnlocked, InvitationAccepted, LoginFailed, LoginSucceeded, OrganizationRegistered,
-    PasswordSet, RefreshTokenReuseDetected, RefreshTokenRotated, SessionRevoked, SessionStarted, UserCreated,
-    UserInvited,
+    AccountLocked, AccountUnderAttack, AccountUnlocked, InvitationAccepted, KnownDeviceForgotten, LoginFailed,
+    LoginSucceeded, OrganizationRegistered, PasswordSet, RefreshTokenReuseDetected, RefreshTokenRotated,
+    SessionRevoked, SessionStarted, UserCreated, UserInvited,
 };
 use crate::incident::{EvidenceAttached, IncidentEscalated, IncidentOpened, IncidentStatusChanged};
 use crate::ingest_key::{IngestKeyCreated, IngestKeyRevoked};
 use crate::response::action::{
-    ActionApproved, ActionDispatched, ActionExpired, ActionFailed, ActionRejected, ActionRequested, ActionSucceeded,
-    PolicyMatched,
+    ActionApproved, ActionDelivered, ActionDispatched, ActionExpired, ActionFailed, ActionRejected, ActionRequested,
+    ActionSucceeded, PolicyMatched,
 };
 use crate::response::agent_key::{AgentKeyCreated, AgentKeyRevoked};
 use crate::response::policy::{
     AutoContainmentSet, ContainmentPolicyCreated, ContainmentPolicyDeleted, ContainmentPolicyUpdated,
-    ContainmentSettingsChanged,
+    ContainmentSettingsChanged, SelfApprovalSet,
 };
 use crate::telemetry::SecurityEvent;
 
@@ -68,6 +68,8 @@ pub enum Event {
     LoginFailed(LoginFailed),
     AccountLocked(AccountLocked),
     AccountUnlocked(AccountUnlocked),
+    KnownDeviceForgotten(KnownDeviceForgotten),
+    AccountUnderAttack(AccountUnderAttack),
     /// Identity (`session-<uuid>`): one login's family of refresh tokens.
     SessionStarted(SessionStarted),
     RefreshTokenRotated(RefreshTokenRotated),
@@ -89,6 +91,7 @@ pub enum Event {
     ActionApproved(ActionApproved),
     ActionRejected(ActionRejected),
     ActionDispatched(ActionDispatched),
+    ActionDelivered(ActionDelivered),
     ActionSucceeded(ActionSucceeded),
     ActionFailed(ActionFailed),
     ActionExpired(ActionExpired),
@@ -98,6 +101,7 @@ pub enum Event {
     ContainmentPolicyDeleted(ContainmentPolicyDeleted),
     AutoContainmentSet(AutoContainmentSet),
     ContainmentSettingsChanged(ContainmentSettingsChanged),
+    SelfApprovalSet(SelfApprovalSet),
     /// Response (`agentkey-<uuid>`): an enforcement agent's credential.
     AgentKeyCreated(AgentKeyCreated),
     AgentKeyRevoked(AgentKeyRevoked),
@@ -117,6 +121,8 @@ impl Event {
             Event::LoginFailed(_) => "LoginFailed",
             Event::AccountLocked(_) => "AccountLocked",
             Event::AccountUnlocked(_) => "AccountUnlocked",
+            Event::KnownDeviceForgotten(_) => "KnownDeviceForgotten",
+            Event::AccountUnderAttack(_) => "AccountUnderAttack",
             Event::SessionStarted(_) => "SessionStarted",
             Event::RefreshTokenRotated(_) => "RefreshTokenRotated",
             Event::RefreshTokenReuseDetected(_) => "RefreshTokenReuseDetected",
@@ -133,6 +139,7 @@ impl Event {
             Event::ActionApproved(_) => "ActionApproved",
             Event::ActionRejected(_) => "ActionRejected",
             Event::ActionDispatched(_) => "ActionDispatched",
+            Event::ActionDelivered(_) => "ActionDelivered",
             Event::ActionSucceeded(_) => "ActionSucceeded",
             Event::ActionFailed(_) => "ActionFailed",
             Event::ActionExpired(_) => "ActionExpired",
@@ -141,6 +148,7 @@ impl Event {
             Event::ContainmentPolicyDeleted(_) => "ContainmentPolicyDeleted",
             Event::AutoContainmentSet(_) => "AutoContainmentSet",
             Event::ContainmentSettingsChanged(_) => "ContainmentSettingsChanged",
+            Event::SelfApprovalSet(_) => "SelfApprovalSet",
             Event::AgentKeyCreated(_) => "AgentKeyCreated",
             Event::AgentKeyRevoked(_) => "AgentKeyRevoked",
         }

@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 // Counted where the refusals happen (detector, agent gateway), process-wide.
 use xdr_commands::trust::REFUSALS;
+// Counted by the identity handlers (lockout) in whichever process serves logins.
+use xdr_commands::auth::LOGIN_DEFENCE;
 
 #[derive(Default)]
 pub struct Metrics {
@@ -43,6 +45,21 @@ impl Metrics {
                 &self.bodies_too_large,
             ),
             (
+                "xdr_login_accounts_under_attack_total",
+                "Accounts locked by repeated bad passwords from unknown clients (AccountUnderAttack in the audit log)",
+                &LOGIN_DEFENCE.accounts_under_attack,
+            ),
+            (
+                "xdr_logins_refused_locked_total",
+                "Logins refused because the account was locked",
+                &LOGIN_DEFENCE.refused_while_locked,
+            ),
+            (
+                "xdr_logins_known_device_total",
+                "Logins from a recognised device (not held back by another client's lockout)",
+                &LOGIN_DEFENCE.known_device_sign_ins,
+            ),
+            (
                 "xdr_nats_events_refused_total",
                 "Event messages refused because the log does not hold them (forged or stale)",
                 &REFUSALS.events_forged,
@@ -56,6 +73,11 @@ impl Metrics {
                 "xdr_agent_orders_refused_total",
                 "Orders refused because the agent's org's log holds no matching ActionDispatched",
                 &REFUSALS.orders_forged,
+            ),
+            (
+                "xdr_agent_results_refused_total",
+                "Agent results refused because the order was not delivered to that agent",
+                &REFUSALS.results_not_delivered,
             ),
         ] {
             out.push_str(&format!(

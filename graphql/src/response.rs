@@ -25,6 +25,9 @@ pub enum ResponseFailure {
     NotFound,
     #[error("approving or rejecting needs the soc_lead role or above")]
     Forbidden,
+    /// Four-eyes: the requester tried to approve their own action.
+    #[error("four-eyes: an action cannot be approved by the person who requested it")]
+    SelfApproval,
     /// A safety rail refused the target (protected or private address).
     #[error("{0}")]
     Protected(String),
@@ -39,6 +42,7 @@ impl From<ActionError> for ResponseFailure {
         match e {
             ActionError::NotFound => ResponseFailure::NotFound,
             ActionError::NotAllowedToApprove => ResponseFailure::Forbidden,
+            ActionError::SelfApproval => ResponseFailure::SelfApproval,
             e @ ActionError::Protected { .. } => ResponseFailure::Protected(e.to_string()),
             other => ResponseFailure::Invalid(other.to_string()),
         }

@@ -226,7 +226,9 @@ pub async fn state_at(
         "stream_id": stream_id,
         "as_of": as_of,
         "events": stored.len(),
-        "state": state,
+        // States are complete (the user's is its own snapshot): a person sees them with the
+        // audit log's redaction, no password hash, token digest or device digest.
+        "state": xdr_commands::trust::redact(&state),
         "history": history,
     }))
 }

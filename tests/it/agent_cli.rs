@@ -381,6 +381,57 @@ async fn an_ack_token_of_another_agent_is_refused() {
     env.cleanup().await;
 }
 
+/// An agent answers (and so acknowledges) only orders delivered to it. Agent A of the org
+/// writes ack tokens by hand for its own consumer: one naming the order the gateway
+/// delivered to agent B, one naming an order nobody pulled yet. Both pass the token's shape
+/// checks; the log shows neither went to A, so both are refused and nothing is forwarded.
+#[tokio::test]
+async fn an_agent_cannot_acknowledge_an_order_that_was_not_delivered_to_it() {
+    let env = Env::start().await;
+    let org = OrgId(Uuid::new_v4());
+    let (a_id, a) = env.agent_key(org).await;
+    let (b_id, b) = env.agent_key(org).await;
+    let first = env.block(org, None, "203.0.113.81").await;
+    let pulled: Value = env.pull(&b, 5000).await.json().await.unwrap();
+    let b_token = pulled[0]["ack_token"].as_str().expect("B got the order").to_owned();
+    let second = env.block(org, None, "203.0.113.82").await;
+
+    let stream = env.config.actions_stream.clone();
+    let forged_from_b = b_token.replace(&format!(".agent-{b_id}."), &format!(".agent-{a_id}."));
+    assert_ne!(forged_from_b, b_token);
+    let mut actions = env.js.get_stream(&stream).await.unwrap();
+    let undelivered_seq = actions.info().await.unwrap().state.last_sequence;
+    let forged_never_sent = format!("$JS.ACK.{stream}.agent-{a_id}.1.{undelivered_seq}.1.1700000000000000000.0");
+    let answer = |token: &str, action: ActionId| json!([{"ack_token": token, "action_id": action, "attempt": 1, "ok": true, "detail": "done"}]);
+    for (token, action) in [(&forged_from_b, first), (&forged_never_sent, second)] {
+        let r = env.post_results(&a, answer(token, action)).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{token}");
+        let detail = r.json::<Value>().await.unwrap()["detail"].as_str().unwrap().to_owned();
+        assert_eq!(detail, "order was not delivered to this agent");
+    }
+    // Nothing was forwarded, nothing recorded.
+    let mut results = env.js.get_stream(&env.config.results_stream).await.unwrap();
+    assert_eq!(results.info().await.unwrap().state.messages, 0);
+    assert_eq!(env.action(org, first).await.status, ActionStatus::Dispatched);
+    assert_eq!(env.action(org, second).await.status, ActionStatus::Dispatched);
+    let metrics = env.client.get(format!("{}/metrics", env.base)).send().await.unwrap().text().await.unwrap();
+    let refused: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("xdr_agent_results_refused_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(refused >= 2, "{metrics}");
+
+    // The deliveries are in the log, per agent; B's real answer is taken.
+    let delivered = env.action(org, first).await;
+    assert!(delivered.was_delivered_to(&format!("agentkey:{b_id}"), 1));
+    assert!(!delivered.was_delivered_to(&format!("agentkey:{a_id}"), 1));
+    let r = env.post_results(&b, answer(&b_token, first)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    env.wait_for_action(org, first, ActionStatus::Succeeded).await;
+    env.cleanup().await;
+}
+
 /// Orders published on an org's subject by anyone who can reach NATS (here the
 /// unauthenticated development server): a made-up block, a copy of a real order with another
 /// target, and a real order of another org re-addressed. Only the order the agent's org's

@@ -3,18 +3,22 @@
 //! actor and request IP in every event's metadata, so the audit trail is the log itself.
 //!
 //! Reads here come from the aggregates' own streams, not from read models: authentication
-//! must see a logout or a lock the instant it is committed.
+//! must see a logout or a lock the instant it is committed. The user stream is read from its
+//! latest snapshot plus the events after it (`handler::load`), so a stream that a flood of
+//! failed logins made long costs a request no more than a fresh one.
 
 use chrono::{DateTime, Duration, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
+use std::sync::atomic::{AtomicU64, Ordering};
 use uuid::Uuid;
 use xdr_domain::aggregate::Aggregate;
 use xdr_domain::identity::{
-    check_password_policy, login_outcome, rotation_outcome, Email, IdentityError, LoginOutcome, OrgName, Organization,
-    Permission, RegisterOrganization, Role, RotationOutcome, Session, SessionCommand, Slug, User, UserCommand,
+    check_password_policy, login_outcome, rotation_outcome, Email, IdentityError, LockoutPolicy, LoginAttempt,
+    LoginOutcome, OrgName, Organization, Permission, RegisterOrganization, Role, RotationOutcome, Session,
+    SessionCommand, Slug, User, UserCommand,
 };
 use xdr_domain::ids::{OrgId, SessionId, UserId};
 use xdr_domain::{Event, EventMetadata};
@@ -214,6 +218,42 @@ pub struct IdentityService {
     hasher: PasswordHasher,
     tokens: TokenService,
     clock: Clock,
+    lockout: LockoutPolicy,
+}
+
+/// A successful sign-in: the token pair and the known-device token the client should present
+/// on its next sign-in (the one it presented, when that was recognised; a fresh one otherwise).
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub tokens: TokenPair,
+    pub device_token: String,
+}
+
+/// Process-wide counters of the lockout's work, rendered on `/metrics`.
+#[derive(Debug, Default)]
+pub struct LoginDefence {
+    /// Accounts locked by bad passwords from unknown clients (each is an `AccountUnderAttack`).
+    pub accounts_under_attack: AtomicU64,
+    /// Sign-ins refused because the account was locked.
+    pub refused_while_locked: AtomicU64,
+    /// Sign-ins from a known device (let in even while the account is locked for others).
+    pub known_device_sign_ins: AtomicU64,
+}
+
+pub static LOGIN_DEFENCE: LoginDefence = LoginDefence {
+    accounts_under_attack: AtomicU64::new(0),
+    refused_while_locked: AtomicU64::new(0),
+    known_device_sign_ins: AtomicU64::new(0),
+};
+
+impl LoginDefence {
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 fn sha256_hex(s: &str) -> String {
@@ -254,7 +294,17 @@ fn reservation_error(e: sqlx::Error, message: &str) -> AuthError {
 
 impl IdentityService {
     pub fn new(store: EventStore, hasher: PasswordHasher, tokens: TokenService, clock: Clock) -> Self {
-        IdentityService { store, hasher, tokens, clock }
+        IdentityService { store, hasher, tokens, clock, lockout: LockoutPolicy::default() }
+    }
+
+    /// The deployment's lockout threshold, lock duration and known-device lifetime.
+    pub fn with_lockout_policy(mut self, lockout: LockoutPolicy) -> Self {
+        self.lockout = lockout;
+        self
+    }
+
+    pub fn lockout_policy(&self) -> LockoutPolicy {
+        self.lockout
     }
 
     pub fn clock(&self) -> &Clock {
@@ -369,12 +419,17 @@ impl IdentityService {
     }
 
     /// Password login with lockout. Every attempt is an event; every refusal looks the same.
+    ///
+    /// `device_token` is the known-device token the client got from an earlier successful
+    /// sign-in, if it kept one: a recognised device is not held back by a lock that someone
+    /// else's bad passwords caused (see `xdr_domain::identity::user`).
     pub async fn login(
         &self,
         email: &str,
         password: SecretString,
+        device_token: Option<&str>,
         ctx: &RequestContext,
-    ) -> Result<TokenPair, AuthError> {
+    ) -> Result<SignedIn, AuthError> {
         let found = match Email::parse(email) {
             Ok(email) => self.find_email(&email).await?,
             Err(_) => None,
@@ -388,6 +443,15 @@ impl IdentityService {
         let user: User = self.load(org_id, &stream).await?;
         let password_ok = self.hasher.verify(password, user.password_hash.clone()).await?;
         let now = self.clock.now();
+        let presented = device_token.filter(|t| !t.is_empty());
+        let fresh_device = random_secret();
+        let attempt = LoginAttempt {
+            password_ok,
+            presented_device: presented.map(sha256_hex),
+            new_device: sha256_hex(&fresh_device),
+            policy: self.lockout,
+            now,
+        };
         // Until the password checks out, the caller is anonymous: a failed attempt against a user
         // is not an action *of* that user.
         let actor = password_ok.then_some(user_id);
@@ -395,16 +459,36 @@ impl IdentityService {
             &self.store,
             org_id,
             &stream,
-            &UserCommand::RecordLogin { password_ok, now },
+            &UserCommand::RecordLogin(attempt.clone()),
             &metadata(actor, ctx),
             None,
         )
         .await?;
+        if executed.events.iter().any(|e| matches!(e, Event::AccountUnderAttack(_))) {
+            LoginDefence::count(&LOGIN_DEFENCE.accounts_under_attack);
+            tracing::warn!(%org_id, %user_id, request_ip = ctx.ip.as_deref().unwrap_or("-"),
+                "account locked by repeated bad passwords from unknown clients: under attack");
+        }
         match login_outcome(&executed.events) {
-            LoginOutcome::Succeeded => {
-                self.start_session(org_id, user_id, executed.state.role, now, &metadata(Some(user_id), ctx)).await
+            LoginOutcome::Succeeded { device_hash } => {
+                let recognised = device_hash.is_some() && device_hash == attempt.presented_device;
+                if recognised {
+                    LoginDefence::count(&LOGIN_DEFENCE.known_device_sign_ins);
+                }
+                let tokens = self
+                    .start_session(org_id, user_id, executed.state.role, now, &metadata(Some(user_id), ctx))
+                    .await?;
+                let device_token = match presented {
+                    Some(token) if recognised => token.to_owned(),
+                    _ => fresh_device,
+                };
+                Ok(SignedIn { tokens, device_token })
             }
-            LoginOutcome::Failed | LoginOutcome::Locked { .. } => Err(AuthError::InvalidCredentials),
+            LoginOutcome::Locked { .. } => {
+                LoginDefence::count(&LOGIN_DEFENCE.refused_while_locked);
+                Err(AuthError::InvalidCredentials)
+            }
+            LoginOutcome::Failed => Err(AuthError::InvalidCredentials),
         }
     }
 
@@ -425,7 +509,11 @@ impl IdentityService {
     }
 
     /// Verify an access token and the live state behind it: the session is not revoked, the
-    /// user exists and is not locked. Returns the caller with their *current* role.
+    /// user exists and no admin has locked them. Returns the caller with their *current* role.
+    ///
+    /// An automatic lock (bad passwords) does not end sessions: it guards the password path,
+    /// and a session is proof of an earlier correct sign-in, so an attacker who locks the
+    /// account cannot sign its owner out.
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
         let now = self.clock.now();
         let claims = self
@@ -440,7 +528,7 @@ impl IdentityService {
         if !user.created || user.org_id != claims.org || !user.is_active {
             return Err(AuthError::Unauthenticated("Could not validate credentials"));
         }
-        if let Some(until) = user.is_locked_at(now) {
+        if let Some(until) = user.admin_lock_at(now) {
             return Err(AuthError::Locked(until));
         }
         Ok(Principal { user_id: claims.sub, org_id: claims.org, role: user.role, session_id: claims.sid })
@@ -460,9 +548,10 @@ impl IdentityService {
             .tokens
             .verify(refresh_token, TokenKind::Refresh, now)
             .map_err(|_| AuthError::Unauthenticated("Could not validate credentials"))?;
-        // The account first: a locked or deactivated user's refresh token rotates nothing.
+        // The account first: an admin-locked or deactivated user's refresh token rotates
+        // nothing (an automatic lock guards only the password path, as in `authenticate`).
         let user: User = self.load(claims.org, &claims.sub.stream_id()).await?;
-        if let Some(until) = user.is_locked_at(now) {
+        if let Some(until) = user.admin_lock_at(now) {
             return Err(AuthError::Locked(until));
         }
         if !user.is_active {

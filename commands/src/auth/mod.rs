@@ -7,6 +7,6 @@ pub mod passwords;
 pub mod tokens;
 
 pub use clock::Clock;
-pub use identity::{AuthError, IdentityService};
+pub use identity::{AuthError, IdentityService, LoginDefence, SignedIn, LOGIN_DEFENCE};
 pub use passwords::PasswordHasher;
 pub use tokens::{Claims, TokenKind, TokenPair, TokenService};

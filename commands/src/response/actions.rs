@@ -112,7 +112,10 @@ pub async fn approve_action(
     metadata: &EventMetadata,
     now: DateTime<Utc>,
 ) -> Result<Action, ActionCommandError> {
-    let command = ActionCommand::Approve { by_user: approver.user, role: approver.role, now };
+    // Four-eyes unless the org's admins turned it off; decided by the action aggregate.
+    let allow_self_approval =
+        load_containment(store, org).await.map_err(|e| CommandError::Corrupt(e.to_string()))?.allow_self_approval;
+    let command = ActionCommand::Approve { by_user: approver.user, role: approver.role, allow_self_approval, now };
     Ok(execute::<Action>(store, org, &action_stream(action), &command, metadata, None).await?.state)
 }
 
@@ -189,6 +192,34 @@ pub async fn request_and_dispatch(
         }
         _ => Ok(state),
     }
+}
+
+/// Record that the gateway delivered `attempt` of `action` to `agent` (`agentkey:<id>`).
+/// Idempotent: a redelivery of the same attempt to the same agent appends nothing.
+pub async fn record_delivery(
+    store: &EventStore,
+    org: OrgId,
+    action: ActionId,
+    attempt: u32,
+    agent: &str,
+    now: DateTime<Utc>,
+) -> Result<Action, ActionCommandError> {
+    let command = ActionCommand::RecordDelivery { attempt, agent: agent.to_owned(), now };
+    let metadata = EventMetadata::system(agent);
+    let id = action_command_id(action, &format!("delivered/{agent}/{attempt}"));
+    Ok(execute::<Action>(store, org, &action_stream(action), &command, &metadata, Some(id)).await?.state)
+}
+
+/// Whether the log of `org` records `attempt` of `action` as delivered to `agent`: the only
+/// agent whose answer (and acknowledgement) the gateway accepts for it.
+pub async fn delivered_to(
+    store: &EventStore,
+    org: OrgId,
+    action: ActionId,
+    attempt: u32,
+    agent: &str,
+) -> Result<bool, ActionCommandError> {
+    Ok(load::<Action>(store, org, &action_stream(action)).await?.0.was_delivered_to(agent, attempt))
 }
 
 /// Record an agent's answer; the incident's status follows a successful block or unblock.

@@ -81,3 +81,14 @@ pub async fn change_settings(
     };
     run(store, org, command, metadata).await
 }
+
+/// Four-eyes: allow (or forbid again) requesters to approve their own actions.
+pub async fn set_self_approval(
+    store: &EventStore,
+    org: OrgId,
+    allowed: bool,
+    metadata: &EventMetadata,
+    now: DateTime<Utc>,
+) -> Result<ContainmentPolicies, ContainmentCommandError> {
+    run(store, org, ContainmentCommand::SetSelfApproval { org_id: org, allowed, now }, metadata).await
+}

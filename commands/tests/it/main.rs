@@ -9,5 +9,6 @@ mod ingest_keys;
 mod nats_permissions;
 mod nats_support;
 mod relay;
+mod snapshots;
 mod store;
 mod subscription;

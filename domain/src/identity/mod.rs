@@ -25,9 +25,10 @@ pub use session::{
 };
 pub use slug::{OrgName, Slug};
 pub use user::{
-    login_outcome, AccountLocked, AccountUnlocked, Invitation, InvitationAccepted, LoginFailed, LoginFailureReason,
-    LoginOutcome, LoginSucceeded, PasswordSet, User, UserCommand, UserCreated, UserInvited, LOCKOUT,
-    MAX_FAILED_ATTEMPTS,
+    login_outcome, AccountLocked, AccountUnderAttack, AccountUnlocked, Invitation, InvitationAccepted, KnownDevice,
+    KnownDeviceForgotten, LockoutPolicy, LoginAttempt, LoginFailed, LoginFailureReason, LoginOutcome, LoginSucceeded,
+    PasswordSet, User, UserCommand, UserCreated, UserInvited, KNOWN_DEVICE_LIFETIME, LOCKOUT, MAX_DEVICE_FAILURES,
+    MAX_FAILED_ATTEMPTS, MAX_KNOWN_DEVICES,
 };
 
 /// Given/when/then for aggregate tests: `given::<User>(history).when(cmd).then(events)`.
@@ -125,18 +126,22 @@ mod tests {
             Event::UserInvited(UserInvited { token_hash: "abc123".into(), role: Role::SocLead, expires_at: at(60) }),
             Event::InvitationAccepted(InvitationAccepted { at: at(1) }),
             Event::PasswordSet(PasswordSet { password_hash: "$argon2id$v=19$m=19456,t=2,p=1$x$y".into(), at: at(1) }),
-            Event::LoginSucceeded(LoginSucceeded { at: at(2) }),
+            Event::LoginSucceeded(LoginSucceeded { at: at(2), device_hash: Some("d1".into()), recognised: false }),
             Event::LoginFailed(LoginFailed {
                 at: at(3),
                 reason: LoginFailureReason::BadPassword,
                 consecutive_failures: 1,
                 locked_until: None,
+                device_hash: None,
+                device_failures: None,
             }),
             Event::LoginFailed(LoginFailed {
                 at: at(3),
                 reason: LoginFailureReason::AccountLocked,
                 consecutive_failures: 5,
                 locked_until: Some(at(900)),
+                device_hash: None,
+                device_failures: None,
             }),
             Event::AccountLocked(AccountLocked {
                 until: at(900),
@@ -145,6 +150,8 @@ mod tests {
                 at: at(4),
             }),
             Event::AccountUnlocked(AccountUnlocked { by_user: admin, at: at(5) }),
+            Event::KnownDeviceForgotten(KnownDeviceForgotten { device_hash: "d1".into(), at: at(5) }),
+            Event::AccountUnderAttack(AccountUnderAttack { consecutive_failures: 5, locked_until: at(900), at: at(5) }),
             Event::SessionStarted(SessionStarted {
                 session_id: SessionId(Uuid::from_u128(6)),
                 user_id: user,
@@ -174,6 +181,8 @@ mod tests {
                 "LoginFailed",
                 "AccountLocked",
                 "AccountUnlocked",
+                "KnownDeviceForgotten",
+                "AccountUnderAttack",
                 "SessionStarted",
                 "RefreshTokenRotated",
                 "RefreshTokenReuseDetected",
@@ -195,7 +204,7 @@ mod tests {
         assert_eq!(created["email"], "alice@example.com");
         let (_, failed) = events[7].to_parts();
         assert_eq!(failed["reason"], "account_locked");
-        let (_, revoked) = events[13].to_parts();
+        let (_, revoked) = events[15].to_parts();
         assert_eq!(revoked["reason"], "refresh_token_reuse");
     }
 

@@ -230,6 +230,17 @@ pub struct ActionFailed {
     pub failed_at: DateTime<Utc>,
 }
 
+/// The gateway handed an attempt's order to one agent. Only an agent an order was delivered
+/// to may answer it (`Action::was_delivered_to`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionDelivered {
+    pub action_id: ActionId,
+    pub attempt: u32,
+    /// `agentkey:<id>` of the receiving agent.
+    pub agent: String,
+    pub delivered_at: DateTime<Utc>,
+}
+
 /// A timed block reached its expiry; the unblock that lifts it is its own action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionExpired {
@@ -277,6 +288,8 @@ pub enum ActionCommand {
     Approve {
         by_user: UserId,
         role: Role,
+        /// The org's four-eyes setting: may the requester approve their own request?
+        allow_self_approval: bool,
         now: DateTime<Utc>,
     },
     Reject {
@@ -292,6 +305,12 @@ pub enum ActionCommand {
     Dispatch {
         after_attempt: u32,
         ack_timeout: Duration,
+        now: DateTime<Utc>,
+    },
+    /// The gateway delivered an attempt's order to `agent`.
+    RecordDelivery {
+        attempt: u32,
+        agent: String,
         now: DateTime<Utc>,
     },
     /// An agent answered an attempt.
@@ -333,6 +352,10 @@ pub enum ActionError {
     TextTooLong,
     #[error("approving or rejecting needs the soc_lead role or above")]
     NotAllowedToApprove,
+    #[error("four-eyes: an action cannot be approved by the person who requested it")]
+    SelfApproval,
+    #[error("attempt {0} of this action was never dispatched")]
+    NotDispatched(u32),
     #[error("action is {0}, not waiting for approval")]
     NotPendingApproval(&'static str),
     #[error("action is {0} and cannot be dispatched")]
@@ -354,9 +377,16 @@ pub struct Action {
     pub expires_at: Option<DateTime<Utc>>,
     pub approved_by: Option<UserId>,
     pub detail: Option<String>,
+    /// `(agent, attempt)` of every order delivered.
+    pub deliveries: Vec<(String, u32)>,
 }
 
 impl Action {
+    /// Whether the gateway delivered `attempt`'s order to `agent`: the only answer it accepts.
+    pub fn was_delivered_to(&self, agent: &str, attempt: u32) -> bool {
+        self.deliveries.iter().any(|(a, n)| a == agent && *n == attempt)
+    }
+
     /// Whether a timed block is due to be lifted at `now`.
     pub fn is_due_to_expire(&self, now: DateTime<Utc>) -> bool {
         self.status == ActionStatus::Succeeded && self.expires_at.is_some_and(|t| t <= now)
@@ -489,6 +519,7 @@ impl Aggregate for Action {
                 self.detail = Some(e.detail.clone());
             }
             Event::ActionExpired(_) => self.status = ActionStatus::Expired,
+            Event::ActionDelivered(e) => self.deliveries.push((e.agent.clone(), e.attempt)),
             _ => {}
         }
     }
@@ -503,9 +534,12 @@ impl Aggregate for Action {
         let action_id = request.action_id;
         match command {
             ActionCommand::Request(_) => unreachable!("handled above"),
-            ActionCommand::Approve { by_user, role, now } => {
+            ActionCommand::Approve { by_user, role, allow_self_approval, now } => {
                 if !role.can(Permission::ApproveAction) {
                     return Err(ActionError::NotAllowedToApprove);
+                }
+                if !allow_self_approval && request.requested_by == Some(*by_user) {
+                    return Err(ActionError::SelfApproval);
                 }
                 match self.status {
                     ActionStatus::PendingApproval => Ok(vec![Event::ActionApproved(ActionApproved {
@@ -550,6 +584,20 @@ impl Aggregate for Action {
                 }
                 _ => Err(ActionError::NotDispatchable(self.status.as_str())),
             },
+            ActionCommand::RecordDelivery { attempt, agent, now } => {
+                if *attempt == 0 || *attempt > self.attempts {
+                    return Err(ActionError::NotDispatched(*attempt));
+                }
+                if self.was_delivered_to(agent, *attempt) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![Event::ActionDelivered(ActionDelivered {
+                    action_id,
+                    attempt: *attempt,
+                    agent: agent.clone(),
+                    delivered_at: *now,
+                })])
+            }
             ActionCommand::RecordResult { attempt, agent, ok, detail, now } => {
                 // The first answer decides; a late answer to an earlier attempt still counts
                 // (the agent did act), later ones are duplicates.
@@ -752,14 +800,24 @@ mod tests {
         let pending = vec![requested(ActionKind::BlockIp, None, true)];
         assert_eq!(Action::from_history(&pending).status, ActionStatus::PendingApproval);
         given::<Action>(pending.clone())
-            .when(ActionCommand::Approve { by_user: lead(), role: Role::Analyst, now: at(1) })
+            .when(ActionCommand::Approve {
+                by_user: lead(),
+                role: Role::Analyst,
+                allow_self_approval: false,
+                now: at(1),
+            })
             .then_err(ActionError::NotAllowedToApprove);
         let approved = Event::ActionApproved(ActionApproved { action_id: id(), by_user: lead(), approved_at: at(1) });
         given::<Action>(pending.clone())
-            .when(ActionCommand::Approve { by_user: lead(), role: Role::SocLead, now: at(1) })
+            .when(ActionCommand::Approve {
+                by_user: lead(),
+                role: Role::SocLead,
+                allow_self_approval: false,
+                now: at(1),
+            })
             .then(vec![approved.clone()]);
         given::<Action>(vec![pending[0].clone(), approved])
-            .when(ActionCommand::Approve { by_user: lead(), role: Role::Admin, now: at(2) })
+            .when(ActionCommand::Approve { by_user: lead(), role: Role::Admin, allow_self_approval: false, now: at(2) })
             .then(vec![]);
     }
 
@@ -828,5 +886,73 @@ mod tests {
         assert_ne!(policy_action_id(incident, policy), policy_action_id(incident, PolicyId(Uuid::from_u128(4))));
         assert_ne!(expiry_unblock_id(id()), id());
         assert_ne!(action_command_id(id(), "contain"), action_command_id(id(), "reopen"));
+    }
+
+    fn requested_by(user: UserId) -> Event {
+        let Event::ActionRequested(mut r) = requested(ActionKind::BlockIp, None, true) else { unreachable!() };
+        r.requested_by = Some(user);
+        r.automatic = false;
+        Event::ActionRequested(r)
+    }
+
+    #[test]
+    fn four_eyes_a_requester_cannot_approve_their_own_action_unless_the_org_allows_it() {
+        let mine = vec![requested_by(lead())];
+        let approve = |allow_self_approval| ActionCommand::Approve {
+            by_user: lead(),
+            role: Role::SocLead,
+            allow_self_approval,
+            now: at(1),
+        };
+        given::<Action>(mine.clone()).when(approve(false)).then_err(ActionError::SelfApproval);
+        // An admin is held to it too: four eyes means two people.
+        given::<Action>(mine.clone())
+            .when(ActionCommand::Approve { by_user: lead(), role: Role::Admin, allow_self_approval: false, now: at(1) })
+            .then_err(ActionError::SelfApproval);
+        given::<Action>(mine.clone()).when(approve(true)).then(vec![Event::ActionApproved(ActionApproved {
+            action_id: id(),
+            by_user: lead(),
+            approved_at: at(1),
+        })]);
+        // Another soc_lead approves; the requester may still withdraw (reject) their own.
+        let other = UserId(Uuid::from_u128(8));
+        let events = given::<Action>(mine.clone())
+            .when(ActionCommand::Approve {
+                by_user: other,
+                role: Role::SocLead,
+                allow_self_approval: false,
+                now: at(1),
+            })
+            .events();
+        assert_eq!(events.len(), 1);
+        let rejected = given::<Action>(mine)
+            .when(ActionCommand::Reject { by_user: lead(), role: Role::SocLead, reason: None, now: at(1) })
+            .events();
+        assert!(matches!(rejected[..], [Event::ActionRejected(_)]));
+    }
+
+    #[test]
+    fn only_dispatched_attempts_are_delivered_and_each_delivery_is_recorded_once() {
+        let agent = "agentkey:a".to_string();
+        let deliver = |attempt| ActionCommand::RecordDelivery { attempt, agent: agent.clone(), now: at(2) };
+        let approved = vec![requested(ActionKind::BlockIp, None, false)];
+        given::<Action>(approved.clone()).when(deliver(1)).then_err(ActionError::NotDispatched(1));
+        let mut sent = approved;
+        sent.push(dispatched(1, 1));
+        let delivered = Event::ActionDelivered(ActionDelivered {
+            action_id: id(),
+            attempt: 1,
+            agent: agent.clone(),
+            delivered_at: at(2),
+        });
+        given::<Action>(sent.clone()).when(deliver(1)).then(vec![delivered.clone()]);
+        given::<Action>(sent.clone()).when(deliver(2)).then_err(ActionError::NotDispatched(2));
+        given::<Action>(sent.clone()).when(deliver(0)).then_err(ActionError::NotDispatched(0));
+        sent.push(delivered);
+        given::<Action>(sent.clone()).when(deliver(1)).then(vec![]);
+        let state = Action::from_history(&sent);
+        assert!(state.was_delivered_to("agentkey:a", 1));
+        assert!(!state.was_delivered_to("agentkey:b", 1), "another agent of the org did not get it");
+        assert!(!state.was_delivered_to("agentkey:a", 2));
     }
 }

@@ -193,6 +193,14 @@ pub struct ContainmentSettingsChanged {
     pub at: DateTime<Utc>,
 }
 
+/// The org's four-eyes setting: whether whoever requested an action may also approve it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelfApprovalSet {
+    pub org_id: OrgId,
+    pub allowed: bool,
+    pub at: DateTime<Utc>,
+}
+
 // -------------------------------------------------------------------------- commands
 
 #[derive(Debug, Clone, PartialEq)]
@@ -222,6 +230,12 @@ pub enum ContainmentCommand {
         protected_ranges: Vec<String>,
         allow_private_targets: bool,
         max_auto_blocks_per_minute: u32,
+        now: DateTime<Utc>,
+    },
+    /// Four-eyes off (`allowed: true`) or on again (the default).
+    SetSelfApproval {
+        org_id: OrgId,
+        allowed: bool,
         now: DateTime<Utc>,
     },
 }
@@ -257,6 +271,8 @@ pub struct ContainmentPolicies {
     pub protected_ranges: Vec<String>,
     pub allow_private_targets: bool,
     pub max_auto_blocks_per_minute: u32,
+    /// Four-eyes is on unless an admin allows requesters to approve their own actions.
+    pub allow_self_approval: bool,
 }
 
 impl Default for ContainmentPolicies {
@@ -268,6 +284,7 @@ impl Default for ContainmentPolicies {
             protected_ranges: DEFAULT_PROTECTED.iter().map(|s| s.to_string()).collect(),
             allow_private_targets: false,
             max_auto_blocks_per_minute: DEFAULT_MAX_AUTO_BLOCKS_PER_MINUTE,
+            allow_self_approval: false,
         }
     }
 }
@@ -347,6 +364,7 @@ impl Aggregate for ContainmentPolicies {
                 self.policies.remove(&e.policy_id);
             }
             Event::AutoContainmentSet(e) => self.auto_containment = e.enabled,
+            Event::SelfApprovalSet(e) => self.allow_self_approval = e.allowed,
             Event::ContainmentSettingsChanged(e) => {
                 self.protected_ranges = e.protected_ranges.clone();
                 self.allow_private_targets = e.allow_private_targets;
@@ -392,6 +410,12 @@ impl Aggregate for ContainmentPolicies {
                     policy_id: *policy_id,
                     at: *now,
                 })])
+            }
+            ContainmentCommand::SetSelfApproval { org_id, allowed, now } => {
+                if self.allow_self_approval == *allowed {
+                    return Ok(vec![]);
+                }
+                Ok(vec![Event::SelfApprovalSet(SelfApprovalSet { org_id: *org_id, allowed: *allowed, at: *now })])
             }
             ContainmentCommand::SetAutoContainment { org_id, enabled, now } => {
                 if self.auto_containment == *enabled {
@@ -568,5 +592,16 @@ mod tests {
                 now: at(1),
             })
             .then_err(ContainmentError::InvalidRange("\"nope\" is not an IP address or CIDR range".into()));
+    }
+
+    #[test]
+    fn four_eyes_is_on_until_an_admin_allows_self_approval() {
+        assert!(!ContainmentPolicies::default().allow_self_approval);
+        let allow = ContainmentCommand::SetSelfApproval { org_id: org(), allowed: true, now: at(1) };
+        let events = given::<ContainmentPolicies>(vec![]).when(allow.clone()).events();
+        assert_eq!(events, vec![Event::SelfApprovalSet(SelfApprovalSet { org_id: org(), allowed: true, at: at(1) })]);
+        assert!(ContainmentPolicies::from_history(&events).allow_self_approval);
+        // Setting what is already set records nothing.
+        given::<ContainmentPolicies>(events).when(allow).then(vec![]);
     }
 }

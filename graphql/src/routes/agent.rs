@@ -14,8 +14,9 @@
 //!   target and duration), and as the log says; anything else on the subject is refused
 //!   (logged, counted in `/metrics`, terminated).
 //! - `POST /results`     one answer per order; the gateway checks the token is a delivery of
-//!   this agent's consumer and names the order answered, forwards the result to the
-//!   results consumer (which commits it), then acks the order.
+//!   this agent's consumer, names the order answered, and that the log records that order's
+//!   attempt as delivered to this agent (`ActionDelivered`, appended when the pull handed it
+//!   out), forwards the result to the results consumer (which commits it), then acks the order.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -27,7 +28,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use std::time::Duration;
-use xdr_commands::response::actions::logged_order;
+use xdr_commands::response::actions::{delivered_to, logged_order, record_delivery};
 use xdr_commands::response::agent_keys::{resolve_agent_key, AgentKeyStatus};
 use xdr_commands::response::Dispatcher;
 use xdr_commands::trust::{Refusals, REFUSALS};
@@ -321,7 +322,19 @@ where
         // The subject filter scopes the consumer to the org, but anyone who can publish there
         // could have: deliver only what the agent's org's log says was dispatched.
         match logged_order(store, agent.org, &order).await {
-            Ok(Some(logged)) => out.push(PulledOrder { order: logged, ack_token: reply }),
+            Ok(Some(logged)) => {
+                // Recorded before the agent sees it: only an agent an order was delivered to
+                // may answer (and acknowledge) it.
+                match record_delivery(store, agent.org, logged.action_id, logged.attempt, &agent.actor(), Utc::now())
+                    .await
+                {
+                    Ok(_) => out.push(PulledOrder { order: logged, ack_token: reply }),
+                    Err(e) => {
+                        tracing::error!(error = %e, action_id = %order.action_id, "cannot record a delivery; redelivering");
+                        let _ = message.ack_with(jetstream::AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                    }
+                }
+            }
             Ok(None) => {
                 Refusals::count(&REFUSALS.orders_forged);
                 tracing::error!(subject = %message.subject, org_id = %agent.org, order_org = %order.org_id,
@@ -383,6 +396,18 @@ pub async fn results(
             serde_json::from_slice(&stored.payload).map_err(|e| AgentError::internal(format!("stored order: {e}")))?;
         if order.org_id != agent.org || order.action_id != item.action_id || order.attempt != item.attempt {
             return Err(AgentError::new(StatusCode::FORBIDDEN, "ack token belongs to another order"));
+        }
+        // A token can be written by hand for any message of the stream; the log says which
+        // orders this agent really received.
+        let store = EventStore::new(state.pool.clone());
+        let delivered = delivered_to(&store, agent.org, item.action_id, item.attempt, &agent.actor())
+            .await
+            .map_err(AgentError::internal)?;
+        if !delivered {
+            Refusals::count(&REFUSALS.results_not_delivered);
+            tracing::warn!(org_id = %agent.org, agent = %agent.actor(), action_id = %item.action_id,
+                attempt = item.attempt, "result for an order never delivered to this agent; refused");
+            return Err(AgentError::new(StatusCode::FORBIDDEN, "order was not delivered to this agent"));
         }
     }
     let js = dispatcher.jetstream();

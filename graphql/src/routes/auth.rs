@@ -4,6 +4,11 @@
 //! register, login and refresh: the token then travels in an `HttpOnly; SameSite=Strict`
 //! cookie scoped to `/api/auth/refresh` (`Secure` under TLS) and the JSON's `refresh_token`
 //! is `null`, so script on the page never holds it. Without the header nothing changes.
+//!
+//! Every successful login also sets the known-device cookie (`xdr_device`, `HttpOnly;
+//! SameSite=Strict`, scoped to `/api/auth/login`, for the known-device lifetime). A client
+//! that presents it on a later login is recognised, and a lock caused by someone else's bad
+//! passwords does not keep it out (`xdr_domain::identity::user`).
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -20,6 +25,10 @@ use crate::startup::AppState;
 /// The refresh cookie's name and the only path it is sent to.
 pub const REFRESH_COOKIE: &str = "xdr_refresh";
 pub const REFRESH_PATH: &str = "/api/auth/refresh";
+/// The known-device cookie's name and the only path it is sent to.
+pub const DEVICE_COOKIE: &str = "xdr_device";
+pub const DEVICE_PATH: &str = "/api/auth/login";
+
 /// The request header by which a client asks for cookie mode. A cross-site page cannot send it
 /// without a CORS preflight this server never grants, so the cookie is read only with it.
 pub const COOKIE_MODE_HEADER: &str = "x-xdr-refresh-cookie";
@@ -32,6 +41,15 @@ fn refresh_cookie(req: &HttpRequest, state: &AppState, value: &str, max_age_seco
     let secure = state.config.tls.is_some() || req.connection_info().scheme() == "https";
     format!(
         "{REFRESH_COOKIE}={value}; Path={REFRESH_PATH}; Max-Age={max_age_seconds}; HttpOnly; SameSite=Strict{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+fn device_cookie(req: &HttpRequest, state: &AppState, value: &str) -> String {
+    let secure = state.config.tls.is_some() || req.connection_info().scheme() == "https";
+    let max_age = state.identity.lockout_policy().known_device_lifetime.num_seconds();
+    format!(
+        "{DEVICE_COOKIE}={value}; Path={DEVICE_PATH}; Max-Age={max_age}; HttpOnly; SameSite=Strict{}",
         if secure { "; Secure" } else { "" }
     )
 }
@@ -128,17 +146,23 @@ pub async fn login(
     }
     let body = body.into_inner();
     let ctx = request_context(&req, state.config.trust_forwarded_for);
-    match state.identity.login(&body.email, body.password, &ctx).await {
-        Ok(tokens) => {
+    let device = cookie_value(&req, DEVICE_COOKIE);
+    match state.identity.login(&body.email, body.password, device, &ctx).await {
+        Ok(signed_in) => {
             Metrics::inc(&state.metrics.logins_succeeded);
-            Ok(token_response(
+            let tokens = &signed_in.tokens;
+            let mut response = token_response(
                 &req,
                 &state,
                 &tokens.access_token,
                 &tokens.refresh_token,
                 tokens.token_type,
                 serde_json::json!({}),
-            ))
+            );
+            if let Ok(cookie) = device_cookie(&req, &state, &signed_in.device_token).parse() {
+                response.headers_mut().append(actix_web::http::header::SET_COOKIE, cookie);
+            }
+            Ok(response)
         }
         Err(e) => {
             Metrics::inc(&state.metrics.logins_refused);

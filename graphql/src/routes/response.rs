@@ -69,7 +69,7 @@ async fn run(
     let metadata = actor_metadata(caller, request_context(req, state.config.trust_forwarded_for));
     let action = request_on_incident(state, caller, &metadata, incident, ask).await.map_err(|e| match e {
         ResponseFailure::NotFound => ApiError::Auth(AuthError::NotFound),
-        ResponseFailure::Forbidden => ApiError::Auth(AuthError::Forbidden),
+        ResponseFailure::Forbidden | ResponseFailure::SelfApproval => ApiError::Auth(AuthError::Forbidden),
         ResponseFailure::Protected(m) | ResponseFailure::Invalid(m) => ApiError::Unprocessable(m),
         ResponseFailure::Internal(cause) => ApiError::Auth(AuthError::Internal(cause)),
     })?;

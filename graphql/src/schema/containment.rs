@@ -12,7 +12,7 @@ use xdr_commands::handler::CommandError;
 use xdr_commands::response::actions::load_containment;
 use xdr_commands::response::agent_keys::{create_agent_key, revoke_agent_key};
 use xdr_commands::response::containment::{
-    change_settings, create_policy, delete_policy, set_auto_containment, update_policy,
+    change_settings, create_policy, delete_policy, set_auto_containment, set_self_approval, update_policy,
 };
 use xdr_domain::identity::Permission;
 use xdr_domain::ids::{AgentKeyId, PolicyId};
@@ -115,6 +115,9 @@ pub struct ContainmentSettings {
     pub allow_private_targets: bool,
     /// Automatic blocks per minute beyond which actions wait for approval.
     pub max_auto_blocks_per_minute: i32,
+    /// Whether whoever requested an action may approve it too (four-eyes off); `false`
+    /// until an admin allows it.
+    pub allow_self_approval: bool,
 }
 
 impl From<&ContainmentPolicies> for ContainmentSettings {
@@ -124,6 +127,7 @@ impl From<&ContainmentPolicies> for ContainmentSettings {
             protected_ranges: c.protected_ranges.clone(),
             allow_private_targets: c.allow_private_targets,
             max_auto_blocks_per_minute: c.max_auto_blocks_per_minute as i32,
+            allow_self_approval: c.allow_self_approval,
         }
     }
 }
@@ -275,8 +279,8 @@ impl ContainmentQuery {
         p.require(Permission::ReadOrgData).map_err(gql_error)?;
         let mut tx = begin_org_tx(&state(ctx).pool, p.org_id).await.map_err(db_error)?;
         let row = sqlx::query(
-            "SELECT auto_containment, protected_ranges, allow_private_targets, max_auto_blocks_per_minute \
-             FROM rm_containment_settings WHERE org_id = $1",
+            "SELECT auto_containment, protected_ranges, allow_private_targets, max_auto_blocks_per_minute, \
+               allow_self_approval FROM rm_containment_settings WHERE org_id = $1",
         )
         .bind(p.org_id.0)
         .fetch_optional(&mut *tx)
@@ -288,6 +292,7 @@ impl ContainmentQuery {
                 protected_ranges: r.get("protected_ranges"),
                 allow_private_targets: r.get("allow_private_targets"),
                 max_auto_blocks_per_minute: r.get("max_auto_blocks_per_minute"),
+                allow_self_approval: r.get("allow_self_approval"),
             },
             // No containment event yet: the domain's defaults are in force.
             None => ContainmentSettings::from(&ContainmentPolicies::default()),
@@ -385,6 +390,19 @@ impl ContainmentMutation {
         p.require(Permission::ManageContainment).map_err(gql_error)?;
         let after =
             set_auto_containment(state(ctx).identity.store(), p.org_id, enabled, &actor_metadata(ctx, &p), Utc::now())
+                .await
+                .map_err(containment_error)?;
+        after_write(ctx, p.org_id).await?;
+        Ok(ContainmentSettings::from(&after))
+    }
+
+    /// Four-eyes (admin): `allowed: true` lets whoever requested an action approve it too;
+    /// `false` (the default) requires a second soc_lead or admin. Recorded as an event.
+    async fn set_self_approval(&self, ctx: &Context<'_>, allowed: bool) -> Result<ContainmentSettings> {
+        let p = caller(ctx).await?;
+        p.require(Permission::ManageContainment).map_err(gql_error)?;
+        let after =
+            set_self_approval(state(ctx).identity.store(), p.org_id, allowed, &actor_metadata(ctx, &p), Utc::now())
                 .await
                 .map_err(containment_error)?;
         after_write(ctx, p.org_id).await?;

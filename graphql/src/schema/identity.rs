@@ -57,22 +57,38 @@ impl IdentityMutation {
             token_type: r.tokens.token_type.into(),
             user: Some(r.user.into()),
             organization: Some(r.organization.into()),
+            device_token: None,
         })
     }
 
-    async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> Result<AuthPayload> {
+    /// Sign in. `deviceToken` is the `deviceToken` of an earlier successful sign-in from this
+    /// client: a recognised client is not held back by a lock that someone else's bad
+    /// passwords caused.
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        password: String,
+        device_token: Option<String>,
+    ) -> Result<AuthPayload> {
         let state = state(ctx);
         let req = request(ctx);
         if !state.login_limiter.check(req.ip.as_deref().unwrap_or_default()) {
             return Err(rate_limited());
         }
-        let t = state.identity.login(&email, SecretString::from(password), &req).await.map_err(gql_error)?;
+        let signed_in = state
+            .identity
+            .login(&email, SecretString::from(password), device_token.as_deref(), &req)
+            .await
+            .map_err(gql_error)?;
+        let t = signed_in.tokens;
         Ok(AuthPayload {
             access_token: t.access_token,
             refresh_token: t.refresh_token,
             token_type: t.token_type.into(),
             user: None,
             organization: None,
+            device_token: Some(signed_in.device_token),
         })
     }
 
@@ -85,6 +101,7 @@ impl IdentityMutation {
             token_type: t.token_type.into(),
             user: None,
             organization: None,
+            device_token: None,
         })
     }
 

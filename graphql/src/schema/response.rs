@@ -195,6 +195,10 @@ pub fn failure(e: ResponseFailure) -> async_graphql::Error {
         ResponseFailure::Forbidden => {
             async_graphql::Error::new(e.to_string()).extend_with(|_, x| x.set("code", "FORBIDDEN"))
         }
+        ResponseFailure::SelfApproval => async_graphql::Error::new(e.to_string()).extend_with(|_, x| {
+            x.set("code", "FORBIDDEN");
+            x.set("reason", "SELF_APPROVAL");
+        }),
         ResponseFailure::Protected(m) => bad_input(m).extend_with(|_, x| x.set("reason", "PROTECTED_TARGET")),
         ResponseFailure::Invalid(m) => bad_input(m),
         ResponseFailure::Internal(cause) => gql_error(AuthError::Internal(cause)),
@@ -345,6 +349,8 @@ impl ResponseMutation {
     }
 
     /// Approve an action that waits for approval (soc_lead and up); it is sent at once.
+    /// Four-eyes: the person who requested it cannot approve it (`FORBIDDEN`, reason
+    /// `SELF_APPROVAL`) unless an admin allowed that with `setSelfApproval`.
     async fn approve_action(&self, ctx: &Context<'_>, id: ID) -> Result<Action> {
         let p = caller(ctx).await?;
         p.require(Permission::ApproveAction).map_err(gql_error)?;

@@ -102,6 +102,8 @@ pub struct AuthPayload {
     /// Present on registration.
     pub user: Option<User>,
     pub organization: Option<Organization>,
+    /// On login: the known-device token to pass as `login(deviceToken:)` next time.
+    pub device_token: Option<String>,
 }
 
 #[derive(SimpleObject, Clone, Debug)]

@@ -107,12 +107,13 @@ async fn five_failures_lock_the_account_until_the_lock_expires() {
     for _ in 0..4 {
         app.login("admin@acme.com", "WrongPass123!@#").await;
     }
-    // Locked: the correct password is refused with the same body as a wrong one.
+    // Locked: the correct password is refused with the same body as a wrong one (this client
+    // never kept its device cookie, so it is an unknown client).
     assert_eq!(detail(app.login("admin@acme.com", PASSWORD).await).await, wrong);
-    let (status, message) = detail(app.me(&before.access).await).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(message.starts_with("Account locked until 2026-11-26T12:15:00"), "{message}");
+    // The lock guards the password path; a session that signed in before keeps working.
+    assert_eq!(app.me(&before.access).await.status(), StatusCode::OK);
     assert_eq!(app.count_events("AccountLocked", &user_stream).await, 1);
+    assert_eq!(app.count_events("AccountUnderAttack", &user_stream).await, 1);
     assert_eq!(app.count_events("LoginFailed", &user_stream).await, 6);
 
     app.clock.advance(Duration::minutes(16));
@@ -123,6 +124,138 @@ async fn five_failures_lock_the_account_until_the_lock_expires() {
     }
     app.login_ok("admin@acme.com", PASSWORD).await;
     assert_eq!(app.count_events("AccountLocked", &user_stream).await, 1);
+}
+
+/// The known-device cookie a login response set.
+fn device_cookie(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("xdr_device="))
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+}
+
+async fn login_with_cookie(app: &crate::helpers::TestApp, password: &str, device: &str) -> reqwest::Response {
+    app.client
+        .post(format!("{}/api/auth/login", app.address))
+        .header(reqwest::header::COOKIE, format!("xdr_device={device}"))
+        .json(&json!({"email": "owner@acme.com", "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The lockout as a weapon: an attacker who knows the address locks the account and keeps
+/// guessing. The owner, on a client that signed in before, still gets in; an unknown client
+/// with the right password (or a made-up device cookie) does not; admins see the attack in
+/// the audit log and on /metrics.
+#[tokio::test]
+async fn an_attacker_locking_the_account_cannot_keep_the_owner_out_of_a_recognised_client() {
+    let app = spawn_app().await;
+    let reg = app.register("Acme", "owner@acme.com").await;
+    let user_stream = format!("user-{}", reg["user"]["id"].as_str().unwrap());
+    // The owner signs in on their laptop, which keeps the device cookie.
+    let r = app.login("owner@acme.com", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let set_cookie: Vec<String> =
+        r.headers().get_all(reqwest::header::SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    let laptop = device_cookie(&r).expect("a device cookie on every successful login");
+    let cookie = set_cookie.iter().find(|c| c.starts_with("xdr_device=")).unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(cookie.contains("Path=/api/auth/login") && cookie.contains("Max-Age=2592000"), "{cookie}");
+
+    // The attacker (no cookie) guesses until the account locks, and goes on guessing.
+    for i in 0..12 {
+        let r = app.login("owner@acme.com", &format!("Guess{i}!@#abcdef")).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let wrong = detail(app.login("owner@acme.com", "WrongPass123!@#").await).await;
+    // An unknown client is refused even with the right password, and so is a made-up cookie.
+    assert_eq!(detail(app.login("owner@acme.com", PASSWORD).await).await, wrong);
+    assert_eq!(detail(login_with_cookie(&app, PASSWORD, &"ab".repeat(32)).await).await, wrong);
+
+    // The owner's laptop is recognised: signed in, and it keeps its device token.
+    let r = login_with_cookie(&app, PASSWORD, &laptop).await;
+    assert_eq!(r.status(), StatusCode::OK, "the owner is not locked out by someone else's failures");
+    assert_eq!(device_cookie(&r).as_deref(), Some(laptop.as_str()));
+    let body: Value = r.json().await.unwrap();
+    let owner = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.me(&owner).await.status(), StatusCode::OK);
+    // The attacker's lock still stands for unknown clients after the owner's sign-in.
+    assert_eq!(detail(app.login("owner@acme.com", PASSWORD).await).await, wrong);
+    // The laptop's device token is the owner's, not the attacker's: it does not carry a wrong password.
+    assert_eq!(detail(login_with_cookie(&app, "WrongPass123!@#", &laptop).await).await, wrong);
+
+    // Every attempt is in the log; the automatic lock is announced once per lock.
+    assert_eq!(app.count_events("AccountLocked", &user_stream).await, 1);
+    assert_eq!(app.count_events("AccountUnderAttack", &user_stream).await, 1);
+    let recognised: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM event_log WHERE stream_id = $1 AND event_type = 'LoginSucceeded' \
+         AND (payload->>'recognised')::boolean",
+    )
+    .bind(&user_stream)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(recognised, 1);
+    xdr_projections::catch_up_once(&app.db.pool).await.unwrap();
+    let audit = app
+        .post(
+            "/graphql",
+            json!({"query": "{ auditLog(first: 100) { edges { node { eventType streamId actor requestIp details } } } }"}),
+            Some(&owner),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let entries = audit["data"]["auditLog"]["edges"].as_array().unwrap_or_else(|| panic!("{audit}"));
+    let attack = entries
+        .iter()
+        .map(|e| &e["node"])
+        .find(|n| n["eventType"] == "AccountUnderAttack")
+        .unwrap_or_else(|| panic!("no AccountUnderAttack in {audit}"));
+    assert_eq!(attack["streamId"], user_stream.as_str());
+    assert_eq!(attack["actor"], "anonymous");
+    assert_eq!(attack["requestIp"], "127.0.0.1");
+    assert_eq!(attack["details"]["consecutive_failures"], 5);
+    let digests = entries.iter().any(|e| e["node"]["details"].to_string().contains(&laptop));
+    assert!(!digests, "the device token never reaches the audit log");
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    for name in
+        ["xdr_login_accounts_under_attack_total", "xdr_logins_refused_locked_total", "xdr_logins_known_device_total"]
+    {
+        let value: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing: {metrics}"));
+        assert!(value >= 1, "{name} = {value}");
+    }
+}
+
+#[tokio::test]
+async fn graphql_login_hands_out_a_device_token_that_a_lock_does_not_refuse() {
+    let app = spawn_app().await;
+    app.register("Acme", "owner@acme.com").await;
+    let login = "mutation($p: String!, $d: String) { login(email: \"owner@acme.com\", password: $p, deviceToken: $d) { accessToken deviceToken } }";
+    let gql = |vars: Value| {
+        let app = &app;
+        async move {
+            app.post("/graphql", json!({"query": login, "variables": vars}), None).await.json::<Value>().await.unwrap()
+        }
+    };
+    let r = gql(json!({"p": PASSWORD})).await;
+    let device = r["data"]["login"]["deviceToken"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+    for _ in 0..5 {
+        gql(json!({"p": "WrongPass123!@#"})).await;
+    }
+    let r = gql(json!({"p": PASSWORD})).await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{r}");
+    let r = gql(json!({"p": PASSWORD, "d": device})).await;
+    assert!(r["data"]["login"]["accessToken"].is_string(), "{r}");
+    assert_eq!(r["data"]["login"]["deviceToken"], device.as_str());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -617,3 +617,52 @@ async fn agent_keys_are_shown_once_listed_without_the_key_and_revoked_per_org() 
     let r = gql(&app, LIST, json!({}), &admin).await;
     assert!(!r["data"]["agentKeys"][0]["revokedAt"].is_null(), "{r}");
 }
+
+/// Four-eyes: a soc_lead who asked for an action cannot approve it themselves; another lead
+/// can. An org admin may allow self-approval (an event), and only an admin may.
+#[tokio::test]
+async fn a_soc_lead_cannot_approve_their_own_request_unless_an_admin_allows_it() {
+    let app = spawn_app().await;
+    let a = app.register("Org A", "admin@a.com").await;
+    let admin = app.login_ok("admin@a.com", PASSWORD).await.access;
+    let (lead_id, lead) = app.user_with_role(&admin, "lead@a.com", "soc_lead").await;
+    let (second_id, second) = app.user_with_role(&admin, "second@a.com", "soc_lead").await;
+    let (lead, second) = (lead.access, second.access);
+    let incidents = incidents_from(&app, org_of(&a), &admin, &["203.0.113.40", "203.0.113.41"]).await;
+    let held = |i: usize| json!({"incident": incidents[i], "kind": "BLOCK_IP", "params": {"requireApproval": true}});
+
+    let r = gql(&app, REQUEST, held(0), &lead).await;
+    assert_eq!(r["data"]["requestAction"]["requestedBy"], lead_id.as_str(), "{r}");
+    let mine = r["data"]["requestAction"]["id"].as_str().unwrap().to_owned();
+    let r = gql(&app, APPROVE, json!({"id": mine}), &lead).await;
+    assert_eq!(code(&r), "FORBIDDEN", "{r}");
+    assert_eq!(r["errors"][0]["extensions"]["reason"], "SELF_APPROVAL");
+    assert_eq!(app.count_events("ActionApproved", &format!("action-{mine}")).await, 0, "nothing recorded");
+    // A second pair of eyes approves it.
+    let r = gql(&app, APPROVE, json!({"id": mine}), &second).await;
+    assert_eq!(r["data"]["approveAction"]["status"], "APPROVED", "{r}");
+    assert_eq!(r["data"]["approveAction"]["decidedBy"], second_id.as_str());
+
+    // Only an admin changes the setting; it is off by default and recorded as an event.
+    const SETTINGS: &str = "{ containmentSettings { allowSelfApproval } }";
+    const SET: &str = "mutation($allowed: Boolean!) { setSelfApproval(allowed: $allowed) { allowSelfApproval } }";
+    assert_eq!(gql(&app, SETTINGS, json!({}), &lead).await["data"]["containmentSettings"]["allowSelfApproval"], false);
+    let r = gql(&app, SET, json!({"allowed": true}), &lead).await;
+    assert_eq!(code(&r), "FORBIDDEN", "{r}");
+    let r = gql(&app, SET, json!({"allowed": true}), &admin).await;
+    assert_eq!(r["data"]["setSelfApproval"]["allowSelfApproval"], true, "{r}");
+    xdr_projections::catch_up_once(&app.db.pool).await.unwrap();
+    assert_eq!(gql(&app, SETTINGS, json!({}), &lead).await["data"]["containmentSettings"]["allowSelfApproval"], true);
+    let meta: Value = sqlx::query_scalar("SELECT metadata FROM event_log WHERE event_type = 'SelfApprovalSet'")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(meta["actor"], format!("user:{}", a["user"]["id"].as_str().unwrap()));
+
+    // Allowed now: the lead approves their own next request.
+    let r = gql(&app, REQUEST, held(1), &lead).await;
+    let own = r["data"]["requestAction"]["id"].as_str().unwrap().to_owned();
+    let r = gql(&app, APPROVE, json!({"id": own}), &lead).await;
+    assert_eq!(r["data"]["approveAction"]["status"], "APPROVED", "{r}");
+    assert_eq!(r["data"]["approveAction"]["decidedBy"], lead_id.as_str());
+}

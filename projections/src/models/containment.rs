@@ -23,6 +23,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "ContainmentPolicyDeleted",
     "AutoContainmentSet",
     "ContainmentSettingsChanged",
+    "SelfApprovalSet",
 ];
 
 /// The org's settings row with the domain defaults, if it has none yet.
@@ -116,6 +117,17 @@ impl Projection for Containment {
                         )
                         .bind(e.org_id)
                         .bind(s.enabled)
+                        .bind(e.org_seq)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    Event::SelfApprovalSet(s) => {
+                        sqlx::query(
+                            "UPDATE rm_containment_settings SET allow_self_approval = $2, last_seq = $3 \
+                             WHERE org_id = $1 AND last_seq < $3",
+                        )
+                        .bind(e.org_id)
+                        .bind(s.allowed)
                         .bind(e.org_seq)
                         .execute(&mut *conn)
                         .await?;

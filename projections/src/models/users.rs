@@ -99,12 +99,22 @@ async fn apply_one(conn: &mut PgConnection, e: &StoredEvent) -> Result<(), Proje
             sqlx::query(update!("invitation_pending = false")).bind(e.org_id).bind(user).bind(e.org_seq)
         }
         Event::PasswordSet(_) => sqlx::query(update!("has_password = true")).bind(e.org_id).bind(user).bind(e.org_seq),
+        // A known device's sign-in and its bad passwords leave the unknown clients' failure
+        // count alone (as the `User` aggregate folds them).
+        Event::LoginSucceeded(s) if s.recognised => sqlx::query(update!("last_login = $4, ", clear_expired_lock!()))
+            .bind(e.org_id)
+            .bind(user)
+            .bind(e.org_seq)
+            .bind(s.at),
         Event::LoginSucceeded(s) => {
             sqlx::query(update!("last_login = $4, failed_attempts = 0, ", clear_expired_lock!()))
                 .bind(e.org_id)
                 .bind(user)
                 .bind(e.org_seq)
                 .bind(s.at)
+        }
+        Event::LoginFailed(f) if f.device_failures.is_some() => {
+            sqlx::query(update!(clear_expired_lock!())).bind(e.org_id).bind(user).bind(e.org_seq).bind(f.at)
         }
         Event::LoginFailed(f) => sqlx::query(update!("failed_attempts = $5, ", clear_expired_lock!()))
             .bind(e.org_id)

@@ -126,6 +126,8 @@ pub async fn seed_identity(store: &EventStore, name: &str) -> Org {
                 reason: LoginFailureReason::BadPassword,
                 consecutive_failures: n as u32,
                 locked_until: None,
+                device_hash: None,
+                device_failures: None,
             })
         })
         .collect();
@@ -144,8 +146,14 @@ pub async fn seed_identity(store: &EventStore, name: &str) -> Org {
         Some(org.admin),
     )
     .await;
-    append(store, org.id, &org.analyst.stream_id(), vec![Event::LoginSucceeded(LoginSucceeded { at: at(40) })], None)
-        .await;
+    append(
+        store,
+        org.id,
+        &org.analyst.stream_id(),
+        vec![Event::LoginSucceeded(LoginSucceeded { at: at(40), device_hash: None, recognised: false })],
+        None,
+    )
+    .await;
     let jti = Uuid::new_v4();
     append(
         store,
