@@ -6,6 +6,7 @@
 mod error;
 mod extract;
 mod graphql_route;
+mod limits;
 mod metrics;
 mod rate_limit;
 mod response;
@@ -17,4 +18,5 @@ pub mod startup;
 pub mod agent_api {
     pub use crate::routes::agent::{active_blocks, AgentResultItem, PulledOrder, ResultOutcome, MAX_PULL, MAX_WAIT_MS};
 }
+pub use limits::GraphqlLimits;
 pub use startup::{health_server, Application, ServerConfig};

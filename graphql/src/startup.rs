@@ -40,6 +40,8 @@ pub struct ServerConfig {
     /// The built dashboard (`dashboard/dist`) served at `/`, and GraphiQL's page from the same
     /// build. `None` or a folder without `index.html`: `/` says how to build it.
     pub dashboard_dir: Option<std::path::PathBuf>,
+    /// What one GraphQL request or WebSocket may cost (docs/ARCHITECTURE.md, "Abuse limits").
+    pub graphql: crate::limits::GraphqlLimits,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +58,7 @@ impl Default for ServerConfig {
             ingest_limit_bytes: 10 * 1024 * 1024,
             dispatcher: None,
             dashboard_dir: None,
+            graphql: Default::default(),
         }
     }
 }
@@ -68,6 +71,8 @@ pub struct AppState {
     pub login_limiter: LoginLimiter,
     pub metrics: Arc<Metrics>,
     pub config: ServerConfig,
+    /// Shared incident feeds and per-user subscription counts.
+    pub(crate) subscriptions: crate::schema::live::SubscriptionHub,
 }
 
 pub struct Application {
@@ -90,9 +95,10 @@ impl Application {
             login_limiter: LoginLimiter::per_minute(config.login_rate_per_minute),
             metrics: Arc::new(Metrics::default()),
             config: config.clone(),
+            subscriptions: Default::default(),
         });
         let json_limit = config.json_limit_bytes;
-        let schema = web::Data::new(crate::schema::build(config.introspection).finish());
+        let schema = web::Data::new(crate::schema::build(config.introspection, &config.graphql).finish());
         let server = HttpServer::new(move || {
             let json_config = web::JsonConfig::default().limit(json_limit).error_handler(|err, _req| {
                 let message = match &err {
