@@ -628,7 +628,7 @@ async fn run_graphql(scratch: &ScratchDb, args: &BenchGraphqlArgs) -> anyhow::Re
     let raw = load(args.requests, args.concurrency, sql).await?;
     let raw_rate = args.requests as f64 / started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let api = load(args.requests, args.concurrency, gql).await?;
+    let api = load(args.requests, args.concurrency, gql.clone()).await?;
     let api_rate = args.requests as f64 / started.elapsed().as_secs_f64();
     let mut contended = Vec::new();
     for (shape, query) in expensive_queries(&xdr_graphql::GraphqlLimits::default()) {
