@@ -51,6 +51,8 @@ pub struct Settings {
     /// (`XDR_LOGIN_LOCKOUT_THRESHOLD`), for how long (`XDR_LOGIN_LOCKOUT_MINUTES`), and how
     /// long a device stays known after its last sign-in (`XDR_KNOWN_DEVICE_DAYS`).
     pub lockout: xdr_domain::identity::LockoutPolicy,
+    /// GraphQL cost and subscription limits (`XDR_GRAPHQL_*`, `XDR_SUBSCRIPTION*`).
+    pub graphql_limits: xdr_graphql::GraphqlLimits,
 }
 
 /// The TOML file's shape: every key optional, names as the environment variables in lower case.
@@ -192,6 +194,7 @@ impl Settings {
                 .unwrap_or_else(|| "dashboard/dist".into())
                 .into(),
             lockout,
+            graphql_limits: graphql_limits(&env)?,
         };
         settings.validate()?;
         Ok(settings)
@@ -296,6 +299,40 @@ fn number<T: std::str::FromStr>(
     }
 }
 
+/// A positive whole number from the environment, or `default` when unset.
+fn positive(env: &impl Fn(&str) -> Option<String>, var: &'static str, default: u64) -> Result<u64, ConfigError> {
+    match env(var).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(ConfigError::Malformed { var, reason: format!("{v:?} is not a whole number above 0") }),
+        },
+    }
+}
+
+fn graphql_limits(env: &impl Fn(&str) -> Option<String>) -> Result<xdr_graphql::GraphqlLimits, ConfigError> {
+    let d = xdr_graphql::GraphqlLimits::default();
+    let count = |var, default: usize| positive(env, var, default as u64).map(|n| n as usize);
+    Ok(xdr_graphql::GraphqlLimits {
+        max_cost: count("XDR_GRAPHQL_MAX_COST", d.max_cost)?,
+        max_depth: count("XDR_GRAPHQL_MAX_DEPTH", d.max_depth)?,
+        max_root_fields: count("XDR_GRAPHQL_MAX_ROOT_FIELDS", d.max_root_fields)?,
+        max_aliases: count("XDR_GRAPHQL_MAX_ALIASES", d.max_aliases)?,
+        subscriptions_per_connection: count("XDR_SUBSCRIPTIONS_PER_CONNECTION", d.subscriptions_per_connection)?,
+        subscriptions_per_user: count("XDR_SUBSCRIPTIONS_PER_USER", d.subscriptions_per_user)?,
+        subscription_recheck: std::time::Duration::from_secs(positive(
+            env,
+            "XDR_SUBSCRIPTION_RECHECK_SECONDS",
+            d.subscription_recheck.as_secs(),
+        )?),
+        subscription_poll: std::time::Duration::from_millis(positive(
+            env,
+            "XDR_SUBSCRIPTION_POLL_MS",
+            d.subscription_poll.as_millis() as u64,
+        )?),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,6 +419,26 @@ mod tests {
         );
         let err = Settings::load(None, env(&[("XDR_LOGIN_LOCKOUT_THRESHOLD", "0")])).unwrap_err();
         assert!(err.to_string().starts_with("XDR_LOGIN_LOCKOUT_THRESHOLD is malformed"), "{err}");
+    }
+
+    #[test]
+    fn graphql_limits_come_from_the_environment() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(s.graphql_limits.max_cost, xdr_graphql::GraphqlLimits::default().max_cost);
+        let s = Settings::load(
+            None,
+            env(&[
+                ("XDR_GRAPHQL_MAX_COST", "500"),
+                ("XDR_SUBSCRIPTIONS_PER_USER", "3"),
+                ("XDR_SUBSCRIPTION_POLL_MS", "50"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.graphql_limits.max_cost, 500);
+        assert_eq!(s.graphql_limits.subscriptions_per_user, 3);
+        assert_eq!(s.graphql_limits.subscription_poll, std::time::Duration::from_millis(50));
+        let err = Settings::load(None, env(&[("XDR_GRAPHQL_MAX_ALIASES", "0")])).unwrap_err();
+        assert!(err.to_string().starts_with("XDR_GRAPHQL_MAX_ALIASES is malformed"), "{err}");
     }
 
     #[test]

@@ -216,6 +216,7 @@ fn build_api(
         introspection: settings.graphql_introspection,
         dashboard_dir: Some(settings.dashboard_dir.clone()),
         dispatcher,
+        graphql: settings.graphql_limits.clone(),
         ..Default::default()
     };
     xdr_graphql::Application::build(config, identity, pool)

@@ -5,6 +5,9 @@ use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse, GraphQLSubscripti
 use xdr_commands::auth::identity::RequestContext;
 
 use crate::extract::{bearer_token, request_context};
+use crate::metrics::Metrics;
+use crate::schema::live::ConnectionSubscriptions;
+use crate::schema::scope::RequestScope;
 use crate::schema::XdrSchema;
 use crate::startup::AppState;
 
@@ -27,9 +30,18 @@ pub async fn graphql(
         context: request_context(&req, state.config.trust_forwarded_for),
     };
     let timeout = state.config.query_timeout;
-    let execution = schema.execute(request.into_inner().data(auth).data(state.clone()));
-    match tokio::time::timeout(timeout, execution).await {
-        Ok(response) => response.into(),
+    // One caller verification and one read transaction for the whole request.
+    let scope = std::sync::Arc::new(RequestScope::new());
+    let execution = schema.execute(request.into_inner().data(auth).data(state.clone()).data(scope.clone()));
+    let outcome = tokio::time::timeout(timeout, execution).await;
+    scope.finish().await;
+    match outcome {
+        Ok(response) => {
+            if response.errors.iter().any(|e| is_code(e, "QUERY_TOO_COSTLY")) {
+                Metrics::inc(&state.metrics.graphql_refused_cost);
+            }
+            response.into()
+        }
         Err(_) => {
             let mut error = async_graphql::ServerError::new(format!("Query timed out after {timeout:?}"), None);
             error.extensions = Some({
@@ -40,6 +52,10 @@ pub async fn graphql(
             async_graphql::Response::from_errors(vec![error]).into()
         }
     }
+}
+
+fn is_code(error: &async_graphql::ServerError, code: &str) -> bool {
+    error.extensions.as_ref().and_then(|x| x.get("code")) == Some(&async_graphql::Value::from(code))
 }
 
 /// `GET /graphql`: a WebSocket upgrade (`graphql-transport-ws`) runs subscriptions; anything
@@ -69,6 +85,8 @@ pub async fn graphiql_or_subscription(
             async move {
                 let mut data = async_graphql::Data::default();
                 data.insert(RequestAuth { token, context });
+                // Counts this socket's open subscriptions against its cap.
+                data.insert(std::sync::Arc::new(ConnectionSubscriptions::default()));
                 Ok(data)
             }
         })

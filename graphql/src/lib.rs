@@ -6,6 +6,7 @@
 mod error;
 mod extract;
 mod graphql_route;
+mod limits;
 mod metrics;
 mod middleware;
 mod rate_limit;
@@ -21,4 +22,5 @@ pub mod agent_api {
 pub use extract::ForwardedFor;
 pub use middleware::BodyLimits;
 pub use rate_limit::DEFAULT_MAX_CLIENTS;
+pub use limits::GraphqlLimits;
 pub use startup::{health_server, Application, ServerConfig};

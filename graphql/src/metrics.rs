@@ -15,11 +15,31 @@ pub struct Metrics {
     pub registrations_rate_limited: AtomicU64,
     pub refreshes_rate_limited: AtomicU64,
     pub bodies_too_large: AtomicU64,
+    /// Bearer tokens verified by GraphQL (one per request at most, plus subscription re-checks).
+    pub graphql_authentications: AtomicU64,
+    /// Org-scoped read transactions begun by GraphQL resolvers (one per query request at most).
+    pub graphql_transactions: AtomicU64,
+    /// Documents refused before execution for cost, top-level fields or aliases.
+    pub graphql_refused_cost: AtomicU64,
+    /// Subscriptions refused by the per-connection or per-user cap.
+    pub subscriptions_refused: AtomicU64,
+    /// Subscriptions ended because their session ended (logout, lock, expiry).
+    pub subscriptions_ended_by_session: AtomicU64,
+    /// Read-model queries of the shared subscription feeds (one per org per tick).
+    pub subscription_polls: AtomicU64,
+    /// Gauge: subscriptions open now.
+    pub subscriptions_open: AtomicU64,
+    /// Gauge: orgs with a feed polling now (one however many subscribers the org has).
+    pub subscription_feeds: AtomicU64,
 }
 
 impl Metrics {
     pub fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn dec(gauge: &AtomicU64) {
+        gauge.fetch_sub(1, Ordering::Relaxed);
     }
 
     pub fn render(&self) -> String {
@@ -60,6 +80,36 @@ impl Metrics {
                 &LOGIN_DEFENCE.known_device_sign_ins,
             ),
             (
+                "xdr_graphql_authentications_total",
+                "Bearer tokens verified by GraphQL (once per request, plus subscription re-checks)",
+                &self.graphql_authentications,
+            ),
+            (
+                "xdr_graphql_transactions_total",
+                "Org-scoped read transactions begun by GraphQL resolvers",
+                &self.graphql_transactions,
+            ),
+            (
+                "xdr_graphql_refused_cost_total",
+                "GraphQL documents refused before execution (cost, top-level fields, aliases)",
+                &self.graphql_refused_cost,
+            ),
+            (
+                "xdr_graphql_subscriptions_refused_total",
+                "Subscriptions refused by the per-connection or per-user cap",
+                &self.subscriptions_refused,
+            ),
+            (
+                "xdr_graphql_subscriptions_ended_by_session_total",
+                "Subscriptions ended because their session ended (logout, lock, expiry)",
+                &self.subscriptions_ended_by_session,
+            ),
+            (
+                "xdr_graphql_subscription_polls_total",
+                "Read-model queries of the shared subscription feeds (one per org per tick)",
+                &self.subscription_polls,
+            ),
+            (
                 "xdr_nats_events_refused_total",
                 "Event messages refused because the log does not hold them (forged or stale)",
                 &REFUSALS.events_forged,
@@ -82,6 +132,19 @@ impl Metrics {
         ] {
             out.push_str(&format!(
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                value.load(Ordering::Relaxed)
+            ));
+        }
+        for (name, help, value) in [
+            ("xdr_graphql_subscriptions_open", "Subscriptions open now", &self.subscriptions_open),
+            (
+                "xdr_graphql_subscription_feeds",
+                "Orgs whose shared subscription feed is polling now",
+                &self.subscription_feeds,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}\n",
                 value.load(Ordering::Relaxed)
             ));
         }

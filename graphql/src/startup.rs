@@ -53,6 +53,8 @@ pub struct ServerConfig {
     /// The built dashboard (`dashboard/dist`) served at `/`, and GraphiQL's page from the same
     /// build. `None` or a folder without `index.html`: `/` says how to build it.
     pub dashboard_dir: Option<std::path::PathBuf>,
+    /// What one GraphQL request or WebSocket may cost (docs/ARCHITECTURE.md, "Abuse limits").
+    pub graphql: crate::limits::GraphqlLimits,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +75,7 @@ impl Default for ServerConfig {
             read_your_writes: None,
             dispatcher: None,
             dashboard_dir: None,
+            graphql: Default::default(),
         }
     }
 }
@@ -89,6 +92,8 @@ pub struct AppState {
     pub refresh_limiter: ClientLimiter,
     pub metrics: Arc<Metrics>,
     pub config: ServerConfig,
+    /// Shared incident feeds and per-user subscription counts.
+    pub(crate) subscriptions: crate::schema::live::SubscriptionHub,
 }
 
 pub struct Application {
@@ -119,10 +124,11 @@ impl Application {
             refresh_limiter: limiter(config.refresh_rate_per_minute),
             metrics: Arc::new(Metrics::default()),
             config: config.clone(),
+            subscriptions: Default::default(),
         });
         let json_limit = config.body_limits.api;
         let probes_on_api_port = probe_listener.is_none();
-        let schema = web::Data::new(crate::schema::build(config.introspection).finish());
+        let schema = web::Data::new(crate::schema::build(config.introspection, &config.graphql).finish());
         let probe_state = state.clone();
         let server = HttpServer::new(move || {
             let json_config = web::JsonConfig::default().limit(json_limit).error_handler(move |err, _req| {

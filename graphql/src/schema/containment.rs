@@ -1,6 +1,7 @@
 //! Containment policies, the auto-containment switch, the safety rails (admin writes, every
 //! member reads) and enforcement-agent keys (admin).
 
+use super::scope::org_tx;
 use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
@@ -21,9 +22,9 @@ use xdr_domain::response::policy::{
     ContainmentError, ContainmentPolicies, ContainmentPolicy as DomainPolicy, PolicyAction as DomainPolicyAction,
     PolicyConditions as DomainConditions, PolicyMode as DomainMode,
 };
-use xdr_projections::begin_org_tx;
 
 use super::context::{actor_metadata, after_write, bad_input, caller, db_error, state};
+use super::cost;
 use super::errors::gql_error;
 use super::incidents::{parse, stored, IncidentCategory, Severity};
 use super::response::ActionKind;
@@ -257,10 +258,11 @@ pub struct ContainmentQuery;
 #[Object]
 impl ContainmentQuery {
     /// The org's containment policies in evaluation order (lowest priority number first).
+    #[graphql(complexity = "cost::root_list(child_complexity)")]
     async fn containment_policies(&self, ctx: &Context<'_>) -> Result<Vec<ContainmentPolicy>> {
         let p = caller(ctx).await?;
         p.require(Permission::ReadOrgData).map_err(gql_error)?;
-        let mut tx = begin_org_tx(&state(ctx).pool, p.org_id).await.map_err(db_error)?;
+        let mut tx = org_tx(ctx, p.org_id).await?;
         let rows = sqlx::query(
             "SELECT policy_id, name, priority, enabled, mode, conditions, action, updated_at \
              FROM rm_containment_policies WHERE org_id = $1 ORDER BY priority, policy_id",
@@ -277,7 +279,7 @@ impl ContainmentQuery {
     async fn containment_settings(&self, ctx: &Context<'_>) -> Result<ContainmentSettings> {
         let p = caller(ctx).await?;
         p.require(Permission::ReadOrgData).map_err(gql_error)?;
-        let mut tx = begin_org_tx(&state(ctx).pool, p.org_id).await.map_err(db_error)?;
+        let mut tx = org_tx(ctx, p.org_id).await?;
         let row = sqlx::query(
             "SELECT auto_containment, protected_ranges, allow_private_targets, max_auto_blocks_per_minute, \
                allow_self_approval FROM rm_containment_settings WHERE org_id = $1",
@@ -300,10 +302,11 @@ impl ContainmentQuery {
     }
 
     /// The org's enforcement-agent keys, newest first (admin).
+    #[graphql(complexity = "cost::root_list(child_complexity)")]
     async fn agent_keys(&self, ctx: &Context<'_>) -> Result<Vec<AgentKey>> {
         let p = caller(ctx).await?;
         p.require(Permission::ManageAgentKeys).map_err(gql_error)?;
-        let mut tx = begin_org_tx(&state(ctx).pool, p.org_id).await.map_err(db_error)?;
+        let mut tx = org_tx(ctx, p.org_id).await?;
         let rows = sqlx::query(
             "SELECT key_id, name, prefix, created_at, revoked_at FROM rm_agent_keys \
              WHERE org_id = $1 ORDER BY created_at DESC, key_id",

@@ -25,13 +25,26 @@ pub fn request(ctx: &Context<'_>) -> RequestContext {
     ctx.data_opt::<RequestAuth>().map(|r| r.context.clone()).unwrap_or_default()
 }
 
-/// The caller from the request's bearer token; tenant scope comes only from here.
+/// The caller from the request's bearer token; tenant scope comes only from here. Verified
+/// once per request (the request's `RequestScope` keeps the answer for every other resolver).
 pub async fn caller(ctx: &Context<'_>) -> Result<Principal> {
-    let token = ctx
-        .data_opt::<RequestAuth>()
-        .and_then(|r| r.token.clone())
-        .ok_or_else(|| gql_error(AuthError::Unauthenticated("Not authenticated")))?;
-    state(ctx).identity.authenticate(&token).await.map_err(gql_error)
+    let verify = async {
+        let token = ctx
+            .data_opt::<RequestAuth>()
+            .and_then(|r| r.token.as_deref())
+            .ok_or_else(|| gql_error(AuthError::Unauthenticated("Not authenticated")))?;
+        authenticate(state(ctx), token).await.map_err(gql_error)
+    };
+    match ctx.data_opt::<std::sync::Arc<super::scope::RequestScope>>() {
+        Some(scope) => scope.caller(verify).await,
+        None => verify.await,
+    }
+}
+
+/// Every token verification of the GraphQL side goes through here (and is counted).
+pub async fn authenticate(state: &AppState, token: &str) -> std::result::Result<Principal, AuthError> {
+    crate::metrics::Metrics::inc(&state.metrics.graphql_authentications);
+    state.identity.authenticate(token).await
 }
 
 pub fn user_id(id: &ID) -> Result<UserId> {

@@ -1,6 +1,7 @@
 //! Incidents: the list analysts work from, one incident with its timeline and evidence,
 //! statistics, and status changes (analyst and up).
 
+use super::scope::org_tx;
 use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, InputObject, Json, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Duration, Utc};
@@ -12,12 +13,12 @@ use xdr_commands::handler::{self, CommandError};
 use xdr_domain::identity::Permission;
 use xdr_domain::ids::IncidentId;
 use xdr_domain::incident::{Incident as IncidentAggregate, IncidentCommand, IncidentError, UpdateIncidentStatus};
-use xdr_projections::begin_org_tx;
 
 use super::context::{
     actor_metadata, after_write, bad_input, caller, db_error, decode_time_id_cursor, encode_time_id_cursor, page_of,
     page_size, state,
 };
+use super::cost;
 use super::errors::gql_error;
 use super::read::SecurityEvent;
 
@@ -92,7 +93,7 @@ pub struct Incident {
 }
 
 impl Incident {
-    fn from_row(r: &PgRow) -> Incident {
+    pub(super) fn from_row(r: &PgRow) -> Incident {
         Incident {
             id: r.get("incident_id"),
             src_ip: r.get("src_ip"),
@@ -114,7 +115,8 @@ impl Incident {
     }
 }
 
-const INCIDENT_COLUMNS: &str = "incident_id, src_ip, status, severity, category, risk_score, confidence, first_seen, \
+pub(super) const INCIDENT_COLUMNS: &str =
+    "incident_id, src_ip, status, severity, category, risk_score, confidence, first_seen, \
      last_seen, event_count, evidence, reason, rule_ids, techniques, top_features, model";
 
 #[Object]
@@ -173,9 +175,10 @@ impl Incident {
         &self.evidence
     }
     /// What happened to this incident, in order, with who did it.
+    #[graphql(complexity = "cost::nested_list(child_complexity)")]
     async fn timeline(&self, ctx: &Context<'_>) -> Result<Vec<TimelineEntry>> {
         let p = caller(ctx).await?;
-        let mut tx = begin_org_tx(&state(ctx).pool, p.org_id).await.map_err(db_error)?;
+        let mut tx = org_tx(ctx, p.org_id).await?;
         let rows = sqlx::query(
             "SELECT org_seq, at, kind, actor, detail FROM rm_incident_timeline \
              WHERE org_id = $1 AND incident_id = $2 ORDER BY org_seq",
@@ -197,15 +200,17 @@ impl Incident {
             .collect())
     }
     /// Containment actions on this incident, oldest first.
+    #[graphql(complexity = "cost::nested_list(child_complexity)")]
     async fn actions(&self, ctx: &Context<'_>) -> Result<Vec<super::response::Action>> {
         let p = caller(ctx).await?;
         super::response::actions_of_incident(ctx, p.org_id, self.id).await
     }
     /// The evidence events themselves (first 100 by default).
+    #[graphql(complexity = "cost::nested_page(first, 100, child_complexity)")]
     async fn events(&self, ctx: &Context<'_>, first: Option<i32>) -> Result<Vec<SecurityEvent>> {
         let p = caller(ctx).await?;
         let first = page_size(first.or(Some(100)))?;
-        let mut tx = begin_org_tx(&state(ctx).pool, p.org_id).await.map_err(db_error)?;
+        let mut tx = org_tx(ctx, p.org_id).await?;
         let rows = sqlx::query(&format!(
             "SELECT {} FROM rm_security_events WHERE org_id = $1 AND org_seq = ANY($2) ORDER BY org_seq LIMIT $3",
             super::read::EVENT_COLUMNS
@@ -282,6 +287,7 @@ pub struct IncidentQuery;
 #[Object]
 impl IncidentQuery {
     /// Incidents of the caller's organization, most recent activity first.
+    #[graphql(complexity = "cost::root_page(first, child_complexity)")]
     async fn incidents(
         &self,
         ctx: &Context<'_>,
@@ -295,7 +301,7 @@ impl IncidentQuery {
         let after = decode_time_id_cursor(after.as_deref())?;
         let f = filter.unwrap_or_default();
         let x = f.exclude.unwrap_or_default();
-        let mut tx = begin_org_tx(&state(ctx).pool, p.org_id).await.map_err(db_error)?;
+        let mut tx = org_tx(ctx, p.org_id).await?;
         let rows = sqlx::query(&format!(
             "SELECT {INCIDENT_COLUMNS} FROM rm_incidents WHERE org_id = $1 \
              AND ($2::timestamptz IS NULL OR (last_seen, incident_id) < ($2, $3)) \
@@ -336,7 +342,7 @@ impl IncidentQuery {
         let p = caller(ctx).await?;
         p.require(Permission::ReadOrgData).map_err(gql_error)?;
         let Ok(id) = Uuid::parse_str(&id) else { return Ok(None) };
-        let mut tx = begin_org_tx(&state(ctx).pool, p.org_id).await.map_err(db_error)?;
+        let mut tx = org_tx(ctx, p.org_id).await?;
         let row =
             sqlx::query(&format!("SELECT {INCIDENT_COLUMNS} FROM rm_incidents WHERE org_id = $1 AND incident_id = $2"))
                 .bind(p.org_id.0)
@@ -353,7 +359,7 @@ impl IncidentQuery {
         let p = caller(ctx).await?;
         p.require(Permission::ReadOrgData).map_err(gql_error)?;
         let since = since.unwrap_or_else(|| Utc::now() - Duration::hours(24));
-        let mut tx = begin_org_tx(&state(ctx).pool, p.org_id).await.map_err(db_error)?;
+        let mut tx = org_tx(ctx, p.org_id).await?;
         let by = |column: &'static str| {
             format!(
                 "SELECT {column} AS key, count(*) AS n FROM rm_incidents WHERE org_id = $1 AND last_seen >= $2 \
@@ -404,54 +410,18 @@ pub struct IncidentSubscription;
 #[async_graphql::Subscription]
 impl IncidentSubscription {
     /// New and changed incidents of the caller's organization, as they are projected. The org
-    /// comes from the token given at connection init, like every other operation.
+    /// comes from the token given at connection init, like every other operation. The
+    /// subscription ends with an error once that session ends (logout, lock, expiry); a socket
+    /// and a user may hold only so many (`TOO_MANY_SUBSCRIPTIONS`).
     async fn incident_updates(&self, ctx: &Context<'_>) -> Result<impl futures::Stream<Item = Result<Incident>>> {
         let p = caller(ctx).await?;
         p.require(Permission::ReadOrgData).map_err(gql_error)?;
-        let pool = state(ctx).pool.clone();
-        let org = p.org_id;
-        let start: Option<i64> = {
-            let mut tx = begin_org_tx(&pool, org).await.map_err(db_error)?;
-            sqlx::query_scalar("SELECT max(last_seq) FROM rm_incidents WHERE org_id = $1")
-                .bind(org.0)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_error)?
-        };
-        // Poll the read model: changes arrive at projection speed; a dropped client just stops.
-        let stream = futures::stream::unfold(
-            (pool, start.unwrap_or(0), std::collections::VecDeque::<Incident>::new()),
-            move |(pool, mut cursor, mut pending)| async move {
-                loop {
-                    if let Some(next) = pending.pop_front() {
-                        return Some((Ok(next), (pool, cursor, pending)));
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-                    let rows = match begin_org_tx(&pool, org).await {
-                        Ok(mut tx) => sqlx::query(&format!(
-                            "SELECT {INCIDENT_COLUMNS}, last_seq FROM rm_incidents WHERE org_id = $1 AND last_seq > $2 \
-                             ORDER BY last_seq LIMIT 100"
-                        ))
-                        .bind(org.0)
-                        .bind(cursor)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(db_error),
-                        Err(e) => Err(db_error(e)),
-                    };
-                    match rows {
-                        Ok(rows) => {
-                            for r in &rows {
-                                cursor = cursor.max(r.get::<i64, _>("last_seq"));
-                                pending.push_back(Incident::from_row(r));
-                            }
-                        }
-                        Err(e) => return Some((Err(e), (pool, cursor, pending))),
-                    }
-                }
-            },
-        );
-        Ok(stream)
+        // Present: `caller` just verified it.
+        let token =
+            ctx.data_opt::<crate::graphql_route::RequestAuth>().and_then(|r| r.token.clone()).unwrap_or_default();
+        let connection = ctx.data_opt::<std::sync::Arc<super::live::ConnectionSubscriptions>>().cloned();
+        let state = ctx.data_unchecked::<actix_web::web::Data<crate::startup::AppState>>().clone();
+        super::live::incident_updates(state, connection, p, token).await
     }
 }
 

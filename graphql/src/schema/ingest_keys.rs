@@ -1,5 +1,6 @@
 //! Ingest keys: created by an admin (the plaintext is shown once), listed, revoked.
 
+use super::scope::org_tx;
 use async_graphql::{Context, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
@@ -9,9 +10,9 @@ use xdr_commands::auth::AuthError;
 use xdr_commands::ingest_keys::{create_ingest_key, revoke_ingest_key};
 use xdr_domain::identity::Permission;
 use xdr_domain::ids::IngestKeyId;
-use xdr_projections::begin_org_tx;
 
 use super::context::{actor_metadata, after_write, caller, db_error, state};
+use super::cost;
 use super::errors::gql_error;
 
 #[derive(SimpleObject, Clone, Debug)]
@@ -41,10 +42,11 @@ pub struct IngestKeyQuery;
 #[Object]
 impl IngestKeyQuery {
     /// The organization's ingest keys, newest first (admin).
+    #[graphql(complexity = "cost::root_list(child_complexity)")]
     async fn ingest_keys(&self, ctx: &Context<'_>) -> Result<Vec<IngestKey>> {
         let p = caller(ctx).await?;
         p.require(Permission::ManageIngestKeys).map_err(gql_error)?;
-        let mut tx = begin_org_tx(&state(ctx).pool, p.org_id).await.map_err(db_error)?;
+        let mut tx = org_tx(ctx, p.org_id).await?;
         let rows = sqlx::query(
             "SELECT key_id, name, prefix, created_at, revoked_at FROM rm_ingest_keys \
              WHERE org_id = $1 ORDER BY created_at DESC, key_id",
@@ -101,7 +103,7 @@ impl IngestKeyMutation {
         p.require(Permission::ManageIngestKeys).map_err(gql_error)?;
         let key_id = Uuid::parse_str(&id).map(IngestKeyId).map_err(|_| gql_error(AuthError::NotFound))?;
         // Only keys of the caller's org exist for the caller.
-        let mut tx = begin_org_tx(&state(ctx).pool, p.org_id).await.map_err(db_error)?;
+        let mut tx = org_tx(ctx, p.org_id).await?;
         let known: Option<Uuid> =
             sqlx::query_scalar("SELECT key_id FROM ingest_key_lookup WHERE key_id = $1 AND org_id = $2")
                 .bind(key_id.0)

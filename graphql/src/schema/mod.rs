@@ -3,13 +3,16 @@
 
 mod containment;
 mod context;
+pub(crate) mod cost;
 mod errors;
 mod identity;
 mod incidents;
 mod ingest_keys;
+pub(crate) mod live;
 mod quarantine;
 mod read;
 mod response;
+pub(crate) mod scope;
 #[cfg(test)]
 mod sdl_test;
 mod types;
@@ -43,15 +46,19 @@ pub struct Subscription(incidents::IncidentSubscription);
 
 pub type XdrSchema = Schema<Query, Mutation, Subscription>;
 
-/// Limits that keep one request from exhausting the server.
-pub const MAX_DEPTH: usize = 12;
-pub const MAX_COMPLEXITY: usize = 1_000;
-
-/// The schema without request data (resolvers read `AppState` and the caller from context).
-pub fn build(introspection: bool) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+/// The schema without request data (resolvers read `AppState` and the caller from context),
+/// with the cost limits of `limits` checked before anything runs.
+pub fn build(
+    introspection: bool,
+    limits: &crate::limits::GraphqlLimits,
+) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
     let builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY);
+        .limit_depth(limits.max_depth)
+        .extension(cost::CostLimits {
+            max_cost: limits.max_cost,
+            max_root_fields: limits.max_root_fields,
+            max_aliases: limits.max_aliases,
+        });
     if introspection {
         builder
     } else {
@@ -61,5 +68,5 @@ pub fn build(introspection: bool) -> async_graphql::SchemaBuilder<Query, Mutatio
 
 /// The SDL, as committed in `graphql/schema.graphql`.
 pub fn sdl() -> String {
-    build(true).finish().sdl()
+    build(true, &Default::default()).finish().sdl()
 }

@@ -2,14 +2,15 @@
 //! (admin). The org's other events went on being projected; `mini-xdr quarantine retry`
 //! projects these again after a fix.
 
+use super::scope::org_tx;
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use xdr_domain::identity::Permission;
-use xdr_projections::begin_org_tx;
 use xdr_projections::quarantine::{list_org, QuarantinedEvent as Entry};
 
-use super::context::{bad_input, caller, db_error, decode_cursor, encode_cursor, page_size, state};
+use super::context::{bad_input, caller, db_error, decode_cursor, encode_cursor, page_size};
+use super::cost;
 use super::errors::gql_error;
 
 #[derive(SimpleObject, Clone, Debug)]
@@ -57,6 +58,7 @@ pub struct QuarantineQuery;
 impl QuarantineQuery {
     /// Events of the caller's organization that a read model could not apply, newest first
     /// (admin). Each was skipped by that read model only; everything else went on.
+    #[graphql(complexity = "cost::root_page(first, child_complexity)")]
     async fn quarantined_events(
         &self,
         ctx: &Context<'_>,
@@ -67,7 +69,7 @@ impl QuarantineQuery {
         p.require(Permission::ReadAuditLog).map_err(gql_error)?;
         let first = page_size(first)?;
         let after = decode(after.as_deref())?;
-        let mut tx = begin_org_tx(&state(ctx).pool, p.org_id).await.map_err(db_error)?;
+        let mut tx = org_tx(ctx, p.org_id).await?;
         let rows = list_org(&mut tx, p.org_id, after.as_ref().map(|(s, n)| (*s, n.as_str())), first as i64 + 1)
             .await
             .map_err(db_error)?;

@@ -1,14 +1,15 @@
 //! Read queries over the read models. Every query runs in a transaction scoped to the caller's
-//! org (`begin_org_tx`: row-level security) *and* filters by that org in SQL: two layers.
+//! org (`org_tx`, one per request: row-level security) *and* filters by that org in SQL: two layers.
 
+use super::scope::org_tx;
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, InputObject, Json, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 use xdr_domain::identity::Permission;
-use xdr_projections::begin_org_tx;
 
-use super::context::{caller, db_error, decode_cursor, decode_seq_cursor, encode_cursor, page_size, state};
+use super::context::{caller, db_error, decode_cursor, decode_seq_cursor, encode_cursor, page_size};
+use super::cost;
 use super::errors::gql_error;
 use super::types::{Organization, OrganizationStatus, Role, User};
 
@@ -99,7 +100,7 @@ impl ReadQuery {
     async fn organization(&self, ctx: &Context<'_>) -> Result<Organization> {
         let p = caller(ctx).await?;
         p.require(Permission::ReadOrgData).map_err(gql_error)?;
-        let mut tx = begin_org_tx(&state(ctx).pool, p.org_id).await.map_err(db_error)?;
+        let mut tx = org_tx(ctx, p.org_id).await?;
         let row = sqlx::query("SELECT org_id, name, slug, created_at FROM rm_organizations WHERE org_id = $1")
             .bind(p.org_id.0)
             .fetch_optional(&mut *tx)
@@ -116,6 +117,7 @@ impl ReadQuery {
     }
 
     /// Users of the caller's organization, by e-mail address.
+    #[graphql(complexity = "cost::root_page(first, child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,
@@ -126,7 +128,7 @@ impl ReadQuery {
         p.require(Permission::ReadOrgData).map_err(gql_error)?;
         let first = page_size(first)?;
         let after_email = decode_cursor(after.as_deref())?;
-        let mut tx = begin_org_tx(&state(ctx).pool, p.org_id).await.map_err(db_error)?;
+        let mut tx = org_tx(ctx, p.org_id).await?;
         let rows = sqlx::query(
             "SELECT user_id, org_id, email, full_name, role, is_active, created_at, last_login FROM rm_users \
              WHERE org_id = $1 AND ($2::text IS NULL OR email > $2) ORDER BY email LIMIT $3",
@@ -158,6 +160,7 @@ impl ReadQuery {
     }
 
     /// Normalized telemetry of the caller's organization, newest first.
+    #[graphql(complexity = "cost::root_page(first, child_complexity)")]
     async fn events(
         &self,
         ctx: &Context<'_>,
@@ -176,7 +179,7 @@ impl ReadQuery {
             }
             None => None,
         };
-        let mut tx = begin_org_tx(&state(ctx).pool, p.org_id).await.map_err(db_error)?;
+        let mut tx = org_tx(ctx, p.org_id).await?;
         let rows = sqlx::query(&format!(
             "SELECT {EVENT_COLUMNS} FROM rm_security_events WHERE org_id = $1 AND ($2::bigint IS NULL OR org_seq < $2) \
              AND ($3::inet IS NULL OR src_ip = $3::inet) AND ($4::text IS NULL OR event_type = $4) \
@@ -203,6 +206,7 @@ impl ReadQuery {
     }
 
     /// Who did what, when, in the caller's organization, newest first (admin).
+    #[graphql(complexity = "cost::root_page(first, child_complexity)")]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
@@ -213,7 +217,7 @@ impl ReadQuery {
         p.require(Permission::ReadAuditLog).map_err(gql_error)?;
         let first = page_size(first)?;
         let before_seq = decode_seq_cursor(after.as_deref())?;
-        let mut tx = begin_org_tx(&state(ctx).pool, p.org_id).await.map_err(db_error)?;
+        let mut tx = org_tx(ctx, p.org_id).await?;
         let rows = sqlx::query(
             "SELECT org_seq, recorded_at, stream_id, event_type, actor_user_id, actor, request_ip, details \
              FROM rm_audit_log WHERE org_id = $1 AND ($2::bigint IS NULL OR org_seq < $2) \

@@ -1,6 +1,7 @@
 //! Containment actions: requested by analysts on an incident, approved or rejected by a
 //! `soc_lead`, listed newest first, and the blocks in force.
 
+use super::scope::org_tx;
 use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, ErrorExtensions, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
@@ -11,12 +12,12 @@ use xdr_commands::auth::AuthError;
 use xdr_domain::identity::Permission;
 use xdr_domain::ids::{ActionId, IncidentId, OrgId, UserId};
 use xdr_domain::response::action::Action as ActionState;
-use xdr_projections::begin_org_tx;
 
 use super::context::{
     actor_metadata, after_write, bad_input, caller, db_error, decode_time_id_cursor, encode_time_id_cursor, page_of,
     page_size, state,
 };
+use super::cost;
 use super::errors::gql_error;
 use super::incidents::{parse, stored};
 use crate::response::{ActionAsk, ResponseFailure};
@@ -211,7 +212,7 @@ fn action_id(id: &ID) -> Result<ActionId> {
 
 /// The actions on one incident, oldest first (the `Incident.actions` field).
 pub async fn actions_of_incident(ctx: &Context<'_>, org: OrgId, incident: Uuid) -> Result<Vec<Action>> {
-    let mut tx = begin_org_tx(&state(ctx).pool, org).await.map_err(db_error)?;
+    let mut tx = org_tx(ctx, org).await?;
     let rows = sqlx::query(&format!(
         "SELECT {ACTION_COLUMNS} FROM rm_actions WHERE org_id = $1 AND incident_id = $2 \
          ORDER BY requested_at, action_id LIMIT 500"
@@ -230,6 +231,7 @@ pub struct ResponseQuery;
 #[Object]
 impl ResponseQuery {
     /// Containment actions of the caller's organization, newest request first.
+    #[graphql(complexity = "cost::root_page(first, child_complexity)")]
     async fn actions(
         &self,
         ctx: &Context<'_>,
@@ -246,7 +248,7 @@ impl ResponseQuery {
             .incident_id
             .map(|i| Uuid::parse_str(&i).map_err(|_| bad_input("incidentId is not an incident id")))
             .transpose()?;
-        let mut tx = begin_org_tx(&state(ctx).pool, p.org_id).await.map_err(db_error)?;
+        let mut tx = org_tx(ctx, p.org_id).await?;
         let rows = sqlx::query(&format!(
             "SELECT {ACTION_COLUMNS} FROM rm_actions WHERE org_id = $1 \
              AND ($2::timestamptz IS NULL OR (requested_at, action_id) < ($2, $3)) \
@@ -274,7 +276,7 @@ impl ResponseQuery {
         let p = caller(ctx).await?;
         p.require(Permission::ReadOrgData).map_err(gql_error)?;
         let Ok(id) = Uuid::parse_str(&id) else { return Ok(None) };
-        let mut tx = begin_org_tx(&state(ctx).pool, p.org_id).await.map_err(db_error)?;
+        let mut tx = org_tx(ctx, p.org_id).await?;
         let row = sqlx::query(&format!("SELECT {ACTION_COLUMNS} FROM rm_actions WHERE org_id = $1 AND action_id = $2"))
             .bind(p.org_id.0)
             .bind(id)
@@ -285,10 +287,11 @@ impl ResponseQuery {
     }
 
     /// Blocks in force in the caller's organization, newest first.
+    #[graphql(complexity = "cost::root_list(child_complexity)")]
     async fn active_blocks(&self, ctx: &Context<'_>) -> Result<Vec<ActiveBlock>> {
         let p = caller(ctx).await?;
         p.require(Permission::ReadOrgData).map_err(gql_error)?;
-        let mut tx = begin_org_tx(&state(ctx).pool, p.org_id).await.map_err(db_error)?;
+        let mut tx = org_tx(ctx, p.org_id).await?;
         let rows = sqlx::query(
             "SELECT action_id, ip, incident_id, since, expires_at FROM rm_active_blocks WHERE org_id = $1 \
              ORDER BY since DESC, action_id DESC",

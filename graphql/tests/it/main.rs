@@ -1,6 +1,7 @@
 //! HTTP tests of the API server against the real PostgreSQL, one fresh database each.
 
 mod auth;
+mod cost;
 mod dashboard;
 mod exposure;
 mod graphql;
