@@ -20,7 +20,7 @@ pub mod agent_api {
     pub use crate::routes::agent::{active_blocks, AgentResultItem, PulledOrder, ResultOutcome, MAX_PULL, MAX_WAIT_MS};
 }
 pub use extract::ForwardedFor;
+pub use limits::GraphqlLimits;
 pub use middleware::BodyLimits;
 pub use rate_limit::DEFAULT_MAX_CLIENTS;
-pub use limits::GraphqlLimits;
 pub use startup::{health_server, Application, ServerConfig};
