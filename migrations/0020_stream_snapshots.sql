@@ -19,4 +19,5 @@ ALTER TABLE stream_snapshots FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON stream_snapshots
     USING (org_id = NULLIF(current_setting('app.org_id', true), '')::uuid)
     WITH CHECK (org_id = NULLIF(current_setting('app.org_id', true), '')::uuid);
-GRANT SELECT, INSERT, UPDATE ON stream_snapshots TO xdr_app;
+-- Only the API reads and writes snapshots (identity); the workers never see a user's state.
+GRANT SELECT, INSERT, UPDATE ON stream_snapshots TO xdr_api;

@@ -101,7 +101,7 @@ async fn a_256_mib_body_gets_413_on_every_route_class_without_the_server_holding
     let server = Killed(
         std::process::Command::new(env!("CARGO_BIN_EXE_mini-xdr"))
             .arg("api")
-            .env("DATABASE_URL", db.url())
+            .envs(db.env())
             .env("XDR_BIND", format!("127.0.0.1:{port}"))
             .env("XDR_PROBE_BIND", format!("127.0.0.1:{probe_port}"))
             .env("JWT_SECRET_KEY", "limits-test-secret-0123456789abcdef0123")
@@ -143,7 +143,7 @@ async fn a_256_mib_body_gets_413_on_every_route_class_without_the_server_holding
     // The key from the operator CLI (no projector runs beside `api` to confirm a GraphQL write).
     let created = std::process::Command::new(env!("CARGO_BIN_EXE_mini-xdr"))
         .args(["ingest-key", "create", "--org", "limits-corp", "--name", "hp"])
-        .env("DATABASE_URL", db.url())
+        .envs(db.env())
         .env("RUST_LOG", "error")
         .env_remove("XDR_CONFIG")
         .output()
