@@ -65,7 +65,7 @@ async fn snapshot_version(db: &TestDb, org: OrgId, stream: &str) -> Option<i64> 
 #[tokio::test]
 async fn a_flooded_user_stream_is_read_from_its_snapshot_with_the_same_state_as_a_full_fold() {
     let db = TestDb::new().await;
-    let store = EventStore::new(db.pool.clone());
+    let store = EventStore::new(db.api.clone());
     let org = OrgId(Uuid::new_v4());
     let (stream, history) = flooded_user(&store, org, 5_000).await;
     let full = User::from_history(&history);
@@ -95,7 +95,7 @@ async fn a_flooded_user_stream_is_read_from_its_snapshot_with_the_same_state_as_
 #[tokio::test]
 async fn a_snapshot_that_no_longer_decodes_is_ignored_and_replaced() {
     let db = TestDb::new().await;
-    let store = EventStore::new(db.pool.clone());
+    let store = EventStore::new(db.api.clone());
     let org = OrgId(Uuid::new_v4());
     let (stream, history) = flooded_user(&store, org, 200).await;
     handler::load::<User>(&store, org, &stream).await.unwrap();
@@ -114,14 +114,14 @@ async fn a_snapshot_that_no_longer_decodes_is_ignored_and_replaced() {
 #[tokio::test]
 async fn snapshots_are_visible_only_inside_their_org() {
     let db = TestDb::new().await;
-    let store = EventStore::new(db.pool.clone());
+    let store = EventStore::new(db.api.clone());
     let org = OrgId(Uuid::new_v4());
     let (stream, _) = flooded_user(&store, org, 100).await;
     handler::load::<User>(&store, org, &stream).await.unwrap();
     // The application role sees nothing without the org's scope, and nothing of another org.
-    let unscoped: i64 = sqlx::query_scalar("SELECT count(*) FROM stream_snapshots").fetch_one(&db.pool).await.unwrap();
+    let unscoped: i64 = sqlx::query_scalar("SELECT count(*) FROM stream_snapshots").fetch_one(&db.api).await.unwrap();
     assert_eq!(unscoped, 0);
-    let mut tx = db.pool.begin().await.unwrap();
+    let mut tx = db.api.begin().await.unwrap();
     sqlx::query("SELECT set_config('app.org_id', $1, true)")
         .bind(Uuid::new_v4().to_string())
         .execute(&mut *tx)
