@@ -36,6 +36,15 @@ export async function startServer() {
   const suffix = randomBytes(5).toString("hex");
   const database = `xdr_dashboard_e2e_${suffix}`;
   execFileSync("psql", [admin, "-qc", `CREATE DATABASE ${database}`]);
+  const owner = admin.replace(/\/[^/]*$/, `/${database}`);
+  // The runtime logins, made as an operator makes them (deploy/db-logins.sql); the server
+  // refuses to run its API as the owner. Trust auth on loopback: the passwords are unused.
+  const logins = { api: "xdr_e2e_api_login", worker: "xdr_e2e_worker_login" };
+  execFileSync("psql", [owner, "-q", "-v", "ON_ERROR_STOP=1",
+    "-v", `api_login=${logins.api}`, "-v", "api_password=unused",
+    "-v", `worker_login=${logins.worker}`, "-v", "worker_password=unused",
+    "-f", resolve(repo, "deploy/db-logins.sql")]);
+  const loginUrl = (login) => owner.replace("postgres://postgres@", `postgres://${login}@`);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const log = [];
@@ -43,7 +52,9 @@ export async function startServer() {
     cwd: repo,
     env: {
       ...process.env,
-      DATABASE_URL: admin.replace(/\/[^/]*$/, `/${database}`),
+      DATABASE_URL: loginUrl(logins.worker),
+      XDR_API_DATABASE_URL: loginUrl(logins.api),
+      XDR_MIGRATE_DATABASE_URL: owner,
       NATS_URL: process.env.NATS_URL ?? "nats://127.0.0.1:4222",
       XDR_NATS_PREFIX: `dash${suffix}`,
       XDR_BIND: `127.0.0.1:${port}`,
