@@ -7,29 +7,13 @@
 use serde_json::{json, Value};
 use sqlx::{Executor, PgConnection};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use xdr_commands::testing::TestDb;
 
+use crate::support::{free_port, repo, Process};
+
 const SECRET: &str = "audit-e2e-secret-0123456789abcdef0123";
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A child process killed (SIGKILL) when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// `mini-xdr serve` on one database and NATS prefix, restartable.
 struct Server {

@@ -7,23 +7,12 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use xdr_commands::testing::TestDb;
 
+use crate::support::{free_port, Process};
+
 const HUGE: usize = 256 * 1024 * 1024;
 /// What may grow besides the buffered body: allocator arenas of the worker threads, one read
 /// buffer per connection, the JSON of an error answer.
 const MARGIN: u64 = 16 * 1024 * 1024;
-
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// Peak resident memory of `pid` so far, in bytes.
 fn peak_rss(pid: u32) -> u64 {
@@ -98,7 +87,7 @@ type Route<'a> = (&'a str, Vec<(&'a str, &'a str)>, usize);
 async fn a_256_mib_body_gets_413_on_every_route_class_without_the_server_holding_it() {
     let db = TestDb::new().await;
     let (port, probe_port) = (free_port(), free_port());
-    let server = Killed(
+    let server = Process(
         std::process::Command::new(env!("CARGO_BIN_EXE_mini-xdr"))
             .arg("api")
             .envs(db.env())

@@ -4,25 +4,14 @@
 use std::time::{Duration, Instant};
 use xdr_commands::testing::TestDb;
 
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use crate::support::{free_port, Process};
 
 #[tokio::test]
 async fn serve_migrates_serves_the_api_and_projects_what_it_writes() {
     let db = TestDb::new().await;
     let port = free_port();
     let nats_prefix = format!("t{}.", uuid::Uuid::new_v4().simple());
-    let _server = Killed(
+    let _server = Process(
         std::process::Command::new(env!("CARGO_BIN_EXE_mini-xdr"))
             .arg("serve")
             .envs(db.env())
@@ -117,7 +106,7 @@ async fn serve_migrates_serves_the_api_and_projects_what_it_writes() {
 async fn roles_without_an_api_still_answer_the_probes() {
     let db = TestDb::new().await;
     let port = free_port();
-    let _projector = Killed(
+    let _projector = Process(
         std::process::Command::new(env!("CARGO_BIN_EXE_mini-xdr"))
             .arg("projector")
             .envs(db.env())
