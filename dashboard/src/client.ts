@@ -3,7 +3,7 @@
 // graphql-transport-ws WebSocket whose connection_init carries the token.
 import { Client, cacheExchange, fetchExchange, subscriptionExchange } from "urql";
 import { createClient as createWsClient } from "graphql-ws";
-import { expire, freshToken, refresh } from "./session";
+import { expire, freshToken, onSessionChange, refresh } from "./session";
 
 function unauthenticated(status: number, body: any): boolean {
   return status === 401 || (Array.isArray(body?.errors) && body.errors.some((e: any) => e?.extensions?.code === "UNAUTHENTICATED"));
@@ -29,6 +29,11 @@ async function authorizedFetch(input: RequestInfo | URL, init?: RequestInit): Pr
 
 export function makeClient(): { client: Client; dispose: () => void } {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  // The server holds a subscription to the token its socket was opened with and ends it
+  // (SESSION_ENDED) once that token expires, so the socket is reopened with every renewed
+  // token; graphql-ws then re-subscribes whatever is active.
+  let socket: WebSocket | null = null;
+  let socketToken: string | null = null;
   const ws = createWsClient({
     url: `${scheme}//${location.host}/graphql`,
     lazy: true,
@@ -36,8 +41,22 @@ export function makeClient(): { client: Client; dispose: () => void } {
     shouldRetry: () => true,
     connectionParams: async () => {
       const token = await freshToken();
+      socketToken = token;
       return token ? { Authorization: `Bearer ${token}` } : {};
     },
+    on: {
+      opened: (opened) => {
+        socket = opened as WebSocket;
+      },
+      closed: () => {
+        socket = null;
+      },
+    },
+  });
+  const stopWatching = onSessionChange((next) => {
+    if (next && socketToken && next.accessToken !== socketToken && socket?.readyState === WebSocket.OPEN) {
+      socket.close(4205, "Client Restart");
+    }
   });
   const client = new Client({
     url: "/graphql",
@@ -61,5 +80,11 @@ export function makeClient(): { client: Client; dispose: () => void } {
       }),
     ],
   });
-  return { client, dispose: () => void ws.dispose() };
+  return {
+    client,
+    dispose: () => {
+      stopWatching();
+      void ws.dispose();
+    },
+  };
 }

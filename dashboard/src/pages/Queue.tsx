@@ -8,7 +8,7 @@ import type { IncidentRowFragment, IncidentStatus } from "../gql/graphql";
 import { IncidentsQuery, IncidentUpdatesSubscription, UpdateIncidentStatusMutation } from "../operations";
 import { activeFilters, RANGES, rangeStart, toIncidentFilter, withCellFilter, withoutFilter, type Field } from "../filters";
 import { ago, label, verdict, when } from "../format";
-import { atLeast } from "../session";
+import { atLeast, refresh } from "../session";
 import { useSession } from "../useSession";
 
 const PAGE = 50;
@@ -62,8 +62,24 @@ export function QueuePage() {
     },
     [reexecute],
   );
-  const [live] = useSubscription({ query: IncidentUpdatesSubscription }, onUpdate);
+  const [live, resubscribe] = useSubscription({ query: IncidentUpdatesSubscription }, onUpdate);
   useEffect(() => () => clearTimeout(refetchTimer.current), []);
+  // The server ends a subscription whose session ended; when only the token had run out, a
+  // refresh brings a new one (and a new socket) and live updates go on. At most once every
+  // 30 s, so a session that keeps being refused does not loop.
+  const lastRenewal = useRef(0);
+  useEffect(() => {
+    if (!live.error?.graphQLErrors.some((e) => e.extensions?.reason === "SESSION_ENDED")) return;
+    if (Date.now() - lastRenewal.current < 30_000) return;
+    lastRenewal.current = Date.now();
+    let cancelled = false;
+    void refresh().then((renewed) => {
+      if (renewed && !cancelled) resubscribe({ requestPolicy: "network-only" });
+    });
+    return () => {
+      cancelled = true;
+    };
+  }, [live.error, resubscribe]);
 
   const rows = useMemo(() => result.data?.incidents.edges.map((e) => e.node) ?? [], [result.data]);
   useEffect(() => setCursor((c) => Math.min(c, Math.max(rows.length - 1, 0))), [rows.length]);
