@@ -4,17 +4,20 @@
 use futures::future::BoxFuture;
 use sqlx::PgConnection;
 use xdr_commands::StoredEvent;
-use xdr_domain::Event;
+use xdr_domain::{Event, EventType};
 
 use super::organizations::enum_str;
 use super::{apply_error, decode, stream_uuid};
-use crate::runner::{EventTypes, Projection, ProjectionError, ReadModelTable};
-
-pub struct UserSessions;
+use crate::runner::{Apply, Projection, ProjectionError, ReadModelTable, Reads};
 
 const NAME: &str = "user_sessions";
 
-const HANDLES: [&str; 4] = ["SessionStarted", "RefreshTokenRotated", "RefreshTokenReuseDetected", "SessionRevoked"];
+const HANDLES: &[EventType] = &[
+    EventType::SessionStarted,
+    EventType::RefreshTokenRotated,
+    EventType::RefreshTokenReuseDetected,
+    EventType::SessionRevoked,
+];
 
 /// `UPDATE` of one session row unless it already reflects this `org_seq`
 /// ($1 org, $2 session, $3 org_seq; the event's values from $4).
@@ -28,31 +31,20 @@ macro_rules! update {
     };
 }
 
-impl Projection for UserSessions {
-    fn name(&self) -> &'static str {
-        NAME
-    }
+pub const USER_SESSIONS: Projection = Projection {
+    name: NAME,
+    tables: &[ReadModelTable { name: "rm_user_sessions", order_by: "org_id, session_id" }],
+    reads: Reads::Only(HANDLES),
+    apply: Apply::Rows(apply),
+};
 
-    fn tables(&self) -> &'static [ReadModelTable] {
-        &[ReadModelTable { name: "rm_user_sessions", order_by: "org_id, session_id" }]
-    }
-
-    fn event_types(&self) -> EventTypes {
-        EventTypes::Only(&HANDLES)
-    }
-
-    fn apply<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        events: &'a [&'a StoredEvent],
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(async move {
-            for e in events {
-                apply_one(conn, e).await?;
-            }
-            Ok(())
-        })
-    }
+fn apply<'a>(conn: &'a mut PgConnection, events: &'a [&'a StoredEvent]) -> BoxFuture<'a, Result<(), ProjectionError>> {
+    Box::pin(async move {
+        for e in events {
+            apply_one(conn, e).await?;
+        }
+        Ok(())
+    })
 }
 
 async fn apply_one(conn: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionError> {

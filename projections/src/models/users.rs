@@ -5,24 +5,22 @@
 use futures::future::BoxFuture;
 use sqlx::PgConnection;
 use xdr_commands::StoredEvent;
-use xdr_domain::Event;
+use xdr_domain::{Event, EventType};
 
 use super::{decode, stream_uuid};
-use crate::runner::{EventTypes, Projection, ProjectionError, ReadModelTable};
-
-pub struct Users;
+use crate::runner::{Apply, Projection, ProjectionError, ReadModelTable, Reads};
 
 const NAME: &str = "users";
 
-const HANDLES: [&str; 8] = [
-    "UserCreated",
-    "UserInvited",
-    "InvitationAccepted",
-    "PasswordSet",
-    "LoginSucceeded",
-    "LoginFailed",
-    "AccountLocked",
-    "AccountUnlocked",
+const HANDLES: &[EventType] = &[
+    EventType::UserCreated,
+    EventType::UserInvited,
+    EventType::InvitationAccepted,
+    EventType::PasswordSet,
+    EventType::LoginSucceeded,
+    EventType::LoginFailed,
+    EventType::AccountLocked,
+    EventType::AccountUnlocked,
 ];
 
 /// `UPDATE` of one user row unless it already reflects this `org_seq` ($1 org, $2 user,
@@ -41,31 +39,20 @@ macro_rules! clear_expired_lock {
     };
 }
 
-impl Projection for Users {
-    fn name(&self) -> &'static str {
-        NAME
-    }
+pub const USERS: Projection = Projection {
+    name: NAME,
+    tables: &[ReadModelTable { name: "rm_users", order_by: "org_id, user_id" }],
+    reads: Reads::Only(HANDLES),
+    apply: Apply::Rows(apply),
+};
 
-    fn tables(&self) -> &'static [ReadModelTable] {
-        &[ReadModelTable { name: "rm_users", order_by: "org_id, user_id" }]
-    }
-
-    fn event_types(&self) -> EventTypes {
-        EventTypes::Only(&HANDLES)
-    }
-
-    fn apply<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        events: &'a [&'a StoredEvent],
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(async move {
-            for e in events {
-                apply_one(conn, e).await?;
-            }
-            Ok(())
-        })
-    }
+fn apply<'a>(conn: &'a mut PgConnection, events: &'a [&'a StoredEvent]) -> BoxFuture<'a, Result<(), ProjectionError>> {
+    Box::pin(async move {
+        for e in events {
+            apply_one(conn, e).await?;
+        }
+        Ok(())
+    })
 }
 
 async fn apply_one(conn: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
