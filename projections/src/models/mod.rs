@@ -7,6 +7,21 @@ use xdr_domain::Event;
 
 use crate::runner::{Projection, ProjectionError};
 
+/// The `Apply::Rows` of a projection that applies its rows one at a time with
+/// `$one(conn, &StoredEvent)`.
+macro_rules! one_by_one {
+    ($one:path) => {
+        crate::runner::Apply::Rows(|conn, events| {
+            Box::pin(async move {
+                for e in events {
+                    $one(conn, e).await?;
+                }
+                Ok(())
+            })
+        })
+    };
+}
+
 pub mod actions;
 pub mod audit_log;
 pub mod containment;

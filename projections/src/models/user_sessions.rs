@@ -1,14 +1,13 @@
 //! `rm_user_sessions`: one row per login session (refresh-token family): when it started,
 //! how often it was refreshed, whether a spent token was replayed, and when and why it ended.
 
-use futures::future::BoxFuture;
 use sqlx::PgConnection;
 use xdr_commands::StoredEvent;
 use xdr_domain::{Event, EventType};
 
 use super::organizations::enum_str;
 use super::{apply_error, decode, stream_uuid};
-use crate::runner::{Apply, Projection, ProjectionError, ReadModelTable, Reads};
+use crate::runner::{Projection, ProjectionError, ReadModelTable, Reads};
 
 const NAME: &str = "user_sessions";
 
@@ -35,17 +34,8 @@ pub const USER_SESSIONS: Projection = Projection {
     name: NAME,
     tables: &[ReadModelTable { name: "rm_user_sessions", order_by: "org_id, session_id" }],
     reads: Reads::Only(HANDLES),
-    apply: Apply::Rows(apply),
+    apply: one_by_one!(apply_one),
 };
-
-fn apply<'a>(conn: &'a mut PgConnection, events: &'a [&'a StoredEvent]) -> BoxFuture<'a, Result<(), ProjectionError>> {
-    Box::pin(async move {
-        for e in events {
-            apply_one(conn, e).await?;
-        }
-        Ok(())
-    })
-}
 
 async fn apply_one(conn: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
     let event = decode(NAME, e)?;

@@ -2,13 +2,12 @@
 //! token digest). Every update is guarded by `last_seq < org_seq`, so a redelivered event
 //! changes nothing; the column values mirror what the events say.
 
-use futures::future::BoxFuture;
 use sqlx::PgConnection;
 use xdr_commands::StoredEvent;
 use xdr_domain::{Event, EventType};
 
 use super::{decode, stream_uuid};
-use crate::runner::{Apply, Projection, ProjectionError, ReadModelTable, Reads};
+use crate::runner::{Projection, ProjectionError, ReadModelTable, Reads};
 
 const NAME: &str = "users";
 
@@ -43,17 +42,8 @@ pub const USERS: Projection = Projection {
     name: NAME,
     tables: &[ReadModelTable { name: "rm_users", order_by: "org_id, user_id" }],
     reads: Reads::Only(HANDLES),
-    apply: Apply::Rows(apply),
+    apply: one_by_one!(apply_one),
 };
-
-fn apply<'a>(conn: &'a mut PgConnection, events: &'a [&'a StoredEvent]) -> BoxFuture<'a, Result<(), ProjectionError>> {
-    Box::pin(async move {
-        for e in events {
-            apply_one(conn, e).await?;
-        }
-        Ok(())
-    })
-}
 
 async fn apply_one(conn: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
     let event = decode(NAME, e)?;
