@@ -375,6 +375,10 @@ enum Fault {
     /// The private nats-server killed, unreachable for the outage, then started again; every
     /// HTTP batch (the brute force among them) is posted while it is down.
     NatsOutage,
+    /// A poison message in each stream, published by a client of the NATS account (the
+    /// development server is anonymous: anyone on it may publish anywhere, the worst case):
+    /// an unparseable ingest body, an undecodable event, an order for an unknown action.
+    Poison,
 }
 
 impl Fault {
@@ -385,6 +389,7 @@ impl Fault {
             Fault::PostgresOutage => format!("PostgreSQL down {:?}", outage()),
             Fault::NatsRestart => "NATS restart".into(),
             Fault::NatsOutage => format!("NATS down {:?}", outage()),
+            Fault::Poison => "poison message in each stream".into(),
         }
     }
 
@@ -611,10 +616,11 @@ async fn survives(fault: Fault) {
     worst.stop.store(true, Ordering::Relaxed);
     pipeline.assert_none_exited(fault);
     let redelivered = counter_total(&pipeline, "xdr_redelivered_messages_total").await;
-    let duplicates = counter_total(&pipeline, "xdr_duplicates_dropped_total").await;
+    let duplicates_ingest = counter_total(&pipeline, "xdr_duplicates_dropped_total{stage=\"ingestor\"}").await;
+    let duplicates_detect = counter_total(&pipeline, "xdr_duplicates_dropped_total{stage=\"detector\"}").await;
     eprintln!(
         "FAULT-REPORT | {} | {delay:?} into the load | ready {:.1} s | recovered {:.1} s | redelivered {redelivered} | \
-         duplicates dropped {duplicates} | worst lag: relay {}, projection {}, consumers {} |",
+         duplicates dropped: ingestor {duplicates_ingest}, detector {duplicates_detect} | worst lag: relay {}, projection {}, consumers {} |",
         fault.name(),
         ready_after.as_secs_f64(),
         recovered_after.as_secs_f64(),
@@ -623,6 +629,32 @@ async fn survives(fault: Fault) {
         worst.consumers.load(Ordering::Relaxed),
     );
     assert_promise_kept(&pipeline, expected, &fault.name()).await;
+    if matches!(fault, Fault::Poison) {
+        assert_poison_refused(&pipeline).await;
+    }
+}
+
+/// Each poison message was dead-lettered or refused with its reason, and (the promise kept
+/// above) no consumer stopped or stalled behind it.
+async fn assert_poison_refused(pipeline: &Pipeline) {
+    let letters = dead_letters(pipeline).await;
+    let ingest_subject = format!("{}xdr.ingest.cowrie", pipeline.prefix);
+    let ingest: Vec<_> = letters.iter().filter(|(subject, _)| subject == &ingest_subject).collect();
+    assert_eq!(ingest.len(), POISON_RECORDS, "one dead letter per unparseable record: {letters:?}");
+    assert!(ingest.iter().all(|(_, reason)| reason.starts_with("parse error")), "{ingest:?}");
+    let event_subject = format!("{}xdr.events.{}.SecurityEventObserved", pipeline.prefix, pipeline.org);
+    let events: Vec<_> = letters.iter().filter(|(subject, _)| subject == &event_subject).collect();
+    assert!(!events.is_empty(), "the undecodable event is dead-lettered: {letters:?}");
+    assert!(events.iter().all(|(_, reason)| !reason.is_empty()), "{events:?}");
+    let api_log = pipeline.roles["api"].log();
+    assert!(api_log.contains("unreadable order; dropped"), "the API refuses the unknown action:\n{api_log}");
+    let unknown = pipeline
+        .scalar(
+            "SELECT count(*) FROM event_log WHERE org_id = $1::uuid AND event_type LIKE 'Action%'
+                AND payload::text LIKE '%format_disk%'",
+        )
+        .await;
+    assert_eq!(unknown, 0, "the unknown action left no trace in the log");
 }
 
 /// Inflict `fault`; returns when it is over (the role restarted, the server back).
@@ -683,8 +715,57 @@ async fn strike(
             pipeline.assert_none_exited(fault);
             tokio::task::block_in_place(|| nats.start_again());
         }
+        Fault::Poison => publish_poison(pipeline).await,
     }
     Instant::now()
+}
+
+/// Poison records in the ingest body (each must become one dead letter).
+const POISON_RECORDS: usize = 2;
+
+async fn publish_poison(pipeline: &Pipeline) {
+    let client = async_nats::connect(pipeline.backends.nats_url()).await.expect("connect to NATS");
+    let js = async_nats::jetstream::new(client.clone());
+    let ingest = xdr_commands::ingest::IngestConfig::with_prefix(&pipeline.prefix);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(xdr_commands::ingest::nats_ingestor::HEADER_INGEST_KEY, pipeline.ingest_key.as_str());
+    let body = "{this is not json\n[1, 2\n";
+    let publish = async_nats::jetstream::context::Publish::build().headers(headers).payload(body.into());
+    js.send_publish(ingest.ingest_subject("cowrie"), publish).await.unwrap().await.expect("ingest poison stored");
+    let event_subject = format!("{}xdr.events.{}.SecurityEventObserved", pipeline.prefix, pipeline.org);
+    js.publish(event_subject, "\u{0}\u{1} not an event".into()).await.unwrap().await.expect("event poison stored");
+    let orders = xdr_commands::response::ResponseConfig::with_prefix(&pipeline.prefix);
+    let order = json!({"action_id": uuid::Uuid::new_v4(), "org_id": pipeline.org, "attempt": 1,
+                       "kind": "format_disk", "target": "192.0.2.10",
+                       "issued_at": chrono::Utc::now(), "deadline": chrono::Utc::now() + chrono::Duration::hours(1)});
+    let org: uuid::Uuid = pipeline.org.parse().unwrap();
+    js.publish(orders.actions_subject(org), order.to_string().into()).await.unwrap().await.expect("order poison stored");
+}
+
+/// The (source subject, reason) of every dead letter of the pipeline's DLQ stream.
+async fn dead_letters(pipeline: &Pipeline) -> Vec<(String, String)> {
+    use futures::StreamExt;
+    let client = async_nats::connect(pipeline.backends.nats_url()).await.expect("connect to NATS");
+    let js = async_nats::jetstream::new(client);
+    let config = xdr_commands::ingest::IngestConfig::with_prefix(&pipeline.prefix);
+    let Ok(mut stream) = js.get_stream(&config.dlq_stream_name).await else { return Vec::new() };
+    let count = stream.info().await.unwrap().state.messages as usize;
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .expect("ordered consumer on the DLQ");
+    let mut messages = consumer.messages().await.unwrap().take(count);
+    let mut out = Vec::new();
+    while let Some(Ok(m)) = messages.next().await {
+        let header = |name: &str| {
+            m.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_owned()).unwrap_or_default()
+        };
+        out.push((
+            header(xdr_commands::ingest::dlq::HEADER_SOURCE_SUBJECT),
+            header(xdr_commands::ingest::dlq::HEADER_REASON),
+        ));
+    }
+    out
 }
 
 /// Nothing lost, nothing twice, every read model rebuildable, containment once per attempt.
@@ -775,6 +856,11 @@ async fn kill_9_of_the_scheduler_loses_and_doubles_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_api_during_http_ingest_loses_and_doubles_nothing() {
     survives(Fault::Kill9("api")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_in_each_stream_is_refused_and_stalls_nothing() {
+    survives(Fault::Poison).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
