@@ -48,31 +48,11 @@ pub fn nats_readiness() -> NatsReadiness {
     }
 }
 
-/// How long to wait before retry `attempt` (0-based) of a failed round: doubling from
-/// `base`, never more than `max`, so a dependency that is down is not hammered and one that
-/// is back is used again within `max`.
-pub fn backoff(attempt: u32, base: std::time::Duration, max: std::time::Duration) -> std::time::Duration {
-    base.saturating_mul(2u32.saturating_pow(attempt.min(16))).min(max)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::backoff;
-    use std::time::Duration;
-
-    #[test]
-    fn backoff_doubles_up_to_its_ceiling() {
-        let (base, max) = (Duration::from_millis(100), Duration::from_secs(5));
-        let waits: Vec<u128> = (0..8).map(|a| backoff(a, base, max).as_millis()).collect();
-        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
-        assert_eq!(backoff(u32::MAX, base, max), max);
-    }
-}
-
 /// Deliveries and duplicates this process has seen, per stage (`ingestor`, `detector`, …), for
 /// the probe server's `/metrics`: how much a fault cost in redelivery, and how much of it
 /// the idempotent consumers dropped.
-static REDELIVERED: Mutex<std::collections::BTreeMap<&'static str, u64>> = Mutex::new(std::collections::BTreeMap::new());
+static REDELIVERED: Mutex<std::collections::BTreeMap<&'static str, u64>> =
+    Mutex::new(std::collections::BTreeMap::new());
 static DUPLICATES: Mutex<std::collections::BTreeMap<&'static str, u64>> = Mutex::new(std::collections::BTreeMap::new());
 
 /// `n` messages of `stage` arrived for at least the second time (JetStream's delivery count).

@@ -702,7 +702,11 @@ async fn strike(
                         AND payload::text LIKE '%203.0.113.%'",
                 )
                 .await;
-            assert_eq!(brute_committed, (BRUTE_FORCE_SOURCES * FAILURES_PER_SOURCE) as i64, "committed during the outage");
+            assert_eq!(
+                brute_committed,
+                (BRUTE_FORCE_SOURCES * FAILURES_PER_SOURCE) as i64,
+                "committed during the outage"
+            );
             let brute_incidents = pipeline
                 .scalar("SELECT count(*) FROM rm_incidents WHERE org_id = $1::uuid AND src_ip LIKE '203.0.113.%'")
                 .await;
@@ -739,7 +743,11 @@ async fn publish_poison(pipeline: &Pipeline) {
                        "kind": "format_disk", "target": "192.0.2.10",
                        "issued_at": chrono::Utc::now(), "deadline": chrono::Utc::now() + chrono::Duration::hours(1)});
     let org: uuid::Uuid = pipeline.org.parse().unwrap();
-    js.publish(orders.actions_subject(org), order.to_string().into()).await.unwrap().await.expect("order poison stored");
+    js.publish(orders.actions_subject(org), order.to_string().into())
+        .await
+        .unwrap()
+        .await
+        .expect("order poison stored");
 }
 
 /// The (source subject, reason) of every dead letter of the pipeline's DLQ stream.

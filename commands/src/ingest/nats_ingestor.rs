@@ -224,7 +224,10 @@ impl Ingestor {
                 Ok(None) | Err(_) => break,
             }
         }
-        crate::readiness::count_redelivered("ingestor", out.iter().filter(|m| crate::readiness::is_redelivery(m)).count() as u64);
+        crate::readiness::count_redelivered(
+            "ingestor",
+            out.iter().filter(|m| crate::readiness::is_redelivery(m)).count() as u64,
+        );
         Ok(out)
     }
 
