@@ -17,6 +17,7 @@ mod rebuild_into_cli;
 mod replay_cli;
 mod scheduler_cli;
 mod serve_cli;
+mod servers;
 mod store_tls;
 mod support;
 mod verify_cli;

@@ -123,6 +123,7 @@ impl Committer {
             let written = commit_events(&self.store, org, events).await? as u64;
             self.stats.events_written.fetch_add(written, Ordering::Relaxed);
             self.stats.events_duplicate.fetch_add(total - written, Ordering::Relaxed);
+            crate::readiness::count_duplicates("ingestor", total - written);
         }
         self.stats.dead_letters.fetch_add(dead, Ordering::Relaxed);
         self.stats.messages.fetch_add(round.messages.len() as u64, Ordering::Relaxed);
@@ -223,6 +224,10 @@ impl Ingestor {
                 Ok(None) | Err(_) => break,
             }
         }
+        crate::readiness::count_redelivered(
+            "ingestor",
+            out.iter().filter(|m| crate::readiness::is_redelivery(m)).count() as u64,
+        );
         Ok(out)
     }
 
