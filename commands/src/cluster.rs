@@ -111,7 +111,7 @@ pub async fn ensure_stream(js: &jetstream::Context, mut config: stream::Config) 
     let settings = JetStreamSettings::from_env()?;
     config.num_replicas = settings.stream_replicas;
     let name = config.name.clone();
-    let mut stream = js.get_or_create_stream(config).await.map_err(NatsError::from_display)?;
+    let mut stream = retrying(&format!("creating stream {name}"), || js.get_or_create_stream(config.clone())).await?;
     let info = stream.info().await.map_err(NatsError::from_display)?;
     if info.config.num_replicas != settings.stream_replicas {
         tracing::warn!(
@@ -135,7 +135,32 @@ pub async fn ensure_consumer(
     stream: &Stream,
     config: pull::Config,
 ) -> Result<jetstream::consumer::PullConsumer, NatsError> {
-    stream.create_consumer(config).await.map_err(NatsError::from_display)
+    let name = config.durable_name.clone().unwrap_or_default();
+    retrying(&format!("creating consumer {name}"), || stream.create_consumer(config.clone())).await
+}
+
+/// Attempts of a stream or consumer request before a role gives up (a cluster electing a
+/// leader answers requests with timeouts for a few seconds).
+const ATTEMPTS: u32 = 10;
+
+/// `request`, retried with a growing pause while it fails (timeouts, no leader yet).
+async fn retrying<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
+    what: &str,
+    mut request: impl FnMut() -> F,
+) -> Result<T, NatsError> {
+    let mut pause = Duration::from_millis(250);
+    for attempt in 1..=ATTEMPTS {
+        match request().await {
+            Ok(value) => return Ok(value),
+            Err(e) if attempt < ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "{what} failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(4));
+            }
+            Err(e) => return Err(NatsError::JetStream(format!("{what}: {e}"))),
+        }
+    }
+    unreachable!("the last attempt returns")
 }
 
 /// The advisory JetStream publishes when a message of `stream` reached `consumer`'s

@@ -149,10 +149,14 @@ impl NatsCluster {
         reqwest::get(url).await.ok()?.json().await.ok()
     }
 
-    /// Every running node knows the JetStream meta leader.
+    /// Every running node knows the JetStream meta leader and is healthy (JetStream current).
     pub async fn wait_for_meta_leader(&self) {
         wait_until("the JetStream meta leader is elected", Duration::from_secs(60), || self.logs(), || async {
             for node in self.nodes.iter().filter(|n| n.is_running()) {
+                let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", node.monitor_port)).await;
+                if !health.is_ok_and(|r| r.status().is_success()) {
+                    return false;
+                }
                 let leader = self.jsz(node).await.and_then(|j| j["meta_cluster"]["leader"].as_str().map(str::to_owned));
                 if leader.is_none_or(|l| l.is_empty()) {
                     return false;
