@@ -219,7 +219,8 @@ pub async fn run_undeliverable_dead_letterer(
     )
     .await?;
     let settings = JetStreamSettings::from_env()?;
-    let consumer = ensure_consumer(&advisories, settings.consumer("dead-letterer", Duration::from_secs(30), 64)).await?;
+    let consumer =
+        ensure_consumer(&advisories, settings.consumer("dead-letterer", Duration::from_secs(30), 64)).await?;
     let source = js.get_stream(&watch.stream).await.map_err(NatsError::from_display)?;
     let mut messages = consumer.messages().await.map_err(NatsError::from_display)?;
     tokio::pin!(shutdown);
@@ -292,7 +293,10 @@ mod tests {
         .unwrap();
         assert_eq!(set, JetStreamSettings { stream_replicas: 3, max_deliver: 5, max_ack_pending: Some(100) });
         let consumer = set.consumer("c", Duration::from_secs(7), 10);
-        assert_eq!((consumer.max_deliver, consumer.max_ack_pending, consumer.ack_wait), (5, 100, Duration::from_secs(7)));
+        assert_eq!(
+            (consumer.max_deliver, consumer.max_ack_pending, consumer.ack_wait),
+            (5, 100, Duration::from_secs(7))
+        );
         assert_eq!(JetStreamSettings::default().consumer("c", Duration::from_secs(7), 10).max_ack_pending, 10);
     }
 

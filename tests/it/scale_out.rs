@@ -103,7 +103,8 @@ async fn jetstream_cluster_loses_leaders(victims: &[&'static str]) {
         assert!(!log.contains("dead-letterer of undeliverable ingest messages stopped"), "{}: {log}", role.name);
     }
     let mut ingest = ingestor.get_stream("XDR_INGEST").await.unwrap();
-    let mut consumer: async_nats::jetstream::consumer::PullConsumer = ingest.get_consumer("xdr-ingestor").await.unwrap();
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+        ingest.get_consumer("xdr-ingestor").await.unwrap();
     let delivered = consumer.info().await.unwrap().delivered.consumer_sequence;
     let published = ingest.info().await.unwrap().state.last_sequence;
     // Every delivery beyond one per published message was a redelivery.
@@ -196,8 +197,9 @@ async fn a_postgres_primary_crashing_and_its_standby_promoted_mid_ingest_loses_a
         pipeline.set_owner_url(pair.standby.owner_url(database));
         let before = pipeline.telemetry().await;
         load.rest(&pipeline, split).await;
-        recovered =
-            time_until(Duration::from_secs(120), || async { pipeline.telemetry().await > before }).await.map(|_| crashed.elapsed());
+        recovered = time_until(Duration::from_secs(120), || async { pipeline.telemetry().await > before })
+            .await
+            .map(|_| crashed.elapsed());
         stop_watch.store(true, Ordering::Relaxed);
     };
     let ((), worst_lag) = tokio::join!(run, watch_lag(&pipeline, &stop_watch));

@@ -151,26 +151,33 @@ impl NatsCluster {
 
     /// Every running node knows the JetStream meta leader and is healthy (JetStream current).
     pub async fn wait_for_meta_leader(&self) {
-        wait_until("the JetStream meta leader is elected", Duration::from_secs(60), || self.logs(), || async {
-            for node in self.nodes.iter().filter(|n| n.is_running()) {
-                let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", node.monitor_port)).await;
-                if !health.is_ok_and(|r| r.status().is_success()) {
-                    return false;
+        wait_until(
+            "the JetStream meta leader is elected",
+            Duration::from_secs(60),
+            || self.logs(),
+            || async {
+                for node in self.nodes.iter().filter(|n| n.is_running()) {
+                    let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", node.monitor_port)).await;
+                    if !health.is_ok_and(|r| r.status().is_success()) {
+                        return false;
+                    }
+                    let leader =
+                        self.jsz(node).await.and_then(|j| j["meta_cluster"]["leader"].as_str().map(str::to_owned));
+                    if leader.is_none_or(|l| l.is_empty()) {
+                        return false;
+                    }
                 }
-                let leader = self.jsz(node).await.and_then(|j| j["meta_cluster"]["leader"].as_str().map(str::to_owned));
-                if leader.is_none_or(|l| l.is_empty()) {
-                    return false;
-                }
-            }
-            true
-        })
+                true
+            },
+        )
         .await;
     }
 
     /// The meta leader's name, as a running node sees it.
     pub async fn meta_leader(&self) -> Option<String> {
         for node in self.nodes.iter().filter(|n| n.is_running()) {
-            if let Some(leader) = self.jsz(node).await.and_then(|j| j["meta_cluster"]["leader"].as_str().map(str::to_owned))
+            if let Some(leader) =
+                self.jsz(node).await.and_then(|j| j["meta_cluster"]["leader"].as_str().map(str::to_owned))
             {
                 return Some(leader);
             }
@@ -238,7 +245,12 @@ fn pg_command(tool: &str) -> Command {
 
 fn run(mut command: Command, what: &str) {
     let out = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(out.status.success(), "{what}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// One PostgreSQL server of the pair (its own data directory, port and socket directory).
@@ -665,10 +677,18 @@ impl Load {
 }
 
 /// Wait for the pipeline to settle, then check the whole promise after `fault`.
-pub async fn assert_nothing_lost_nothing_twice(pipeline: &Pipeline, load: &Load, fault: &str, context: impl Fn() -> String) {
-    wait_until("the pipeline settles", Duration::from_secs(240), || format!("{}{}", pipeline.logs(), context()), || {
-        pipeline.settled(load.expected)
-    })
+pub async fn assert_nothing_lost_nothing_twice(
+    pipeline: &Pipeline,
+    load: &Load,
+    fault: &str,
+    context: impl Fn() -> String,
+) {
+    wait_until(
+        "the pipeline settles",
+        Duration::from_secs(240),
+        || format!("{}{}", pipeline.logs(), context()),
+        || pipeline.settled(load.expected),
+    )
     .await;
     let telemetry = pipeline.telemetry().await;
     assert_eq!(telemetry, load.expected, "one committed event per record after {fault}");

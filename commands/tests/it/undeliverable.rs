@@ -16,8 +16,9 @@ async fn a_message_naked_until_max_deliver_is_dead_lettered_once_with_its_reason
     ensure_ingest_streams(&env.js, &env.config).await.unwrap();
     let stream = env.js.get_stream(&env.config.stream_name).await.unwrap();
     let settings = JetStreamSettings { max_deliver: 3, ..JetStreamSettings::default() };
-    let consumer =
-        ensure_consumer(&stream, settings.consumer(&env.config.consumer_name, Duration::from_secs(1), 10)).await.unwrap();
+    let consumer = ensure_consumer(&stream, settings.consumer(&env.config.consumer_name, Duration::from_secs(1), 10))
+        .await
+        .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let watch = Undeliverable {
         stream: env.config.stream_name.clone(),

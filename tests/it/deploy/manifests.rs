@@ -605,9 +605,11 @@ fn nats_runs_as_a_three_node_jetstream_cluster_routed_through_a_headless_service
     let data = claims.iter().find(|c| name(c) == "data").expect("a claim template named data");
     assert!(data["spec"]["resources"]["requests"]["storage"].as_str().is_some(), "{data:?}");
     let store_dir = conf.split("store_dir:").nth(1).and_then(|r| r.split_whitespace().next()).expect("store_dir");
-    let mounted = c["volumeMounts"].as_sequence().unwrap().iter().any(|m| {
-        m["name"].as_str() == Some("data") && m["mountPath"].as_str() == Some(store_dir)
-    });
+    let mounted = c["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .any(|m| m["name"].as_str() == Some("data") && m["mountPath"].as_str() == Some(store_dir));
     assert!(mounted, "the data claim is mounted at the JetStream store_dir {store_dir}");
     // At most one server is taken down voluntarily at a time.
     let pdb = of_kind(&docs, "PodDisruptionBudget").into_iter().find(|p| name(p) == "nats").expect("PDB nats");
