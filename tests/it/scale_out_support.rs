@@ -194,6 +194,8 @@ impl NatsCluster {
         async_nats::ConnectOptions::new()
             .user_and_password(role.to_owned(), ShippedNats::password_of(role))
             .custom_inbox_prefix(format!("_INBOX.{role}"))
+            // Short, so a request stuck on the killed server does not hide the election.
+            .request_timeout(Some(Duration::from_secs(1)))
             .connect(self.url().split(',').map(str::to_owned).collect::<Vec<_>>())
             .await
             .unwrap_or_else(|e| panic!("connect to the cluster as {role}: {e}"))
@@ -683,13 +685,23 @@ pub async fn assert_nothing_lost_nothing_twice(
     fault: &str,
     context: impl Fn() -> String,
 ) {
-    wait_until(
-        "the pipeline settles",
-        Duration::from_secs(240),
-        || format!("{}{}", pipeline.logs(), context()),
-        || pipeline.settled(load.expected),
-    )
-    .await;
+    let started = Instant::now();
+    while !pipeline.settled(load.expected).await {
+        if started.elapsed() > Duration::from_secs(240) {
+            let blocks =
+                "SELECT count(*) FROM rm_active_blocks b WHERE b.org_id = $1::uuid AND b.ip LIKE '203.0.113.%'";
+            let state = format!(
+                "telemetry {} of {}, incidents {:?}, confirmed blocks {}, projection lag {}",
+                pipeline.telemetry().await,
+                load.expected,
+                pipeline.incidents().await,
+                pipeline.scalar(blocks).await,
+                pipeline.projection_lag().await
+            );
+            panic!("the pipeline did not settle after {fault}: {state}\n{}{}", pipeline.logs(), context());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let telemetry = pipeline.telemetry().await;
     assert_eq!(telemetry, load.expected, "one committed event per record after {fault}");
     let incidents = pipeline.incidents().await;
