@@ -213,6 +213,12 @@ pub async fn stream_placement(js: &async_nats::jetstream::Context, stream: &str)
 // ---------------------------------------------------------------------------------------
 // PostgreSQL primary and standby
 
+/// Whether the PostgreSQL server tools (`initdb`, `pg_ctl`, `pg_basebackup`) and `psql` are installed.
+pub fn pg_tools_available() -> bool {
+    ["initdb", "pg_ctl", "pg_basebackup"].iter().all(|t| pg_bin(t).is_absolute())
+        && Command::new("psql").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
 fn pg_bin(tool: &str) -> PathBuf {
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path().join("bin").join(tool)).filter(|p| p.exists()).collect())
