@@ -53,6 +53,8 @@ pub struct Settings {
     pub lockout: xdr_domain::identity::LockoutPolicy,
     /// GraphQL cost and subscription limits (`XDR_GRAPHQL_*`, `XDR_SUBSCRIPTION*`).
     pub graphql_limits: xdr_graphql::GraphqlLimits,
+    /// Lifetime of an access token (`XDR_ACCESS_TOKEN_MINUTES`, default 480).
+    pub access_token_ttl: chrono::Duration,
 }
 
 /// The TOML file's shape: every key optional, names as the environment variables in lower case.
@@ -74,6 +76,7 @@ struct FileSettings {
     xdr_login_lockout_threshold: Option<u32>,
     xdr_login_lockout_minutes: Option<u32>,
     xdr_known_device_days: Option<u32>,
+    xdr_access_token_minutes: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +198,11 @@ impl Settings {
                 .into(),
             lockout,
             graphql_limits: graphql_limits(&env)?,
+            access_token_ttl: chrono::Duration::minutes(i64::from(count(
+                "XDR_ACCESS_TOKEN_MINUTES",
+                from_file.xdr_access_token_minutes,
+                xdr_commands::auth::tokens::ACCESS_TTL.num_minutes() as u32,
+            )?)),
         };
         settings.validate()?;
         Ok(settings)
@@ -349,6 +357,17 @@ mod tests {
         assert_eq!(s.nats_url, "nats://127.0.0.1:4222");
         assert_eq!(s.bind, "127.0.0.1:8000");
         assert!(matches!(s.database_url(), Err(ConfigError::Missing("DATABASE_URL"))));
+    }
+
+    #[test]
+    fn access_tokens_live_eight_hours_unless_set_and_never_zero() {
+        assert_eq!(Settings::load(None, env(&[])).unwrap().access_token_ttl, chrono::Duration::hours(8));
+        let short = Settings::load(None, env(&[("XDR_ACCESS_TOKEN_MINUTES", "2")])).unwrap();
+        assert_eq!(short.access_token_ttl, chrono::Duration::minutes(2));
+        for bad in ["0", "eight hours"] {
+            let err = Settings::load(None, env(&[("XDR_ACCESS_TOKEN_MINUTES", bad)])).unwrap_err();
+            assert!(err.to_string().contains("XDR_ACCESS_TOKEN_MINUTES"), "{err}");
+        }
     }
 
     #[test]

@@ -68,6 +68,7 @@ pub(crate) async fn nats(settings: &Settings, role: NatsRole) -> anyhow::Result<
         .connect(xdr_commands::cluster::nats_servers(&settings.nats_url))
         .await
         .with_context(|| format!("Failed to connect to NATS at {} as {}", settings.nats_url, role.user()))
+        .inspect(xdr_commands::readiness::watch_nats)
 }
 
 pub(crate) async fn nats_options(

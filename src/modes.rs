@@ -197,7 +197,7 @@ fn build_api(
     let identity = IdentityService::new(
         xdr_commands::EventStore::new(pool.clone()),
         PasswordHasher::owasp()?,
-        TokenService::new(settings.jwt_secret_key()?),
+        TokenService::new(settings.jwt_secret_key()?).with_access_ttl(settings.access_token_ttl),
         Clock::system(),
     )
     .with_lockout_policy(settings.lockout);

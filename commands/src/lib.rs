@@ -11,6 +11,7 @@ pub mod db;
 pub mod handler;
 pub mod ingest;
 pub mod ingest_keys;
+pub mod readiness;
 pub mod relay;
 pub mod response;
 pub mod store;

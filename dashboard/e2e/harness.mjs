@@ -30,8 +30,8 @@ function binary() {
   return resolve(target, "debug/mini-xdr");
 }
 
-/** Starts the server; `stop()` ends it and drops its database. */
-export async function startServer() {
+/** Starts the server (with `env` added to its environment); `stop()` ends it and drops its database. */
+export async function startServer(env = {}) {
   const admin = process.env.XDR_E2E_ADMIN_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
   const suffix = randomBytes(5).toString("hex");
   const database = `xdr_dashboard_e2e_${suffix}`;
@@ -61,6 +61,7 @@ export async function startServer() {
       JWT_SECRET_KEY: randomBytes(32).toString("hex"),
       XDR_DASHBOARD_DIR: resolve(repo, "dashboard/dist"),
       RUST_LOG: process.env.RUST_LOG ?? "warn",
+      ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });

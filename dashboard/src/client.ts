@@ -27,6 +27,15 @@ async function authorizedFetch(input: RequestInfo | URL, init?: RequestInit): Pr
   return response;
 }
 
+const reconnectListeners = new Set<() => void>();
+
+/** Called each time the live socket is connected again (after a renewal or a network
+ * failure): what happened meanwhile was not pushed, so views re-read their data. */
+export function onLiveReconnect(listener: () => void): () => void {
+  reconnectListeners.add(listener);
+  return () => reconnectListeners.delete(listener);
+}
+
 export function makeClient(): { client: Client; dispose: () => void } {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   // The server holds a subscription to the token its socket was opened with and ends it
@@ -34,11 +43,21 @@ export function makeClient(): { client: Client; dispose: () => void } {
   // token; graphql-ws then re-subscribes whatever is active.
   let socket: WebSocket | null = null;
   let socketToken: string | null = null;
+  let restarting = false;
+  let connectedBefore = false;
   const ws = createWsClient({
     url: `${scheme}//${location.host}/graphql`,
     lazy: true,
     retryAttempts: 1_000,
     shouldRetry: () => true,
+    // Back off after failures, but reconnect at once after our own restart.
+    retryWait: async (retries) => {
+      if (restarting) {
+        restarting = false;
+        return;
+      }
+      await new Promise((r) => setTimeout(r, Math.min(1_000 * 2 ** retries, 30_000) + 300 + Math.random() * 2_700));
+    },
     connectionParams: async () => {
       const token = await freshToken();
       socketToken = token;
@@ -48,6 +67,10 @@ export function makeClient(): { client: Client; dispose: () => void } {
       opened: (opened) => {
         socket = opened as WebSocket;
       },
+      connected: () => {
+        if (connectedBefore) for (const l of reconnectListeners) l();
+        connectedBefore = true;
+      },
       closed: () => {
         socket = null;
       },
@@ -55,6 +78,7 @@ export function makeClient(): { client: Client; dispose: () => void } {
   });
   const stopWatching = onSessionChange((next) => {
     if (next && socketToken && next.accessToken !== socketToken && socket?.readyState === WebSocket.OPEN) {
+      restarting = true;
       socket.close(4205, "Client Restart");
     }
   });

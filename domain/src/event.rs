@@ -110,48 +110,7 @@ pub enum Event {
 impl Event {
     /// Stable name stored in `event_log.event_type`.
     pub fn event_type(&self) -> &'static str {
-        match self {
-            Event::SecurityEventObserved(_) => "SecurityEventObserved",
-            Event::OrganizationRegistered(_) => "OrganizationRegistered",
-            Event::UserCreated(_) => "UserCreated",
-            Event::UserInvited(_) => "UserInvited",
-            Event::InvitationAccepted(_) => "InvitationAccepted",
-            Event::PasswordSet(_) => "PasswordSet",
-            Event::LoginSucceeded(_) => "LoginSucceeded",
-            Event::LoginFailed(_) => "LoginFailed",
-            Event::AccountLocked(_) => "AccountLocked",
-            Event::AccountUnlocked(_) => "AccountUnlocked",
-            Event::KnownDeviceForgotten(_) => "KnownDeviceForgotten",
-            Event::AccountUnderAttack(_) => "AccountUnderAttack",
-            Event::SessionStarted(_) => "SessionStarted",
-            Event::RefreshTokenRotated(_) => "RefreshTokenRotated",
-            Event::RefreshTokenReuseDetected(_) => "RefreshTokenReuseDetected",
-            Event::SessionRevoked(_) => "SessionRevoked",
-            Event::IngestKeyCreated(_) => "IngestKeyCreated",
-            Event::IngestKeyRevoked(_) => "IngestKeyRevoked",
-            Event::IncidentOpened(_) => "IncidentOpened",
-            Event::EvidenceAttached(_) => "EvidenceAttached",
-            Event::IncidentEscalated(_) => "IncidentEscalated",
-            Event::IncidentStatusChanged(_) => "IncidentStatusChanged",
-            Event::BaselineTrained(_) => "BaselineTrained",
-            Event::PolicyMatched(_) => "PolicyMatched",
-            Event::ActionRequested(_) => "ActionRequested",
-            Event::ActionApproved(_) => "ActionApproved",
-            Event::ActionRejected(_) => "ActionRejected",
-            Event::ActionDispatched(_) => "ActionDispatched",
-            Event::ActionDelivered(_) => "ActionDelivered",
-            Event::ActionSucceeded(_) => "ActionSucceeded",
-            Event::ActionFailed(_) => "ActionFailed",
-            Event::ActionExpired(_) => "ActionExpired",
-            Event::ContainmentPolicyCreated(_) => "ContainmentPolicyCreated",
-            Event::ContainmentPolicyUpdated(_) => "ContainmentPolicyUpdated",
-            Event::ContainmentPolicyDeleted(_) => "ContainmentPolicyDeleted",
-            Event::AutoContainmentSet(_) => "AutoContainmentSet",
-            Event::ContainmentSettingsChanged(_) => "ContainmentSettingsChanged",
-            Event::SelfApprovalSet(_) => "SelfApprovalSet",
-            Event::AgentKeyCreated(_) => "AgentKeyCreated",
-            Event::AgentKeyRevoked(_) => "AgentKeyRevoked",
-        }
+        self.kind().as_str()
     }
 
     /// Version of the payload's shape, bumped when a variant's fields change incompatibly.
@@ -170,5 +129,124 @@ impl Event {
     pub fn from_parts(event_type: &str, payload: &serde_json::Value) -> Result<Event, String> {
         serde_json::from_value(serde_json::json!({ "event_type": event_type, "payload": payload }))
             .map_err(|e| format!("cannot decode {event_type}: {e}"))
+    }
+}
+
+/// Declares [`EventType`] from the list of [`Event`] variants: `Event::kind` matches every
+/// variant, so a variant missing from the list does not compile.
+macro_rules! event_types {
+    ($($name:ident),* $(,)?) => {
+        /// The type of an [`Event`] without its payload: what `event_log.event_type` stores,
+        /// and what a projection or consumer names when it says which events it reads (a
+        /// misspelt type does not compile).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum EventType {
+            $($name),*
+        }
+
+        impl EventType {
+            /// Every type, in declaration order.
+            pub const ALL: &'static [EventType] = &[$(EventType::$name),*];
+
+            /// The stored name.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(EventType::$name => stringify!($name)),*
+                }
+            }
+
+            /// The type a stored name denotes, if any.
+            pub fn parse(name: &str) -> Option<EventType> {
+                match name {
+                    $(stringify!($name) => Some(EventType::$name),)*
+                    _ => None,
+                }
+            }
+        }
+
+        impl Event {
+            /// This event's type.
+            pub fn kind(&self) -> EventType {
+                match self {
+                    $(Event::$name(_) => EventType::$name),*
+                }
+            }
+        }
+    };
+}
+
+event_types!(
+    SecurityEventObserved,
+    OrganizationRegistered,
+    UserCreated,
+    UserInvited,
+    InvitationAccepted,
+    PasswordSet,
+    LoginSucceeded,
+    LoginFailed,
+    AccountLocked,
+    AccountUnlocked,
+    KnownDeviceForgotten,
+    AccountUnderAttack,
+    SessionStarted,
+    RefreshTokenRotated,
+    RefreshTokenReuseDetected,
+    SessionRevoked,
+    IngestKeyCreated,
+    IngestKeyRevoked,
+    IncidentOpened,
+    EvidenceAttached,
+    IncidentEscalated,
+    IncidentStatusChanged,
+    BaselineTrained,
+    PolicyMatched,
+    ActionRequested,
+    ActionApproved,
+    ActionRejected,
+    ActionDispatched,
+    ActionDelivered,
+    ActionSucceeded,
+    ActionFailed,
+    ActionExpired,
+    ContainmentPolicyCreated,
+    ContainmentPolicyUpdated,
+    ContainmentPolicyDeleted,
+    AutoContainmentSet,
+    ContainmentSettingsChanged,
+    SelfApprovalSet,
+    AgentKeyCreated,
+    AgentKeyRevoked,
+);
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod event_type_tests {
+    use super::*;
+
+    #[test]
+    fn every_event_type_round_trips_through_its_stored_name() {
+        for &t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()), Some(t));
+        }
+        let mut names: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), EventType::ALL.len());
+        assert_eq!(EventType::parse("PasswordReset"), None);
+    }
+
+    #[test]
+    fn an_event_stores_the_name_of_its_type() {
+        let event = Event::AccountUnlocked(AccountUnlocked {
+            by_user: crate::ids::UserId(uuid::Uuid::nil()),
+            at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+        });
+        assert_eq!(event.kind(), EventType::AccountUnlocked);
+        assert_eq!(event.to_parts().0, "AccountUnlocked");
     }
 }

@@ -16,4 +16,4 @@ pub mod json;
 pub mod response;
 pub mod telemetry;
 
-pub use event::{Event, EventMetadata};
+pub use event::{Event, EventMetadata, EventType};

@@ -257,6 +257,9 @@ pub async fn run_detector(
             }
         }
         stats.messages += batch.len() as u64;
+        let redelivered = batch.iter().filter(|m| xdr_commands::readiness::is_redelivery(m)).count();
+        xdr_commands::readiness::count_redelivered("detector", redelivered as u64);
+        let duplicates_before = detector.stats().duplicates;
         let claims: Vec<(&str, &[u8])> = batch.iter().map(|m| (m.subject.as_str(), &m.payload[..])).collect();
         let verdicts = match verify_batch(&store, &config.subject_prefix, &claims).await {
             Ok(v) => v,
@@ -291,6 +294,8 @@ pub async fn run_detector(
                 }
             }
         }
+        let duplicates = detector.stats().duplicates.saturating_sub(duplicates_before);
+        xdr_commands::readiness::count_duplicates("detector", duplicates);
     }
     stats.other_partition = detector.stats().other_partition;
     if let Some(r) = &responder {

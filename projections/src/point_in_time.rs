@@ -183,8 +183,7 @@ pub async fn rebuild_into(
     check_resolution(&scoped, schema).await?;
 
     let start = Instant::now();
-    let projections = crate::models::all();
-    let events = catch_up_org_until(&scoped, org, &projections, REBUILD_BATCH, Some(cut.seq), on_batch).await?;
+    let events = catch_up_org_until(&scoped, org, crate::models::ALL, REBUILD_BATCH, Some(cut.seq), on_batch).await?;
     let elapsed = start.elapsed();
     scoped.close().await;
     let digest = digest_scoped(&live, Some(schema), Some(org)).await?;

@@ -114,7 +114,7 @@ pub struct RetryReport {
 /// read-model rows is the schema owner's right, like `rebuild`'s TRUNCATE.
 pub async fn retry(pool: &PgPool, org: Option<OrgId>, projection: Option<&str>) -> Result<RetryReport, RebuildError> {
     let chosen = select(projection)?;
-    let names: Vec<&str> = chosen.iter().map(|p| p.name()).collect();
+    let names: Vec<&str> = chosen.iter().map(|p| p.name).collect();
     let pairs: Vec<(Uuid, String, i64)> = sqlx::query_as(
         "SELECT org_id, projection, quarantined FROM projection_checkpoints \
          WHERE quarantined > 0 AND ($1::uuid IS NULL OR org_id = $1) AND projection = ANY($2) \
@@ -127,39 +127,39 @@ pub async fn retry(pool: &PgPool, org: Option<OrgId>, projection: Option<&str>) 
     let mut report = RetryReport::default();
     for (org_id, name, quarantined) in pairs {
         let org = OrgId(org_id);
-        let Some(p) = chosen.iter().find(|p| p.name() == name) else { continue };
+        let Some(p) = chosen.iter().find(|p| p.name == name) else { continue };
         let mut tx = begin_org_tx(pool, org).await?;
         // Waits for a live runner's batch on this org, which holds the checkpoint rows.
         sqlx::query("SELECT 1 FROM projection_checkpoints WHERE org_id = $1 AND projection = $2 FOR UPDATE")
             .bind(org.0)
-            .bind(p.name())
+            .bind(p.name)
             .execute(&mut *tx)
             .await?;
-        for table in p.tables() {
+        for table in p.tables {
             // Table names come from the compiled-in projections, never from input.
             sqlx::query(&format!("DELETE FROM {} WHERE org_id = $1", table.name)).bind(org.0).execute(&mut *tx).await?;
         }
         sqlx::query("DELETE FROM projection_quarantine WHERE org_id = $1 AND projection = $2")
             .bind(org.0)
-            .bind(p.name())
+            .bind(p.name)
             .execute(&mut *tx)
             .await?;
         sqlx::query(
             "UPDATE projection_checkpoints SET last_seq = 0, quarantined = 0 WHERE org_id = $1 AND projection = $2",
         )
         .bind(org.0)
-        .bind(p.name())
+        .bind(p.name)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        let one = select(Some(p.name()))?;
+        let one = select(Some(p.name))?;
         report.events += catch_up_org(pool, org, &one, REBUILD_BATCH, |_| {}).await?;
         report.before += quarantined;
-        report.reprojected.push((org, p.name()));
+        report.reprojected.push((org, p.name));
         let now: i64 =
             sqlx::query_scalar("SELECT quarantined FROM projection_checkpoints WHERE org_id = $1 AND projection = $2")
                 .bind(org.0)
-                .bind(p.name())
+                .bind(p.name)
                 .fetch_one(pool)
                 .await?;
         report.after += now;

@@ -40,13 +40,13 @@ pub struct RebuildReport {
 }
 
 /// Projections to rebuild: all, or the one named.
-pub fn select(only: Option<&str>) -> Result<Vec<Box<dyn Projection>>, RebuildError> {
-    let all = models::all();
+pub fn select(only: Option<&str>) -> Result<Vec<Projection>, RebuildError> {
+    let all = models::ALL;
     match only {
-        None => Ok(all),
+        None => Ok(all.to_vec()),
         Some(name) => {
-            let known = all.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ");
-            let chosen: Vec<_> = all.into_iter().filter(|p| p.name() == name).collect();
+            let known = all.iter().map(|p| p.name).collect::<Vec<_>>().join(", ");
+            let chosen: Vec<Projection> = all.iter().filter(|p| p.name == name).copied().collect();
             if chosen.is_empty() {
                 return Err(RebuildError::UnknownProjection { name: name.to_owned(), known });
             }
@@ -75,7 +75,7 @@ pub async fn rebuild(
     let done = catch_up_with(pool, &projections, REBUILD_BATCH, on_batch).await?;
     let elapsed = start.elapsed();
     Ok(RebuildReport {
-        projections: projections.iter().map(|p| p.name()).collect(),
+        projections: projections.iter().map(|p| p.name).collect(),
         events: done.events,
         elapsed,
         digest: digest(pool).await?,
@@ -83,9 +83,9 @@ pub async fn rebuild(
 }
 
 /// Empty the projections' tables and forget their checkpoints, in one transaction.
-pub async fn clear(pool: &PgPool, projections: &[Box<dyn Projection>]) -> Result<(), sqlx::Error> {
-    let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
-    let tables: Vec<&str> = projections.iter().flat_map(|p| p.tables().iter().map(|t| t.name)).collect();
+pub async fn clear(pool: &PgPool, projections: &[Projection]) -> Result<(), sqlx::Error> {
+    let names: Vec<&str> = projections.iter().map(|p| p.name).collect();
+    let tables: Vec<&str> = projections.iter().flat_map(|p| p.tables.iter().map(|t| t.name)).collect();
     let mut tx = pool.begin().await?;
     sqlx::query("DELETE FROM projection_checkpoints WHERE projection = ANY($1)").bind(&names).execute(&mut *tx).await?;
     // Table names come from the compiled-in projections, never from input.
@@ -107,7 +107,7 @@ pub async fn clear(pool: &PgPool, projections: &[Box<dyn Projection>]) -> Result
 
 /// Every read-model table, sorted by name.
 pub(crate) fn all_tables() -> Vec<ReadModelTable> {
-    let mut tables: Vec<ReadModelTable> = models::all().iter().flat_map(|p| p.tables().to_vec()).collect();
+    let mut tables: Vec<ReadModelTable> = models::ALL.iter().flat_map(|p| p.tables.to_vec()).collect();
     tables.sort_by_key(|t| t.name);
     tables
 }

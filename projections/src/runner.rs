@@ -1,13 +1,14 @@
 //! The projection runner: turns each org's log into read-model rows, exactly once.
 //!
-//! A [`Projection`] is a name, the event types it handles, the tables it owns and an apply
-//! step that writes SQL. The runner finds orgs whose `org_heads.last_seq` is beyond some
+//! A [`Projection`] is data: a name, the event types it reads, the tables it owns and how it
+//! applies events (rows to a function, or one SQL statement over a range); this runner is
+//! the only generic code. The runner finds orgs whose `org_heads.last_seq` is beyond some
 //! projection's checkpoint and, in ONE transaction per (org, batch): sets `app.org_id`
 //! (row-level security), takes the org's checkpoint rows `FOR UPDATE`, reads the head, and
 //! applies every projection to the events after its own checkpoint and ≤ that head — gap-safe
 //! for the reason given in `xdr_commands::subscription` — then advances the checkpoints and
 //! commits. Row projections get the decoded rows of the types they read; range projections
-//! (`Source::Sql`) project the `org_seq` range in SQL. (So the runner reads with its own
+//! (`Apply::Sql`) project the `org_seq` range in SQL. (So the runner reads with its own
 //! type-filtered query rather than `read_org_with`: telemetry rows no row projection wants
 //! never leave the database.) A crash anywhere before the commit rolls everything back, so
 //! nothing is skipped and nothing is applied twice; a second runner on the same org waits on
@@ -28,6 +29,7 @@ use uuid::Uuid;
 use xdr_commands::store::{row_to_event, EVENT_COLUMNS, NOTIFY_CHANNEL};
 use xdr_commands::{StoreError, StoredEvent};
 use xdr_domain::ids::OrgId;
+use xdr_domain::EventType;
 
 use crate::models;
 use crate::tenant::{begin_org_tx, set_org};
@@ -47,75 +49,105 @@ pub struct ReadModelTable {
 
 /// The event types a projection reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventTypes {
-    Only(&'static [&'static str]),
-    /// Every type but these, including types added later (the audit view).
-    AllExcept(&'static [&'static str]),
+pub enum Reads {
+    Only(&'static [EventType]),
+    /// Every type but these, including types added later (the audit view) and stored names
+    /// no type of ours has.
+    AllExcept(&'static [EventType]),
 }
 
-impl EventTypes {
+impl Reads {
+    /// Whether a stored `event_type` is one of these.
     pub fn contains(&self, event_type: &str) -> bool {
+        let listed = |types: &[EventType]| EventType::parse(event_type).is_some_and(|t| types.contains(&t));
         match self {
-            EventTypes::Only(types) => types.contains(&event_type),
-            EventTypes::AllExcept(types) => !types.contains(&event_type),
+            Reads::Only(types) => listed(types),
+            Reads::AllExcept(types) => !listed(types),
         }
     }
 }
 
-/// How a projection gets its events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// The runner reads the rows and hands them to [`Projection::apply`].
-    Rows,
-    /// [`Projection::apply_range`] projects an `org_seq` range with one `INSERT … SELECT`
-    /// over `event_log`, so high-volume events never travel to the client and back.
-    Sql,
+/// Writes the effects of some decoded rows (all of one org, ascending `org_seq`).
+pub type ApplyRows =
+    for<'a> fn(&'a mut PgConnection, &'a [&'a StoredEvent]) -> BoxFuture<'a, Result<(), ProjectionError>>;
+
+/// How a projection applies its events.
+#[derive(Clone, Copy)]
+pub enum Apply {
+    /// The runner reads the rows of the types the projection reads and hands them over.
+    Rows(ApplyRows),
+    /// One statement that projects the org's `event_log` range itself (`INSERT … SELECT`),
+    /// so high-volume events never travel to the client and back: `$1` is the org,
+    /// `($2, $3]` the `org_seq` range.
+    Sql(&'static str),
 }
 
-/// One read model. Implementations hold no business rules: they copy what events say.
+/// One read model, as data: the runner is the only code that knows how to run one.
 ///
 /// Inside the org's transaction (with `app.org_id` set), the runner gives each projection
-/// only what it has not applied yet, in `org_seq` order: the decoded rows it handles
-/// ([`Source::Rows`]), or the range `(after, until]` ([`Source::Sql`]). Both must be
+/// only what it has not applied yet, in `org_seq` order: the decoded rows it reads
+/// ([`Apply::Rows`]), or the range `(after, until]` ([`Apply::Sql`]). Both must be
 /// idempotent per `org_seq` (a redelivered event changes nothing), although the runner never
-/// redelivers: the checkpoint commits with the rows.
-pub trait Projection: Send + Sync {
+/// redelivers: the checkpoint commits with the rows. Projections hold no business rules:
+/// they copy what events say.
+#[derive(Clone, Copy)]
+pub struct Projection {
     /// Stable name: the checkpoint key and the `rebuild --projection` argument.
-    fn name(&self) -> &'static str;
+    pub name: &'static str,
     /// Tables written only by this projection.
-    fn tables(&self) -> &'static [ReadModelTable];
-    /// The event types this projection reads.
-    fn event_types(&self) -> EventTypes;
-    fn source(&self) -> Source {
-        Source::Rows
+    pub tables: &'static [ReadModelTable],
+    pub reads: Reads,
+    pub apply: Apply,
+}
+
+impl std::fmt::Debug for Projection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Projection").field("name", &self.name).field("reads", &self.reads).finish_non_exhaustive()
     }
-    /// Whether this projection reads events of this `event_type`.
-    fn handles(&self, event_type: &str) -> bool {
-        self.event_types().contains(event_type)
+}
+
+impl Projection {
+    /// Whether this projection reads events of this stored `event_type`.
+    pub fn handles(&self, event_type: &str) -> bool {
+        self.reads.contains(event_type)
     }
-    /// Write the effects of `events` (all of one org, ascending `org_seq`). [`Source::Rows`].
-    fn apply<'a>(
-        &'a self,
-        _conn: &'a mut PgConnection,
-        events: &'a [&'a StoredEvent],
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        let (org, org_seq) = events.first().map_or((Uuid::nil(), 0), |e| (e.org_id, e.org_seq));
-        let reason = "this projection reads ranges (Source::Sql), not rows".to_owned();
-        Box::pin(async move { Err(ProjectionError::Apply { projection: self.name(), org, org_seq, reason }) })
+
+    fn reads_rows(&self) -> bool {
+        matches!(self.apply, Apply::Rows(_))
     }
-    /// Write the effects of the org's events with `after < org_seq <= until` that it handles,
-    /// reading them from `event_log` in SQL. [`Source::Sql`].
-    fn apply_range<'a>(
-        &'a self,
-        _conn: &'a mut PgConnection,
+
+    /// Apply decoded rows ([`Apply::Rows`]).
+    async fn apply_rows(&self, conn: &mut PgConnection, events: &[&StoredEvent]) -> Result<(), ProjectionError> {
+        match self.apply {
+            Apply::Rows(apply) => apply(conn, events).await,
+            Apply::Sql(_) => {
+                let (org, org_seq) = events.first().map_or((Uuid::nil(), 0), |e| (e.org_id, e.org_seq));
+                let reason = "this projection reads ranges (Apply::Sql), not rows".to_owned();
+                Err(ProjectionError::Apply { projection: self.name, org, org_seq, reason })
+            }
+        }
+    }
+
+    /// Apply the org's events with `after < org_seq <= until` that it reads ([`Apply::Sql`]).
+    async fn apply_range(
+        &self,
+        conn: &mut PgConnection,
         org: OrgId,
         after: i64,
-        _until: i64,
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        let reason = "this projection reads rows (Source::Rows), not ranges".to_owned();
-        Box::pin(async move {
-            Err(ProjectionError::Apply { projection: self.name(), org: org.0, org_seq: after + 1, reason })
-        })
+        until: i64,
+    ) -> Result<(), ProjectionError> {
+        let Apply::Sql(statement) = self.apply else {
+            let reason = "this projection reads rows (Apply::Rows), not ranges".to_owned();
+            return Err(ProjectionError::Apply { projection: self.name, org: org.0, org_seq: after + 1, reason });
+        };
+        sqlx::query(statement)
+            .bind(org.0)
+            .bind(after)
+            .bind(until)
+            .execute(conn)
+            .await
+            .map_err(|source| ProjectionError::Query { projection: self.name, org: org.0, after, until, source })?;
+        Ok(())
     }
 }
 
@@ -188,7 +220,7 @@ pub struct CatchUp {
 
 /// Bring every projection of every org up to the org's current head, then return.
 pub async fn catch_up_once(pool: &PgPool) -> Result<CatchUp, ProjectionError> {
-    catch_up_with(pool, &models::all(), DEFAULT_BATCH, |_| {}).await
+    catch_up_with(pool, models::ALL, DEFAULT_BATCH, |_| {}).await
 }
 
 /// Orgs caught up at the same time (one connection each).
@@ -201,7 +233,7 @@ pub const PARALLEL_ORGS: usize = 2;
 /// returns the first error.
 pub async fn catch_up_with(
     pool: &PgPool,
-    projections: &[Box<dyn Projection>],
+    projections: &[Projection],
     batch: i64,
     on_batch: impl FnMut(u64) + Send,
 ) -> Result<CatchUp, ProjectionError> {
@@ -236,8 +268,8 @@ pub async fn catch_up_with(
     Ok(outcome)
 }
 
-fn names(projections: &[Box<dyn Projection>]) -> Vec<String> {
-    projections.iter().map(|p| p.name().to_owned()).collect()
+fn names(projections: &[Projection]) -> Vec<String> {
+    projections.iter().map(|p| p.name.to_owned()).collect()
 }
 
 /// Orgs whose head is beyond the checkpoint of at least one of the projections.
@@ -257,7 +289,7 @@ async fn orgs_behind(pool: &PgPool, names: &[String]) -> Result<Vec<OrgId>, sqlx
 pub async fn catch_up_org(
     pool: &PgPool,
     org: OrgId,
-    projections: &[Box<dyn Projection>],
+    projections: &[Projection],
     batch: i64,
     on_batch: impl FnMut(u64) + Send,
 ) -> Result<u64, ProjectionError> {
@@ -269,7 +301,7 @@ pub async fn catch_up_org(
 pub async fn catch_up_org_until(
     pool: &PgPool,
     org: OrgId,
-    projections: &[Box<dyn Projection>],
+    projections: &[Projection],
     batch: i64,
     until: Option<i64>,
     mut on_batch: impl FnMut(u64) + Send,
@@ -342,23 +374,23 @@ pub async fn catch_up_org_until(
 async fn apply_batch(
     tx: &mut Transaction<'static, Postgres>,
     org: OrgId,
-    projections: &[Box<dyn Projection>],
+    projections: &[Projection],
     checkpoints: &HashMap<String, i64>,
     last: i64,
 ) -> Result<(), ProjectionError> {
     let rows = read_rows(tx, org, projections, checkpoints, last).await?;
     for p in projections {
-        let done = checkpoints[p.name()];
+        let done = checkpoints[p.name];
         if done >= last {
             continue;
         }
-        match p.source() {
-            Source::Sql => p.apply_range(tx, org, done, last).await?,
-            Source::Rows => {
+        match p.apply {
+            Apply::Sql(_) => p.apply_range(tx, org, done, last).await?,
+            Apply::Rows(_) => {
                 let mine: Vec<&StoredEvent> =
                     rows.iter().filter(|e| e.org_seq > done && p.handles(&e.event_type)).collect();
                 if !mine.is_empty() {
-                    p.apply(tx, &mine).await?;
+                    p.apply_rows(tx, &mine).await?;
                 }
             }
         }
@@ -384,13 +416,13 @@ pub struct Quarantined {
 async fn apply_isolating(
     tx: &mut Transaction<'static, Postgres>,
     org: OrgId,
-    projections: &[Box<dyn Projection>],
+    projections: &[Projection],
     checkpoints: &HashMap<String, i64>,
     last: i64,
 ) -> Result<Vec<Quarantined>, ProjectionError> {
     let rows = read_rows(tx, org, projections, checkpoints, last).await?;
     let from = checkpoints.values().copied().min().unwrap_or(0);
-    let positions: Vec<(i64, String)> = if projections.iter().any(|p| p.source() == Source::Sql) {
+    let positions: Vec<(i64, String)> = if projections.iter().any(|p| !p.reads_rows()) {
         sqlx::query_as(
             "SELECT org_seq, event_type FROM event_log WHERE org_id = $1 AND org_seq > $2 AND org_seq <= $3 \
              ORDER BY org_seq",
@@ -405,17 +437,17 @@ async fn apply_isolating(
     };
     let mut quarantined = Vec::new();
     for p in projections {
-        let done = checkpoints[p.name()];
+        let done = checkpoints[p.name];
         if done >= last {
             continue;
         }
-        let units: Vec<Unit> = match p.source() {
-            Source::Sql => positions
+        let units: Vec<Unit> = match p.apply {
+            Apply::Sql(_) => positions
                 .iter()
                 .filter(|(seq, t)| *seq > done && p.handles(t))
                 .map(|(seq, t)| Unit::Position(*seq, t))
                 .collect(),
-            Source::Rows => {
+            Apply::Rows(_) => {
                 rows.iter().filter(|e| e.org_seq > done && p.handles(&e.event_type)).map(Unit::Row).collect()
             }
         };
@@ -427,7 +459,7 @@ async fn apply_isolating(
                 continue;
             }
             sqlx::query("SAVEPOINT xdr_isolate").execute(&mut **tx).await?;
-            match apply_units(p.as_ref(), tx, org, &units[lo..hi]).await {
+            match apply_units(p, tx, org, &units[lo..hi]).await {
                 Ok(()) => {
                     sqlx::query("RELEASE SAVEPOINT xdr_isolate").execute(&mut **tx).await?;
                 }
@@ -438,7 +470,7 @@ async fn apply_isolating(
                         let error: String = e.reason().chars().take(MAX_QUARANTINE_ERROR_CHARS).collect();
                         let (org_seq, event_type) = units[lo].position();
                         quarantined.push(Quarantined {
-                            projection: p.name(),
+                            projection: p.name,
                             org_seq,
                             event_type: event_type.to_owned(),
                             error,
@@ -473,19 +505,19 @@ impl Unit<'_> {
 
 /// Apply a contiguous (in the projection's own events) run of units.
 async fn apply_units(
-    p: &dyn Projection,
+    p: &Projection,
     conn: &mut PgConnection,
     org: OrgId,
     units: &[Unit<'_>],
 ) -> Result<(), ProjectionError> {
     let (Some(first), Some(last)) = (units.first(), units.last()) else { return Ok(()) };
-    match p.source() {
+    match p.apply {
         // Events in between that the projection does not handle are ignored by it.
-        Source::Sql => p.apply_range(conn, org, first.position().0 - 1, last.position().0).await,
-        Source::Rows => {
+        Apply::Sql(_) => p.apply_range(conn, org, first.position().0 - 1, last.position().0).await,
+        Apply::Rows(_) => {
             let events: Vec<&StoredEvent> =
                 units.iter().filter_map(|u| if let Unit::Row(e) = u { Some(*e) } else { None }).collect();
-            p.apply(conn, &events).await
+            p.apply_rows(conn, &events).await
         }
     }
 }
@@ -553,20 +585,17 @@ async fn lock_checkpoints(
 async fn read_rows(
     conn: &mut PgConnection,
     org: OrgId,
-    projections: &[Box<dyn Projection>],
+    projections: &[Projection],
     checkpoints: &HashMap<String, i64>,
     until: i64,
 ) -> Result<Vec<StoredEvent>, StoreError> {
-    let behind: Vec<&dyn Projection> = projections
-        .iter()
-        .map(|p| p.as_ref())
-        .filter(|p| p.source() == Source::Rows && checkpoints[p.name()] < until)
-        .collect();
-    let Some(from) = behind.iter().map(|p| checkpoints[p.name()]).min() else { return Ok(Vec::new()) };
+    let behind: Vec<&Projection> =
+        projections.iter().filter(|p| p.reads_rows() && checkpoints[p.name] < until).collect();
+    let Some(from) = behind.iter().map(|p| checkpoints[p.name]).min() else { return Ok(Vec::new()) };
     let mut types: Option<Vec<&str>> = Some(Vec::new());
     for p in &behind {
-        match (p.event_types(), types.as_mut()) {
-            (EventTypes::Only(only), Some(t)) => t.extend_from_slice(only),
+        match (p.reads, types.as_mut()) {
+            (Reads::Only(only), Some(t)) => t.extend(only.iter().map(|t| t.as_str())),
             _ => types = None,
         }
     }
@@ -582,7 +611,7 @@ async fn read_rows(
 /// interval), forever, until `shutdown` resolves. Errors are logged and retried; dropping
 /// the future mid-batch is safe (the open transaction rolls back).
 pub async fn run_projector(pool: PgPool, shutdown: impl Future<Output = ()> + Send) {
-    let projections = models::all();
+    let projections = models::ALL;
     tokio::pin!(shutdown);
     let mut listener = match PgListener::connect_with(&pool).await {
         Ok(mut l) => match l.listen(NOTIFY_CHANNEL).await {
@@ -597,11 +626,11 @@ pub async fn run_projector(pool: PgPool, shutdown: impl Future<Output = ()> + Se
             None
         }
     };
-    tracing::info!(projections = ?names(&projections), "projector started");
+    tracing::info!(projections = ?names(projections), "projector started");
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            result = catch_up_with(&pool, &projections, DEFAULT_BATCH, |_| {}) => match result {
+            result = catch_up_with(&pool, projections, DEFAULT_BATCH, |_| {}) => match result {
                 Ok(c) if c.events > 0 => tracing::debug!(orgs = c.orgs, events = c.events, "projected"),
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "projection pass failed; retrying"),
@@ -646,7 +675,7 @@ pub enum ProjectionLag {
 /// Return once every projection's checkpoint for `org` is ≥ `seq` (the `last_seq` an
 /// append returned), so the caller's next query sees its own write; give up after `timeout`.
 pub async fn wait_for_projections(pool: &PgPool, org: OrgId, seq: i64, timeout: Duration) -> Result<(), ProjectionLag> {
-    let names: Vec<String> = models::all().iter().map(|p| p.name().to_owned()).collect();
+    let names: Vec<String> = models::all().iter().map(|p| p.name.to_owned()).collect();
     wait_for(pool, org, seq, &names, timeout).await
 }
 

@@ -19,6 +19,7 @@ mod scale_out;
 mod scale_out_support;
 mod scheduler_cli;
 mod serve_cli;
+mod servers;
 mod store_tls;
 mod support;
 mod verify_cli;

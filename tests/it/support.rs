@@ -24,6 +24,7 @@ pub fn nats_prefix() -> String {
 }
 
 /// `mini-xdr ARGS` against a test database, to completion.
+#[allow(dead_code)] // the suites that used it run against servers of their own now
 pub fn mini_xdr(db: &TestDb, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mini-xdr"))
         .args(args)
@@ -102,6 +103,11 @@ impl Role {
             assert!(started.elapsed() < Duration::from_secs(60), "{} not ready:\n{}", self.name, self.log());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// How the process ended, if it has (a role that exits on a dependency failure).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.process.as_mut().and_then(|p| p.0.try_wait().ok().flatten())
     }
 
     /// `kill -9`.

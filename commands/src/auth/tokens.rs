@@ -12,6 +12,8 @@ use uuid::Uuid;
 use xdr_domain::identity::Role;
 use xdr_domain::ids::{OrgId, SessionId, UserId};
 
+/// Default lifetime of an access token (`XDR_ACCESS_TOKEN_MINUTES`); the console renews it
+/// before it runs out.
 pub const ACCESS_TTL: Duration = Duration::hours(8);
 /// `iss` of every token we sign, and the only one accepted.
 pub const ISSUER: &str = "mini-xdr";
@@ -64,12 +66,22 @@ pub enum TokenError {
 pub struct TokenService {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    access_ttl: Duration,
 }
 
 impl TokenService {
     pub fn new(secret: &SecretString) -> TokenService {
         let bytes = secret.expose_secret().as_bytes();
-        TokenService { encoding: EncodingKey::from_secret(bytes), decoding: DecodingKey::from_secret(bytes) }
+        TokenService {
+            encoding: EncodingKey::from_secret(bytes),
+            decoding: DecodingKey::from_secret(bytes),
+            access_ttl: ACCESS_TTL,
+        }
+    }
+
+    /// Access tokens that live `ttl` instead of [`ACCESS_TTL`].
+    pub fn with_access_ttl(self, ttl: Duration) -> TokenService {
+        TokenService { access_ttl: ttl, ..self }
     }
 
     fn sign(&self, claims: &Claims) -> String {
@@ -97,7 +109,7 @@ impl TokenService {
             jti: Uuid::new_v4(),
             sid: session,
             iat,
-            exp: (now + ACCESS_TTL).timestamp(),
+            exp: (now + self.access_ttl).timestamp(),
         };
         let refresh = Claims {
             typ: TokenKind::Refresh,
@@ -153,6 +165,24 @@ mod tests {
             Uuid::new_v4(),
             now,
         )
+    }
+
+    #[test]
+    fn a_configured_access_lifetime_is_the_token_s_and_the_refresh_token_keeps_its_own() {
+        let now = Utc::now();
+        let s = service().with_access_ttl(Duration::minutes(2));
+        let p = s.issue_pair(
+            UserId(Uuid::new_v4()),
+            OrgId(Uuid::new_v4()),
+            Role::Viewer,
+            SessionId(Uuid::new_v4()),
+            Uuid::new_v4(),
+            now,
+        );
+        let claims = s.verify(&p.access_token, TokenKind::Access, now).unwrap();
+        assert_eq!(claims.exp, (now + Duration::minutes(2)).timestamp());
+        assert_eq!(s.verify(&p.access_token, TokenKind::Access, now + Duration::minutes(2)), Err(TokenError::Expired));
+        assert!(s.verify(&p.refresh_token, TokenKind::Refresh, now + Duration::days(1)).is_ok());
     }
 
     #[test]

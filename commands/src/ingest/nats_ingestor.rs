@@ -120,6 +120,7 @@ impl Committer {
             let written = commit_events(&self.store, org, events).await? as u64;
             self.stats.events_written.fetch_add(written, Ordering::Relaxed);
             self.stats.events_duplicate.fetch_add(total - written, Ordering::Relaxed);
+            crate::readiness::count_duplicates("ingestor", total - written);
             if written < total {
                 // Redelivered (or re-published) records the log already holds.
                 tracing::info!(org_id = %org, duplicates = total - written, "duplicate records dropped");
@@ -224,6 +225,10 @@ impl Ingestor {
                 Ok(None) | Err(_) => break,
             }
         }
+        crate::readiness::count_redelivered(
+            "ingestor",
+            out.iter().filter(|m| crate::readiness::is_redelivery(m)).count() as u64,
+        );
         Ok(out)
     }
 

@@ -8,6 +8,7 @@ import type { IncidentRowFragment, IncidentStatus } from "../gql/graphql";
 import { IncidentsQuery, IncidentUpdatesSubscription, UpdateIncidentStatusMutation } from "../operations";
 import { activeFilters, RANGES, rangeStart, toIncidentFilter, withCellFilter, withoutFilter, type Field } from "../filters";
 import { ago, label, verdict, when } from "../format";
+import { onLiveReconnect } from "../client";
 import { atLeast, refresh } from "../session";
 import { useSession } from "../useSession";
 
@@ -64,6 +65,7 @@ export function QueuePage() {
   );
   const [live, resubscribe] = useSubscription({ query: IncidentUpdatesSubscription }, onUpdate);
   useEffect(() => () => clearTimeout(refetchTimer.current), []);
+  useEffect(() => onLiveReconnect(() => reexecute({ requestPolicy: "network-only" })), [reexecute]);
   // The server ends a subscription whose session ended; when only the token had run out, a
   // refresh brings a new one (and a new socket) and live updates go on. At most once every
   // 30 s, so a session that keeps being refused does not loop.

@@ -8,22 +8,20 @@ use futures::future::BoxFuture;
 use sqlx::PgConnection;
 use xdr_commands::StoredEvent;
 use xdr_domain::response::policy::{ContainmentPolicies, ContainmentPolicy};
-use xdr_domain::Event;
+use xdr_domain::{Event, EventType};
 
 use super::{apply_error, decode};
-use crate::runner::{EventTypes, Projection, ProjectionError, ReadModelTable};
-
-pub struct Containment;
+use crate::runner::{Apply, Projection, ProjectionError, ReadModelTable, Reads};
 
 const NAME: &str = "containment";
 
-pub const EVENT_TYPES: &[&str] = &[
-    "ContainmentPolicyCreated",
-    "ContainmentPolicyUpdated",
-    "ContainmentPolicyDeleted",
-    "AutoContainmentSet",
-    "ContainmentSettingsChanged",
-    "SelfApprovalSet",
+pub const EVENT_TYPES: &[EventType] = &[
+    EventType::ContainmentPolicyCreated,
+    EventType::ContainmentPolicyUpdated,
+    EventType::ContainmentPolicyDeleted,
+    EventType::AutoContainmentSet,
+    EventType::ContainmentSettingsChanged,
+    EventType::SelfApprovalSet,
 ];
 
 /// The org's settings row with the domain defaults, if it has none yet.
@@ -75,80 +73,69 @@ async fn upsert_policy(
     Ok(())
 }
 
-impl Projection for Containment {
-    fn name(&self) -> &'static str {
-        NAME
-    }
+pub const CONTAINMENT: Projection = Projection {
+    name: NAME,
+    tables: &[
+        ReadModelTable { name: "rm_containment_policies", order_by: "org_id, policy_id" },
+        ReadModelTable { name: "rm_containment_settings", order_by: "org_id" },
+    ],
+    reads: Reads::Only(EVENT_TYPES),
+    apply: Apply::Rows(apply),
+};
 
-    fn tables(&self) -> &'static [ReadModelTable] {
-        &[
-            ReadModelTable { name: "rm_containment_policies", order_by: "org_id, policy_id" },
-            ReadModelTable { name: "rm_containment_settings", order_by: "org_id" },
-        ]
-    }
-
-    fn event_types(&self) -> EventTypes {
-        EventTypes::Only(EVENT_TYPES)
-    }
-
-    fn apply<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        events: &'a [&'a StoredEvent],
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(async move {
-            for e in events {
-                let event = decode(NAME, e)?;
-                ensure_settings(conn, e).await?;
-                match event {
-                    Event::ContainmentPolicyCreated(c) => upsert_policy(conn, e, &c.policy, c.at).await?,
-                    Event::ContainmentPolicyUpdated(u) => upsert_policy(conn, e, &u.policy, u.at).await?,
-                    Event::ContainmentPolicyDeleted(d) => {
-                        sqlx::query("DELETE FROM rm_containment_policies WHERE org_id = $1 AND policy_id = $2")
-                            .bind(e.org_id)
-                            .bind(d.policy_id.0)
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    Event::AutoContainmentSet(s) => {
-                        sqlx::query(
-                            "UPDATE rm_containment_settings SET auto_containment = $2, last_seq = $3 \
-                             WHERE org_id = $1 AND last_seq < $3",
-                        )
+fn apply<'a>(conn: &'a mut PgConnection, events: &'a [&'a StoredEvent]) -> BoxFuture<'a, Result<(), ProjectionError>> {
+    Box::pin(async move {
+        for e in events {
+            let event = decode(NAME, e)?;
+            ensure_settings(conn, e).await?;
+            match event {
+                Event::ContainmentPolicyCreated(c) => upsert_policy(conn, e, &c.policy, c.at).await?,
+                Event::ContainmentPolicyUpdated(u) => upsert_policy(conn, e, &u.policy, u.at).await?,
+                Event::ContainmentPolicyDeleted(d) => {
+                    sqlx::query("DELETE FROM rm_containment_policies WHERE org_id = $1 AND policy_id = $2")
                         .bind(e.org_id)
-                        .bind(s.enabled)
-                        .bind(e.org_seq)
+                        .bind(d.policy_id.0)
                         .execute(&mut *conn)
                         .await?;
-                    }
-                    Event::SelfApprovalSet(s) => {
-                        sqlx::query(
-                            "UPDATE rm_containment_settings SET allow_self_approval = $2, last_seq = $3 \
-                             WHERE org_id = $1 AND last_seq < $3",
-                        )
-                        .bind(e.org_id)
-                        .bind(s.allowed)
-                        .bind(e.org_seq)
-                        .execute(&mut *conn)
-                        .await?;
-                    }
-                    Event::ContainmentSettingsChanged(s) => {
-                        sqlx::query(
-                            "UPDATE rm_containment_settings SET protected_ranges = $2, allow_private_targets = $3, \
-                               max_auto_blocks_per_minute = $4, last_seq = $5 WHERE org_id = $1 AND last_seq < $5",
-                        )
-                        .bind(e.org_id)
-                        .bind(&s.protected_ranges)
-                        .bind(s.allow_private_targets)
-                        .bind(s.max_auto_blocks_per_minute as i32)
-                        .bind(e.org_seq)
-                        .execute(&mut *conn)
-                        .await?;
-                    }
-                    _ => {}
                 }
+                Event::AutoContainmentSet(s) => {
+                    sqlx::query(
+                        "UPDATE rm_containment_settings SET auto_containment = $2, last_seq = $3 \
+                         WHERE org_id = $1 AND last_seq < $3",
+                    )
+                    .bind(e.org_id)
+                    .bind(s.enabled)
+                    .bind(e.org_seq)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Event::SelfApprovalSet(s) => {
+                    sqlx::query(
+                        "UPDATE rm_containment_settings SET allow_self_approval = $2, last_seq = $3 \
+                         WHERE org_id = $1 AND last_seq < $3",
+                    )
+                    .bind(e.org_id)
+                    .bind(s.allowed)
+                    .bind(e.org_seq)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Event::ContainmentSettingsChanged(s) => {
+                    sqlx::query(
+                        "UPDATE rm_containment_settings SET protected_ranges = $2, allow_private_targets = $3, \
+                           max_auto_blocks_per_minute = $4, last_seq = $5 WHERE org_id = $1 AND last_seq < $5",
+                    )
+                    .bind(e.org_id)
+                    .bind(&s.protected_ranges)
+                    .bind(s.allow_private_targets)
+                    .bind(s.max_auto_blocks_per_minute as i32)
+                    .bind(e.org_seq)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                _ => {}
             }
-            Ok(())
-        })
-    }
+        }
+        Ok(())
+    })
 }

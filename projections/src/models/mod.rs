@@ -1,10 +1,26 @@
-//! The read models, one module each. Adding a model = one module + one line in [`all`].
+//! The read models, one module each: a [`Projection`] value (name, tables, the event types it
+//! reads, and how it applies them). Adding a model = one module + one line in [`ALL`].
 
 use uuid::Uuid;
 use xdr_commands::StoredEvent;
 use xdr_domain::Event;
 
 use crate::runner::{Projection, ProjectionError};
+
+/// The `Apply::Rows` of a projection that applies its rows one at a time with
+/// `$one(conn, &StoredEvent)`.
+macro_rules! one_by_one {
+    ($one:path) => {
+        crate::runner::Apply::Rows(|conn, events| {
+            Box::pin(async move {
+                for e in events {
+                    $one(conn, e).await?;
+                }
+                Ok(())
+            })
+        })
+    };
+}
 
 pub mod actions;
 pub mod audit_log;
@@ -16,20 +32,24 @@ pub mod security_events;
 pub mod user_sessions;
 pub mod users;
 
-/// Every projection the runner maintains, in apply order.
-pub fn all() -> Vec<Box<dyn Projection>> {
-    vec![
-        Box::new(organizations::Organizations),
-        Box::new(users::Users),
-        Box::new(user_sessions::UserSessions),
-        Box::new(security_events::SecurityEvents),
-        Box::new(audit_log::AuditLog),
-        Box::new(credential_keys::INGEST_KEYS),
-        Box::new(credential_keys::AGENT_KEYS),
-        Box::new(actions::Actions),
-        Box::new(containment::Containment),
-        Box::new(incidents::Incidents),
-    ]
+/// Every projection the runner maintains, in apply order (incidents after actions: an
+/// action's steps land on its incident's timeline).
+pub const ALL: &[Projection] = &[
+    organizations::ORGANIZATIONS,
+    users::USERS,
+    user_sessions::USER_SESSIONS,
+    security_events::SECURITY_EVENTS,
+    audit_log::AUDIT_LOG,
+    credential_keys::INGEST_KEYS,
+    credential_keys::AGENT_KEYS,
+    actions::ACTIONS,
+    containment::CONTAINMENT,
+    incidents::INCIDENTS,
+];
+
+/// [`ALL`], as a slice the runner takes.
+pub fn all() -> &'static [Projection] {
+    ALL
 }
 
 /// Decode a stored event into the domain enum, or say which row could not be read.

@@ -1,20 +1,22 @@
 //! `rm_user_sessions`: one row per login session (refresh-token family): when it started,
 //! how often it was refreshed, whether a spent token was replayed, and when and why it ended.
 
-use futures::future::BoxFuture;
 use sqlx::PgConnection;
 use xdr_commands::StoredEvent;
-use xdr_domain::Event;
+use xdr_domain::{Event, EventType};
 
 use super::organizations::enum_str;
 use super::{apply_error, decode, stream_uuid};
-use crate::runner::{EventTypes, Projection, ProjectionError, ReadModelTable};
-
-pub struct UserSessions;
+use crate::runner::{Projection, ProjectionError, ReadModelTable, Reads};
 
 const NAME: &str = "user_sessions";
 
-const HANDLES: [&str; 4] = ["SessionStarted", "RefreshTokenRotated", "RefreshTokenReuseDetected", "SessionRevoked"];
+const HANDLES: &[EventType] = &[
+    EventType::SessionStarted,
+    EventType::RefreshTokenRotated,
+    EventType::RefreshTokenReuseDetected,
+    EventType::SessionRevoked,
+];
 
 /// `UPDATE` of one session row unless it already reflects this `org_seq`
 /// ($1 org, $2 session, $3 org_seq; the event's values from $4).
@@ -28,32 +30,12 @@ macro_rules! update {
     };
 }
 
-impl Projection for UserSessions {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn tables(&self) -> &'static [ReadModelTable] {
-        &[ReadModelTable { name: "rm_user_sessions", order_by: "org_id, session_id" }]
-    }
-
-    fn event_types(&self) -> EventTypes {
-        EventTypes::Only(&HANDLES)
-    }
-
-    fn apply<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        events: &'a [&'a StoredEvent],
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(async move {
-            for e in events {
-                apply_one(conn, e).await?;
-            }
-            Ok(())
-        })
-    }
-}
+pub const USER_SESSIONS: Projection = Projection {
+    name: NAME,
+    tables: &[ReadModelTable { name: "rm_user_sessions", order_by: "org_id, session_id" }],
+    reads: Reads::Only(HANDLES),
+    apply: one_by_one!(apply_one),
+};
 
 async fn apply_one(conn: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
     let event = decode(NAME, e)?;

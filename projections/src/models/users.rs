@@ -2,27 +2,24 @@
 //! token digest). Every update is guarded by `last_seq < org_seq`, so a redelivered event
 //! changes nothing; the column values mirror what the events say.
 
-use futures::future::BoxFuture;
 use sqlx::PgConnection;
 use xdr_commands::StoredEvent;
-use xdr_domain::Event;
+use xdr_domain::{Event, EventType};
 
 use super::{decode, stream_uuid};
-use crate::runner::{EventTypes, Projection, ProjectionError, ReadModelTable};
-
-pub struct Users;
+use crate::runner::{Projection, ProjectionError, ReadModelTable, Reads};
 
 const NAME: &str = "users";
 
-const HANDLES: [&str; 8] = [
-    "UserCreated",
-    "UserInvited",
-    "InvitationAccepted",
-    "PasswordSet",
-    "LoginSucceeded",
-    "LoginFailed",
-    "AccountLocked",
-    "AccountUnlocked",
+const HANDLES: &[EventType] = &[
+    EventType::UserCreated,
+    EventType::UserInvited,
+    EventType::InvitationAccepted,
+    EventType::PasswordSet,
+    EventType::LoginSucceeded,
+    EventType::LoginFailed,
+    EventType::AccountLocked,
+    EventType::AccountUnlocked,
 ];
 
 /// `UPDATE` of one user row unless it already reflects this `org_seq` ($1 org, $2 user,
@@ -41,32 +38,12 @@ macro_rules! clear_expired_lock {
     };
 }
 
-impl Projection for Users {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn tables(&self) -> &'static [ReadModelTable] {
-        &[ReadModelTable { name: "rm_users", order_by: "org_id, user_id" }]
-    }
-
-    fn event_types(&self) -> EventTypes {
-        EventTypes::Only(&HANDLES)
-    }
-
-    fn apply<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        events: &'a [&'a StoredEvent],
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(async move {
-            for e in events {
-                apply_one(conn, e).await?;
-            }
-            Ok(())
-        })
-    }
-}
+pub const USERS: Projection = Projection {
+    name: NAME,
+    tables: &[ReadModelTable { name: "rm_users", order_by: "org_id, user_id" }],
+    reads: Reads::Only(HANDLES),
+    apply: one_by_one!(apply_one),
+};
 
 async fn apply_one(conn: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
     let event = decode(NAME, e)?;

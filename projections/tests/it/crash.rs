@@ -4,122 +4,81 @@
 //! converges to the same digest as a clean rebuild. Concurrent appenders while the runner
 //! runs: nothing is skipped.
 
-use futures::future::BoxFuture;
-use sqlx::{PgConnection, PgPool};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use sqlx::PgPool;
 use std::time::Duration;
 use xdr_commands::testing::TestDb;
-use xdr_commands::{EventStore, StoredEvent};
+use xdr_commands::EventStore;
 use xdr_domain::ids::OrgId;
 use xdr_projections::models;
-use xdr_projections::runner::{catch_up_with, EventTypes, Projection, ProjectionError, ReadModelTable, Source};
+use xdr_projections::runner::catch_up_with;
 use xdr_projections::{catch_up_once, digest, rebuild, run_projector, wait_for_projections};
 
 use crate::helpers::*;
 
-/// When the injected fault strikes.
+/// When the injected fault strikes. Faults are injected where a real one happens, in the
+/// database: a trigger on a projection's table (installed by the owner, removed by [`heal`])
+/// that counts the rows written through it, across transactions, and strikes from the
+/// `fail_at`-th on.
 #[derive(Clone, Copy)]
 enum Fault {
-    /// Write the events before the N-th, then fail: a crash in the middle of a batch.
+    /// Fail the statement that writes the N-th row: a crash in the middle of a batch.
     MidBatch,
-    /// Write the whole batch that contains the N-th event, then fail: a crash between the
-    /// read-model write and the commit.
+    /// Let the whole batch that contains the N-th row be written, then fail its commit: a
+    /// crash between the read-model write and the commit.
     AfterWrite,
-    /// Write, then stall: the runner future gets dropped while the transaction is open.
+    /// Stall on the N-th row: the runner future gets dropped while the transaction is open.
     Stall,
 }
 
-/// Wraps a real projection (same name, same checkpoint) and injects a fault at the N-th
-/// event it is given (rows, or `org_seq`s of a range).
-struct Faulty {
-    inner: Box<dyn Projection>,
-    fail_at: usize,
-    seen: AtomicUsize,
-    fault: Fault,
-}
-
-impl Faulty {
-    /// How many of `n` events to write before failing, or `None` to pass through.
-    fn strike(&self, n: usize) -> Option<usize> {
-        let before = self.seen.fetch_add(n, Ordering::SeqCst);
-        if before + n < self.fail_at {
-            return None;
+async fn inject(db: &TestDb, table: &str, fail_at: usize, fault: Fault) {
+    let mut owner = db.owner_conn().await;
+    // A crash, not bad data (SQLSTATE 08006, connection failure): the batch rolls back and
+    // nothing is quarantined.
+    let strike = match fault {
+        Fault::MidBatch | Fault::AfterWrite => {
+            "RAISE EXCEPTION 'injected fault at %/%', NEW.org_id, NEW.org_seq USING ERRCODE = '08006';"
         }
-        Some(match self.fault {
-            Fault::MidBatch => self.fail_at.saturating_sub(before + 1).min(n),
-            Fault::AfterWrite | Fault::Stall => n,
-        })
-    }
-
-    async fn fail(&self, org: uuid::Uuid, org_seq: i64) -> Result<(), ProjectionError> {
-        if let Fault::Stall = self.fault {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-        }
-        // A crash, not bad data: the batch rolls back and nothing is quarantined.
-        let crash =
-            std::io::Error::new(std::io::ErrorKind::ConnectionReset, format!("injected fault at {org}/{org_seq}"));
-        Err(ProjectionError::Database(sqlx::Error::Io(crash)))
-    }
-}
-
-impl Projection for Faulty {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-    fn tables(&self) -> &'static [ReadModelTable] {
-        self.inner.tables()
-    }
-    fn event_types(&self) -> EventTypes {
-        self.inner.event_types()
-    }
-    fn source(&self) -> Source {
-        self.inner.source()
-    }
-    fn apply<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        events: &'a [&'a StoredEvent],
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(async move {
-            let Some(k) = self.strike(events.len()) else { return self.inner.apply(conn, events).await };
-            if k > 0 {
-                self.inner.apply(conn, &events[..k]).await?;
-            }
-            let e = events[k.min(events.len() - 1)];
-            self.fail(e.org_id, e.org_seq).await
-        })
-    }
-    fn apply_range<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        org: OrgId,
-        after: i64,
-        until: i64,
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(async move {
-            let Some(k) = self.strike((until - after) as usize) else {
-                return self.inner.apply_range(conn, org, after, until).await;
-            };
-            if k > 0 {
-                self.inner.apply_range(conn, org, after, after + k as i64).await?;
-            }
-            self.fail(org.0, after + k as i64 + 1).await
-        })
+        Fault::Stall => "PERFORM pg_sleep(3600);",
+    };
+    let when = match fault {
+        Fault::MidBatch | Fault::Stall => "BEFORE INSERT",
+        Fault::AfterWrite => "AFTER INSERT",
+    };
+    let kind = match fault {
+        Fault::AfterWrite => "CONSTRAINT TRIGGER",
+        Fault::MidBatch | Fault::Stall => "TRIGGER",
+    };
+    let deferred = match fault {
+        Fault::AfterWrite => "DEFERRABLE INITIALLY DEFERRED",
+        Fault::MidBatch | Fault::Stall => "",
+    };
+    for statement in [
+        "CREATE SEQUENCE xdr_test_fault_seen".to_owned(),
+        // SECURITY DEFINER: the runtime login the runner uses has no right to the sequence.
+        format!(
+            "CREATE FUNCTION xdr_test_fault() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$ \
+             BEGIN IF nextval('xdr_test_fault_seen') >= {fail_at} THEN {strike} END IF; RETURN NEW; END $$"
+        ),
+        format!(
+            "CREATE {kind} xdr_test_fault {when} ON {table} {deferred} FOR EACH ROW EXECUTE FUNCTION xdr_test_fault()"
+        ),
+    ] {
+        sqlx::query(&statement).execute(&mut owner).await.unwrap();
     }
 }
 
-/// All real projections, with `name`'s wrapped in a fault.
-fn with_fault(name: &str, fail_at: usize, fault: Fault) -> Vec<Box<dyn Projection>> {
-    models::all()
-        .into_iter()
-        .map(|p| -> Box<dyn Projection> {
-            if p.name() == name {
-                Box::new(Faulty { inner: p, fail_at, seen: AtomicUsize::new(0), fault })
-            } else {
-                p
-            }
-        })
-        .collect()
+/// Remove the fault, and end any transaction still stalled on it (what the database does
+/// when the crashed runner's connection goes away).
+async fn heal(db: &TestDb, table: &str) {
+    let mut owner = db.owner_conn().await;
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event = 'PgSleep'",
+    )
+    .execute(&mut owner)
+    .await
+    .unwrap();
+    sqlx::query(&format!("DROP TRIGGER xdr_test_fault ON {table}")).execute(&mut owner).await.unwrap();
 }
 
 /// Read models hold exactly the effects of events ≤ each org's (common) checkpoint: no
@@ -129,7 +88,7 @@ async fn assert_at_committed_checkpoints(db: &TestDb, orgs: &[(OrgId, i64)]) -> 
     let mut result = Vec::new();
     for &(org, head) in orgs {
         let cps = checkpoints(&db.pool, org).await;
-        assert!(cps.is_empty() || cps.len() == models::all().len(), "{cps:?}");
+        assert!(cps.is_empty() || cps.len() == models::ALL.len(), "{cps:?}");
         let c = cps.first().map_or(0, |cp| cp.1);
         assert!(cps.iter().all(|(_, s)| *s == c), "checkpoints move together: {cps:?}");
         let (telemetry, other): (i64, i64) = sqlx::query_as(
@@ -178,9 +137,10 @@ async fn seeded() -> (TestDb, Vec<(OrgId, i64)>) {
 #[tokio::test]
 async fn a_fault_in_the_middle_of_a_batch_rolls_the_whole_batch_back() {
     let (db, orgs) = seeded().await;
-    let faulty = with_fault("security_events", 137, Fault::MidBatch);
-    let err = catch_up_with(&db.pool, &faulty, 50, |_| {}).await.unwrap_err();
+    inject(&db, "rm_security_events", 137, Fault::MidBatch).await;
+    let err = catch_up_with(&db.pool, models::ALL, 50, |_| {}).await.unwrap_err();
     assert!(err.to_string().contains("injected fault"), "{err}");
+    heal(&db, "rm_security_events").await;
     let c = assert_at_committed_checkpoints(&db, &orgs).await;
     assert!(c.iter().sum::<i64>() > 0, "earlier batches stayed committed");
     assert_restart_equals_rebuild(&db, &db.pool, &orgs).await;
@@ -189,9 +149,10 @@ async fn a_fault_in_the_middle_of_a_batch_rolls_the_whole_batch_back() {
 #[tokio::test]
 async fn a_fault_after_the_read_model_write_and_before_the_commit_leaves_no_trace() {
     let (db, orgs) = seeded().await;
-    // The audit projection is applied last in a batch: everything else is written by then.
-    let faulty = with_fault("audit_log", 10, Fault::AfterWrite);
-    catch_up_with(&db.pool, &faulty, 7, |_| {}).await.unwrap_err();
+    inject(&db, "rm_audit_log", 10, Fault::AfterWrite).await;
+    let err = catch_up_with(&db.pool, models::ALL, 7, |_| {}).await.unwrap_err();
+    assert!(err.to_string().contains("injected fault"), "{err}");
+    heal(&db, "rm_audit_log").await;
     assert_at_committed_checkpoints(&db, &orgs).await;
     assert_restart_equals_rebuild(&db, &db.pool, &orgs).await;
 }
@@ -199,10 +160,11 @@ async fn a_fault_after_the_read_model_write_and_before_the_commit_leaves_no_trac
 #[tokio::test]
 async fn a_runner_dropped_mid_batch_restarts_where_it_committed() {
     let (db, orgs) = seeded().await;
-    let stalling = with_fault("security_events", 120, Fault::Stall);
-    let run = catch_up_with(&db.pool, &stalling, 40, |_| {});
+    inject(&db, "rm_security_events", 120, Fault::Stall).await;
+    let run = catch_up_with(&db.pool, models::ALL, 40, |_| {});
     assert!(tokio::time::timeout(Duration::from_secs(3), run).await.is_err(), "the runner stalled and was dropped");
-    // The dropped transaction is rolled back when its connection returns to the pool.
+    // The dropped transaction is rolled back when its backend ends.
+    heal(&db, "rm_security_events").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_at_committed_checkpoints(&db, &orgs).await;
     assert_restart_equals_rebuild(&db, &db.pool, &orgs).await;
@@ -284,9 +246,10 @@ async fn an_event_that_cannot_be_projected_is_quarantined_and_holds_up_nobody() 
 #[tokio::test]
 async fn two_runners_on_the_same_orgs_apply_every_event_once() {
     let (db, orgs) = seeded().await;
-    let (first, second) = (models::all(), models::all());
-    let (a, b) =
-        tokio::join!(catch_up_with(&db.pool, &first, 13, |_| {}), catch_up_with(&db.pool, &second, 17, |_| {}));
+    let (a, b) = tokio::join!(
+        catch_up_with(&db.pool, models::ALL, 13, |_| {}),
+        catch_up_with(&db.pool, models::ALL, 17, |_| {})
+    );
     let (a, b) = (a.unwrap(), b.unwrap());
     let total: i64 = orgs.iter().map(|(_, head)| head).sum();
     // Each event was applied by exactly one of them: they serialize on the checkpoint rows.

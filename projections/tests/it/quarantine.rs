@@ -6,18 +6,16 @@
 //! record with a reason or produces an event that the real projection accepts.
 
 use chrono::{DateTime, Duration, Utc};
-use futures::future::BoxFuture;
-use sqlx::PgConnection;
 use uuid::Uuid;
 use xdr_commands::testing::TestDb;
 use xdr_commands::{EventStore, NewEvent};
 use xdr_domain::ids::OrgId;
 use xdr_domain::telemetry::parsers::{parse_record, ParseContext};
 use xdr_domain::telemetry::{telemetry_event_id, SecurityEvent, SourceType};
-use xdr_domain::{Event, EventMetadata};
+use xdr_domain::{Event, EventMetadata, EventType};
 use xdr_projections::quarantine::{list, list_org, retry};
 use xdr_projections::rebuild::clear;
-use xdr_projections::runner::{catch_up_with, EventTypes, Projection, ProjectionError, ReadModelTable, Source};
+use xdr_projections::runner::{catch_up_with, Apply, Projection, Reads};
 use xdr_projections::{begin_org_tx, catch_up_once, digest, models, rebuild};
 
 use crate::helpers::*;
@@ -133,8 +131,8 @@ async fn a_poison_event_is_quarantined_and_the_org_goes_on_past_it_and_rebuild_a
     assert_eq!(rebuilt.digest, live);
     assert_eq!(list(&db.pool, None).await.unwrap().len(), 4);
     for batch in [1, 3, 7] {
-        clear(&owner, &models::all()).await.unwrap();
-        catch_up_with(&db.pool, &models::all(), batch, |_| {}).await.unwrap();
+        clear(&owner, models::ALL).await.unwrap();
+        catch_up_with(&db.pool, models::ALL, batch, |_| {}).await.unwrap();
         assert_eq!(digest(&db.pool).await.unwrap(), live, "batch {batch}");
     }
     // The quarantine is part of the digest.
@@ -142,37 +140,10 @@ async fn a_poison_event_is_quarantined_and_the_org_goes_on_past_it_and_rebuild_a
     assert_eq!(rebuilt_users.digest, live);
 }
 
-/// A range projection that fails with whatever `sql` raises.
-struct Failing {
-    name: &'static str,
-    sql: &'static str,
-}
-
-impl Projection for Failing {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-    fn tables(&self) -> &'static [ReadModelTable] {
-        &[]
-    }
-    fn event_types(&self) -> EventTypes {
-        EventTypes::Only(&["SecurityEventObserved"])
-    }
-    fn source(&self) -> Source {
-        Source::Sql
-    }
-    fn apply_range<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        _org: OrgId,
-        _after: i64,
-        _until: i64,
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(async move {
-            sqlx::query(self.sql).execute(conn).await?;
-            Ok(())
-        })
-    }
+/// A range projection whose statement raises whatever `sql` raises (it takes the runner's
+/// three parameters: the org, and the range).
+const fn failing(name: &'static str, sql: &'static str) -> Projection {
+    Projection { name, tables: &[], reads: Reads::Only(&[EventType::SecurityEventObserved]), apply: Apply::Sql(sql) }
 }
 
 #[tokio::test]
@@ -183,14 +154,14 @@ async fn infrastructure_errors_stop_the_org_at_its_checkpoint_and_are_never_quar
     seed_telemetry(&store, org, 4, "infra").await;
     for failing in [
         // The connection dies mid-batch.
-        Failing { name: "connection_lost", sql: "SELECT pg_terminate_backend(pg_backend_pid())" },
+        failing("connection_lost", "SELECT pg_terminate_backend(pg_backend_pid()), $1::uuid, $2::bigint, $3::bigint"),
         // A grant is missing (42501): the events are fine, the deployment is not.
-        Failing { name: "permission_denied", sql: "SELECT count(*) FROM pg_authid" },
+        failing("permission_denied", "SELECT count(*), $1::uuid, $2::bigint, $3::bigint FROM pg_authid"),
         // The statement is wrong (42601): a bug, not bad data.
-        Failing { name: "syntax_error", sql: "SELEC 1" },
+        failing("syntax_error", "SELEC $1, $2, $3"),
     ] {
         let name = failing.name;
-        let projections: Vec<Box<dyn Projection>> = vec![Box::new(failing)];
+        let projections = [failing];
         let err = catch_up_with(&db.pool, &projections, 100, |_| {}).await.expect_err(name);
         assert!(!err.is_poison(), "{name}: {err}");
         let at: Option<i64> =
@@ -203,7 +174,7 @@ async fn infrastructure_errors_stop_the_org_at_its_checkpoint_and_are_never_quar
         assert_eq!(at.unwrap_or(0), 0, "{name}: the checkpoint stays");
     }
     // A data error on the same events is quarantined, each event on its own.
-    let projections: Vec<Box<dyn Projection>> = vec![Box::new(Failing { name: "division", sql: "SELECT 1 / 0" })];
+    let projections = [failing("division", "SELECT 1 / 0, $1::uuid, $2::bigint, $3::bigint")];
     catch_up_with(&db.pool, &projections, 100, |_| {}).await.unwrap();
     let quarantined = list(&db.pool, Some(org)).await.unwrap();
     assert_eq!(quarantined.iter().map(|q| q.org_seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
