@@ -45,7 +45,7 @@ async fn runtime_pool(
     role: RuntimeRole,
     max_connections: u32,
 ) -> anyhow::Result<PgPool> {
-    let options = db::connect_options(url)?;
+    let options = db::DbTarget::parse(url)?;
     match db::runtime_pool(&options, role, max_connections).await {
         Ok(pool) => Ok(pool),
         Err(e @ DbError::Privileged { .. }) if settings.dev_single_db_login => {

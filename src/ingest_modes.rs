@@ -65,7 +65,7 @@ impl NatsRole {
 pub(crate) async fn nats(settings: &Settings, role: NatsRole) -> anyhow::Result<async_nats::Client> {
     nats_options(|k| std::env::var(k).ok().filter(|v| !v.is_empty()), role)
         .await?
-        .connect(&settings.nats_url)
+        .connect(xdr_commands::cluster::nats_servers(&settings.nats_url))
         .await
         .with_context(|| format!("Failed to connect to NATS at {} as {}", settings.nats_url, role.user()))
         .inspect(xdr_commands::readiness::watch_nats)

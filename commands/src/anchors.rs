@@ -92,15 +92,17 @@ pub struct Anchorer {
 impl Anchorer {
     pub async fn new(client: async_nats::Client, store: EventStore, config: AnchorConfig) -> Result<Self, AnchorError> {
         let js = jetstream::new(client);
-        js.get_or_create_stream(stream::Config {
-            name: config.stream_name.clone(),
-            subjects: vec![config.wildcard()],
-            // Anchors are tiny and are the evidence: keep them (per subject, the newest many).
-            max_messages_per_subject: 10_000,
-            ..Default::default()
-        })
-        .await
-        .map_err(NatsError::from_display)?;
+        crate::cluster::ensure_stream(
+            &js,
+            stream::Config {
+                name: config.stream_name.clone(),
+                subjects: vec![config.wildcard()],
+                // Anchors are tiny and are the evidence: keep them (per subject, the newest many).
+                max_messages_per_subject: 10_000,
+                ..Default::default()
+            },
+        )
+        .await?;
         Ok(Anchorer { js, store, config, last: HashMap::new() })
     }
 

@@ -6,6 +6,7 @@
 pub mod anchors;
 pub mod auth;
 pub mod chain;
+pub mod cluster;
 pub mod db;
 pub mod handler;
 pub mod ingest;

@@ -47,14 +47,16 @@ impl From<sqlx::Error> for RelayError {
 
 /// Create (or keep) the `XDR_EVENTS` stream.
 pub async fn ensure_events_stream(js: &jetstream::Context, config: &IngestConfig) -> Result<(), NatsError> {
-    js.get_or_create_stream(stream::Config {
-        name: config.events_stream_name.clone(),
-        subjects: vec![config.events_wildcard()],
-        duplicate_window: Duration::from_secs(120),
-        ..Default::default()
-    })
-    .await
-    .map_err(NatsError::from_display)?;
+    crate::cluster::ensure_stream(
+        js,
+        stream::Config {
+            name: config.events_stream_name.clone(),
+            subjects: vec![config.events_wildcard()],
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        },
+    )
+    .await?;
     Ok(())
 }
 

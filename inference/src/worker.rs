@@ -206,29 +206,24 @@ pub async fn run_detector(
     shutdown: impl Future<Output = ()>,
 ) -> Result<WorkerStats, WorkerError> {
     use async_nats::jetstream::{consumer, stream, AckKind};
-    let stream = jetstream
-        .get_or_create_stream(stream::Config {
-            name: config.stream_name.clone(),
-            subjects: config.stream_subjects(),
-            ..Default::default()
-        })
-        .await
-        .map_err(nats)?;
+    let stream = xdr_commands::cluster::ensure_stream(
+        &jetstream,
+        stream::Config { name: config.stream_name.clone(), subjects: config.stream_subjects(), ..Default::default() },
+    )
+    .await
+    .map_err(nats)?;
     detector.set_partition(config.partition);
     let durable = config.consumer_name();
-    let consumer = stream
-        .get_or_create_consumer(
-            &durable,
-            consumer::pull::Config {
-                durable_name: Some(durable.clone()),
-                filter_subject: config.filter_subject(),
-                ack_policy: consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(60),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(nats)?;
+    let settings = xdr_commands::cluster::JetStreamSettings::from_env().map_err(nats)?;
+    let consumer = xdr_commands::cluster::ensure_consumer(
+        &stream,
+        consumer::pull::Config {
+            filter_subject: config.filter_subject(),
+            ..settings.consumer(&durable, Duration::from_secs(60), 1024)
+        },
+    )
+    .await
+    .map_err(nats)?;
     let mut messages = consumer.messages().await.map_err(nats)?;
     let mut responder = match &config.response {
         Some(settings) => Some(Responder::connect(jetstream.clone(), settings).await.map_err(nats)?),

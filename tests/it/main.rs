@@ -15,6 +15,8 @@ mod projector_cli;
 mod quarantine_cli;
 mod rebuild_into_cli;
 mod replay_cli;
+mod scale_out;
+mod scale_out_support;
 mod scheduler_cli;
 mod serve_cli;
 mod servers;

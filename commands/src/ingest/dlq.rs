@@ -44,6 +44,15 @@ pub async fn publish_dead_letters(
     config: &IngestConfig,
     letters: Vec<DeadLetter>,
 ) -> Result<(), NatsError> {
+    publish_dead_letters_to(js, &config.dlq_subject(), letters).await
+}
+
+/// Publish dead letters to `subject` (a DLQ stream's) and wait until JetStream stored each.
+pub async fn publish_dead_letters_to(
+    js: &jetstream::Context,
+    subject: &str,
+    letters: Vec<DeadLetter>,
+) -> Result<(), NatsError> {
     let mut acks = Vec::with_capacity(letters.len());
     for letter in letters {
         let mut headers = HeaderMap::new();
@@ -57,7 +66,7 @@ pub async fn publish_dead_letters(
             headers.insert(HEADER_INGEST_KEY_ID, key.to_string().as_str());
         }
         let publish = Publish::build().headers(headers).payload(letter.body.into()).message_id(letter.dedupe_id);
-        acks.push(js.send_publish(config.dlq_subject(), publish).await.map_err(NatsError::from_display)?);
+        acks.push(js.send_publish(subject.to_owned(), publish).await.map_err(NatsError::from_display)?);
     }
     for ack in acks {
         ack.await.map_err(NatsError::from_display)?;

@@ -4,7 +4,7 @@
 //! `append_batch` per org, and only then acks. A crash anywhere before the ack means redelivery, and redelivery writes nothing new
 //! because event ids are derived from the message id (or content hash) and record index.
 
-use async_nats::jetstream::consumer::{pull, AckPolicy, PullConsumer};
+use async_nats::jetstream::consumer::{pull, PullConsumer};
 use async_nats::jetstream::message::AckKind;
 use async_nats::jetstream::stream::{self, RetentionPolicy};
 use async_nats::jetstream::{self, Message};
@@ -57,42 +57,39 @@ impl IngestorStats {
 
 /// Create (or keep) the ingest and dead-letter streams.
 pub async fn ensure_ingest_streams(js: &jetstream::Context, config: &IngestConfig) -> Result<(), NatsError> {
-    js.get_or_create_stream(stream::Config {
-        name: config.stream_name.clone(),
-        subjects: vec![config.ingest_wildcard()],
-        // Acked messages are done: the stream holds the backlog, not history.
-        retention: RetentionPolicy::WorkQueue,
-        ..Default::default()
-    })
-    .await
-    .map_err(NatsError::from_display)?;
-    js.get_or_create_stream(stream::Config {
-        name: config.dlq_stream_name.clone(),
-        subjects: vec![config.dlq_wildcard()],
-        max_age: Duration::from_secs(14 * 24 * 3600),
-        ..Default::default()
-    })
-    .await
-    .map_err(NatsError::from_display)?;
+    crate::cluster::ensure_stream(
+        js,
+        stream::Config {
+            name: config.stream_name.clone(),
+            subjects: vec![config.ingest_wildcard()],
+            // Acked messages are done: the stream holds the backlog, not history.
+            retention: RetentionPolicy::WorkQueue,
+            ..Default::default()
+        },
+    )
+    .await?;
+    crate::cluster::ensure_stream(
+        js,
+        stream::Config {
+            name: config.dlq_stream_name.clone(),
+            subjects: vec![config.dlq_wildcard()],
+            max_age: Duration::from_secs(14 * 24 * 3600),
+            ..Default::default()
+        },
+    )
+    .await?;
     Ok(())
 }
 
-/// The durable consumer every replica shares.
+/// The durable consumer every replica shares (created or brought to the current limits).
 pub async fn ingest_consumer(js: &jetstream::Context, config: &IngestConfig) -> Result<PullConsumer, NatsError> {
     let stream = js.get_stream(&config.stream_name).await.map_err(NatsError::from_display)?;
-    stream
-        .get_or_create_consumer(
-            &config.consumer_name,
-            pull::Config {
-                durable_name: Some(config.consumer_name.clone()),
-                ack_policy: AckPolicy::Explicit,
-                ack_wait: config.ack_wait,
-                max_ack_pending: config.max_ack_pending,
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(NatsError::from_display)
+    let settings = crate::cluster::JetStreamSettings::from_env()?;
+    crate::cluster::ensure_consumer(
+        &stream,
+        settings.consumer(&config.consumer_name, config.ack_wait, config.max_ack_pending),
+    )
+    .await
 }
 
 /// Messages of one round with what they turned into, ready to be committed and acked.
@@ -124,6 +121,10 @@ impl Committer {
             self.stats.events_written.fetch_add(written, Ordering::Relaxed);
             self.stats.events_duplicate.fetch_add(total - written, Ordering::Relaxed);
             crate::readiness::count_duplicates("ingestor", total - written);
+            if written < total {
+                // Redelivered (or re-published) records the log already holds.
+                tracing::info!(org_id = %org, duplicates = total - written, "duplicate records dropped");
+            }
         }
         self.stats.dead_letters.fetch_add(dead, Ordering::Relaxed);
         self.stats.messages.fetch_add(round.messages.len() as u64, Ordering::Relaxed);
@@ -341,8 +342,21 @@ pub async fn run_ingestor(
     resolver: Arc<IngestKeyResolver>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<Arc<IngestorStats>, IngestError> {
+    let undeliverable = crate::cluster::Undeliverable {
+        stream: config.stream_name.clone(),
+        consumer: config.consumer_name.clone(),
+        dlq_subject: config.dlq_subject(),
+    };
     let mut ingestor = Ingestor::new(client, config, store, resolver).await?;
     let committer = ingestor.committer.clone();
+    // Messages JetStream gave up on (max_deliver) become dead letters with their reason.
+    let js = committer.js.clone();
+    let dead_letterer = tokio::spawn(async move {
+        let never = std::future::pending::<()>();
+        if let Err(e) = crate::cluster::run_undeliverable_dead_letterer(js, undeliverable, never).await {
+            tracing::error!(error = %e, "the dead-letterer of undeliverable ingest messages stopped");
+        }
+    });
     let (tx, mut rx) = tokio::sync::mpsc::channel::<PreparedRound>(1);
     let preparer = tokio::spawn(async move {
         loop {
@@ -386,6 +400,7 @@ pub async fn run_ingestor(
         }
     }
     preparer.abort();
+    dead_letterer.abort();
     // A round prepared but not committed goes back now rather than after `ack_wait`.
     while let Ok(round) = rx.try_recv() {
         committer.nak(&round.messages).await;

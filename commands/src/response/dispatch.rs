@@ -60,23 +60,27 @@ impl Dispatcher {
 /// orders; stale ones carry a passed deadline) and the result stream (a work queue: a result
 /// is done once its events are committed).
 pub async fn ensure_streams(js: &jetstream::Context, config: &ResponseConfig) -> Result<(), NatsError> {
-    js.get_or_create_stream(stream::Config {
-        name: config.actions_stream.clone(),
-        subjects: vec![config.actions_wildcard()],
-        max_age: config.retention,
-        duplicate_window: std::time::Duration::from_secs(120),
-        ..Default::default()
-    })
-    .await
-    .map_err(NatsError::from_display)?;
-    js.get_or_create_stream(stream::Config {
-        name: config.results_stream.clone(),
-        subjects: vec![config.results_wildcard()],
-        retention: stream::RetentionPolicy::WorkQueue,
-        max_age: config.retention,
-        ..Default::default()
-    })
-    .await
-    .map_err(NatsError::from_display)?;
+    crate::cluster::ensure_stream(
+        js,
+        stream::Config {
+            name: config.actions_stream.clone(),
+            subjects: vec![config.actions_wildcard()],
+            max_age: config.retention,
+            duplicate_window: std::time::Duration::from_secs(120),
+            ..Default::default()
+        },
+    )
+    .await?;
+    crate::cluster::ensure_stream(
+        js,
+        stream::Config {
+            name: config.results_stream.clone(),
+            subjects: vec![config.results_wildcard()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            max_age: config.retention,
+            ..Default::default()
+        },
+    )
+    .await?;
     Ok(())
 }

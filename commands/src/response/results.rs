@@ -5,7 +5,7 @@
 //! another org is refused. A result is acked only after its events are committed, so a crash
 //! redelivers it, and `RecordResult` is idempotent, so the redelivery appends nothing.
 
-use async_nats::jetstream::consumer::{pull, AckPolicy, PullConsumer};
+use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, Message};
 use futures::StreamExt;
 use std::future::Future;
@@ -24,18 +24,8 @@ pub const RESULTS_CONSUMER: &str = "xdr-action-results";
 pub async fn results_consumer(js: &jetstream::Context, config: &ResponseConfig) -> Result<PullConsumer, NatsError> {
     super::dispatch::ensure_streams(js, config).await?;
     let stream = js.get_stream(&config.results_stream).await.map_err(NatsError::from_display)?;
-    stream
-        .get_or_create_consumer(
-            RESULTS_CONSUMER,
-            pull::Config {
-                durable_name: Some(RESULTS_CONSUMER.into()),
-                ack_policy: AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(NatsError::from_display)
+    let settings = crate::cluster::JetStreamSettings::from_env()?;
+    crate::cluster::ensure_consumer(&stream, settings.consumer(RESULTS_CONSUMER, Duration::from_secs(30), 1024)).await
 }
 
 /// What happened to one result message.

@@ -12,3 +12,4 @@ mod relay;
 mod snapshots;
 mod store;
 mod subscription;
+mod undeliverable;

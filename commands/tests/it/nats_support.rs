@@ -81,6 +81,7 @@ impl Drop for NatsEnv {
             self.config.stream_name.clone(),
             self.config.dlq_stream_name.clone(),
             self.config.events_stream_name.clone(),
+            xdr_commands::cluster::undeliverable_stream_name(&self.config.stream_name),
         ];
         let cleanup = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");

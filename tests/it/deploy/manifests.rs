@@ -600,6 +600,46 @@ fn nats_runs_as_a_three_node_jetstream_cluster_routed_through_a_headless_service
     let url = config_map(&docs)["data"]["NATS_URL"].as_str().unwrap().to_string();
     let host = url.trim_start_matches("nats://").split(':').next().unwrap();
     assert!(of_kind(&docs, "Service").iter().any(|s| name(s) == host), "NATS_URL host {host} is a Service");
+    // Each server keeps its JetStream store on a volume of its own that outlives the pod.
+    let claims = sts["spec"]["volumeClaimTemplates"].as_sequence().expect("volumeClaimTemplates");
+    let data = claims.iter().find(|c| name(c) == "data").expect("a claim template named data");
+    assert!(data["spec"]["resources"]["requests"]["storage"].as_str().is_some(), "{data:?}");
+    let store_dir = conf.split("store_dir:").nth(1).and_then(|r| r.split_whitespace().next()).expect("store_dir");
+    let mounted = c["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .any(|m| m["name"].as_str() == Some("data") && m["mountPath"].as_str() == Some(store_dir));
+    assert!(mounted, "the data claim is mounted at the JetStream store_dir {store_dir}");
+    // At most one server is taken down voluntarily at a time.
+    let pdb = of_kind(&docs, "PodDisruptionBudget").into_iter().find(|p| name(p) == "nats").expect("PDB nats");
+    assert_eq!(pdb["spec"]["maxUnavailable"].as_u64(), Some(1));
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"], sts["spec"]["selector"]["matchLabels"],
+        "the PDB covers the NATS pods"
+    );
+}
+
+/// The roles create every stream at R3 on the 3-node cluster: the setting is in the
+/// ConfigMap every role reads (checked with the roles' envFrom), it is a replica count JetStream accepts, no larger than the
+/// cluster, and large enough that the PDB's one voluntary disruption leaves a quorum.
+#[test]
+fn streams_are_created_with_as_many_replicas_as_nats_servers() {
+    let docs = values(&load(&k8s_dir("base")));
+    let servers = of_kind(&docs, "StatefulSet").into_iter().find(|s| name(s) == "nats").unwrap()["spec"]["replicas"]
+        .as_u64()
+        .unwrap();
+    let replicas = config_map(&docs)["data"]["XDR_NATS_STREAM_REPLICAS"]
+        .as_str()
+        .expect("XDR_NATS_STREAM_REPLICAS in the ConfigMap (a string)");
+    let settings = xdr_commands::cluster::JetStreamSettings::from_lookup(|k| {
+        (k == "XDR_NATS_STREAM_REPLICAS").then(|| replicas.to_owned())
+    })
+    .expect("a replica count the roles accept");
+    assert_eq!(settings.stream_replicas as u64, servers, "streams at R{servers}");
+    let pdb = of_kind(&docs, "PodDisruptionBudget").into_iter().find(|p| name(p) == "nats").unwrap();
+    let unavailable = pdb["spec"]["maxUnavailable"].as_u64().unwrap() as usize;
+    assert!(settings.stream_replicas - unavailable > settings.stream_replicas / 2, "a quorum survives the PDB");
 }
 
 /// The ALB ingress of an overlay, with the checks both overlays share.
