@@ -533,12 +533,8 @@ impl Pipeline {
 const NEEDS_NATS: &[&str] = &["ingestor", "relay", "detector-0", "detector-1", "scheduler"];
 
 /// Strike `fault` at a random moment of the load, and check the whole promise.
-/// One fault run at a time: each starts eight processes (some a server of their own), and two
-/// at once on a 2-core runner exhaust PostgreSQL's connections and blur the recovery numbers.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 async fn survives(fault: Fault) {
-    let _turn = ONE_AT_A_TIME.lock().await;
+    let _turn = crate::support::ONE_PIPELINE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut nats = fault.private_nats().then(|| tokio::task::block_in_place(PrivateNats::start));
     let pg = fault.private_postgres().then(|| tokio::task::block_in_place(PrivatePostgres::start));

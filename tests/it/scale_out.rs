@@ -23,6 +23,7 @@ use xdr_commands::testing::TestDb;
 const STREAMS: [&str; 3] = ["XDR_INGEST", "XDR_EVENTS", "XDR_ACTIONS"];
 
 async fn jetstream_cluster_loses_leaders(victims: &[&'static str]) {
+    let _turn = crate::support::ONE_PIPELINE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = NatsCluster::start(dir.path(), 3).await;
     let db = TestDb::new().await;
@@ -147,6 +148,7 @@ async fn a_postgres_primary_crashing_and_its_standby_promoted_mid_ingest_loses_a
         eprintln!("the PostgreSQL server tools are not installed: skipping the failover test");
         return;
     }
+    let _turn = crate::support::ONE_PIPELINE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut pair = PgPair::start(true);
     let database = "xdr";

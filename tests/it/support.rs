@@ -132,3 +132,8 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// One whole pipeline under fault at a time (fault suite, scale-out): each starts eight
+/// processes (some a server of their own), and two at once on a 2-core runner exhaust
+/// PostgreSQL's connections and blur the recovery numbers.
+pub static ONE_PIPELINE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
