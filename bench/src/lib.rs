@@ -14,6 +14,7 @@ mod ingest;
 mod rebuild;
 mod replay;
 mod response;
+mod soak;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -66,6 +67,7 @@ pub async fn run(command: BenchCommand, env: Env) -> anyhow::Result<ExitCode> {
         BenchCommand::ReplayRawCopy(args) => replay::raw_copy(&env, args).await,
         BenchCommand::AgentResync(args) => agent_resync::agent_resync(&env, args).await,
         BenchCommand::Response(args) => response::response(&env, args).await,
+        BenchCommand::Soak(args) => soak::soak(&env, args).await,
     }
 }
 
@@ -101,6 +103,33 @@ pub enum BenchCommand {
     /// Incident opened → block confirmed by an in-process dry-run agent (p50/p99) vs a NATS
     /// request/reply round trip, in a scratch database under a unique NATS prefix.
     Response(BenchResponseArgs),
+    /// Every role as its own process, fed the real logs at a steady rate: RSS per role and
+    /// lag per stage once a minute, then a CSV and a PNG; fails when memory grows past the
+    /// bound or lag is unbounded (see docs/BENCHMARKS.md).
+    Soak(BenchSoakArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchSoakArgs {
+    /// How long the load runs, in minutes.
+    #[arg(long, default_value_t = 30)]
+    pub minutes: u64,
+    /// Records per second offered to the ingest subjects.
+    #[arg(long, default_value_t = 2_000.0)]
+    pub rate: f64,
+    /// Run this many seconds instead of --minutes (short test runs).
+    #[arg(long, hide = true)]
+    pub seconds: Option<u64>,
+    /// Seconds between samples (rows of the CSV); a line is printed once a minute.
+    #[arg(long, default_value_t = 10)]
+    pub sample_secs: u64,
+    /// Directory with the real logs replayed (cowrie.json, sshd-auth-rfc3339.log); the
+    /// default is the repository's byte-identical copy of the shared real logs.
+    #[arg(long, default_value = "domain/tests/fixtures", value_name = "DIR")]
+    pub logs: PathBuf,
+    /// Where soak.csv, soak.png and the roles' logs (soak-logs/) are written.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -335,6 +364,8 @@ mod tests {
             &["e2e", "--rate", "100", "--seconds", "2"],
             &["replay", "--events", "10"],
             &["response", "--incidents", "3"],
+            &["soak", "--minutes", "5", "--rate", "2000"],
+            &["soak", "--seconds", "5", "--rate", "20", "--sample-secs", "1", "--out", "/tmp/x"],
         ] {
             let argv = std::iter::once(&"bench").chain(args);
             assert!(Cli::try_parse_from(argv).is_ok(), "{args:?}");
