@@ -75,47 +75,10 @@ pub enum Command {
     Models(ModelsCommand),
     /// Measure performance against a baseline in the same run (see docs/BENCHMARKS.md).
     #[command(subcommand)]
-    Bench(BenchCommand),
+    Bench(xdr_bench::BenchCommand),
     /// Enforcement agent: re-syncs its firewall from the server's active blocks, then carries
     /// out the org's containment orders and reports the results (HTTPS to the server only).
-    Agent(AgentArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct AgentArgs {
-    /// Base URL of the Mini-XDR server, e.g. https://xdr.example.com.
-    #[arg(long, env = "XDR_AGENT_SERVER", value_name = "URL", required_unless_present = "cleanup")]
-    pub server: Option<String>,
-    /// The agent key (`xdra_…`, from `createAgentKey`). Prefer the environment variable, so
-    /// the key does not show in the process list; it is never logged.
-    #[arg(
-        long,
-        env = "XDR_AGENT_KEY",
-        value_name = "KEY",
-        hide_env_values = true,
-        required_unless_present = "cleanup"
-    )]
-    pub key: Option<crate::agent::SecretArg>,
-    /// Where blocks are enforced: `nftables` (table `inet mini_xdr`), `iptables` (chain
-    /// `MINI_XDR`) or `dry-run` (log only).
-    #[arg(long, value_name = "nftables|iptables|dry-run")]
-    pub backend: crate::agent::BackendKind,
-    /// Long-poll time of one order pull, in milliseconds (at most 30000).
-    #[arg(long, default_value_t = 20_000, value_name = "MS",
-          value_parser = clap::value_parser!(u64).range(0..=30_000))]
-    pub poll_wait_ms: u64,
-    /// Also trust this PEM CA certificate for the server's HTTPS (a private CA or a
-    /// self-signed server certificate); public CAs are always trusted.
-    #[arg(long, env = "XDR_AGENT_CA_CERT", value_name = "FILE")]
-    pub ca_cert: Option<PathBuf>,
-    /// Apply the firewall inside this network namespace (`ip netns exec NAME nft …`) instead
-    /// of the agent's own; the agent itself still talks to the server from its own namespace.
-    #[arg(long, value_name = "NAME")]
-    pub netns: Option<String>,
-    /// Remove everything the backend owns (nftables table `inet mini_xdr`, iptables chain
-    /// `MINI_XDR` and its jump) and exit, without contacting the server.
-    #[arg(long)]
-    pub cleanup: bool,
+    Agent(xdr_agent::AgentArgs),
 }
 
 #[derive(Debug, Args)]
@@ -464,159 +427,6 @@ pub struct ModelsVerifyArgs {
     pub iterations: usize,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Batch append to the event log vs raw COPY into a plain table, in a scratch database.
-    Append(BenchAppendArgs),
-    /// Login throughput and latency, and GraphQL `me` latency with and without a login flood.
-    Auth(BenchAuthArgs),
-    /// Rebuild of all read models vs a raw sequential scan of the same log, in a scratch database.
-    Rebuild(BenchRebuildArgs),
-    /// A Cowrie backlog in NATS drained by the ingestor vs raw COPY of the same rows, with peak RSS.
-    Ingest(BenchIngestArgs),
-    /// Detector core throughput on one core over synthetic events (no database, no NATS).
-    Detect(BenchDetectArgs),
-    /// Classifier latency with tract: p50/p99 per single window and per batch of 64.
-    Inference(ModelsVerifyArgs),
-    /// GraphQL `incidents(first: 50)` latency and throughput vs the same SQL run directly.
-    Graphql(BenchGraphqlArgs),
-    /// The whole pipeline under load: attack records published to NATS until their incident
-    /// is visible in GraphQL (p50/p99), next to the poll's own floor.
-    E2e(BenchE2eArgs),
-    /// `replay --format jsonl` and `audit export` of one org vs raw COPY TO STDOUT of the same
-    /// rows, each phase a child process with its peak RSS, in a scratch database.
-    Replay(BenchReplayArgs),
-    /// Internal: the raw COPY baseline of `bench replay`, run as its child process.
-    #[command(hide = true)]
-    ReplayRawCopy(ReplayRawCopyArgs),
-    /// A starting agent re-syncing N active blocks (dry-run, and nftables when usable) vs the
-    /// raw SELECT of the same rows.
-    #[command(name = "agent-resync")]
-    AgentResync(BenchAgentResyncArgs),
-    /// Incident opened → block confirmed by an in-process dry-run agent (p50/p99) vs a NATS
-    /// request/reply round trip, in a scratch database under a unique NATS prefix.
-    Response(BenchResponseArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct BenchE2eArgs {
-    /// Background events per second offered to the ingest subject.
-    #[arg(long, default_value_t = 10_000.0)]
-    pub rate: f64,
-    /// How long the load runs, in seconds.
-    #[arg(long, default_value_t = 30)]
-    pub seconds: u64,
-    /// A new attacking source every this many milliseconds.
-    #[arg(long, default_value_t = 200)]
-    pub probe_interval_ms: u64,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchReplayArgs {
-    /// Events seeded for the one org.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub events: usize,
-    /// Measurements per phase; the fastest time and the highest peak RSS are reported.
-    #[arg(long, default_value_t = 1)]
-    pub rounds: usize,
-}
-
-#[derive(Debug, Args)]
-pub struct ReplayRawCopyArgs {
-    /// The org whose rows are copied out.
-    #[arg(long)]
-    pub org: uuid::Uuid,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchAgentResyncArgs {
-    /// Active blocks seeded for the agent's org.
-    #[arg(long, default_value_t = 10_000)]
-    pub blocks: usize,
-    /// Re-syncs measured per backend (the median is reported).
-    #[arg(long, default_value_t = 5)]
-    pub runs: usize,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchResponseArgs {
-    /// Incidents opened (and blocked) one after another.
-    #[arg(long, default_value_t = 1_000)]
-    pub incidents: usize,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchGraphqlArgs {
-    /// Security events seeded for the measured org.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub events: i64,
-    /// Incidents seeded for the measured org.
-    #[arg(long, default_value_t = 10_000)]
-    pub incidents: i64,
-    /// Requests per measurement.
-    #[arg(long, default_value_t = 20_000)]
-    pub requests: usize,
-    /// Concurrent clients.
-    #[arg(long, default_value_t = 32)]
-    pub concurrency: usize,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchDetectArgs {
-    /// Number of synthetic security events.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub events: usize,
-    /// Distinct source addresses they come from.
-    #[arg(long, default_value_t = 10_000)]
-    pub sources: usize,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchAuthArgs {
-    /// Logins in the flood.
-    #[arg(long, default_value_t = 400)]
-    pub logins: usize,
-    /// Concurrent login clients.
-    #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
-    /// GraphQL `me` requests per measurement.
-    #[arg(long, default_value_t = 2_000)]
-    pub me_requests: usize,
-    /// Failed logins seeded into the long-history user's stream (the `me` cost-vs-history phase).
-    #[arg(long, default_value_t = 100_000)]
-    pub history_failures: usize,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchRebuildArgs {
-    /// Telemetry events in the log (plus a small identity history per org).
-    #[arg(long, default_value_t = 200_000)]
-    pub events: usize,
-    /// Organizations the events are spread over.
-    #[arg(long, default_value_t = 4)]
-    pub orgs: usize,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchIngestArgs {
-    /// Records in the backlog.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub records: usize,
-    /// Records per NATS message.
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub batch: u32,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchAppendArgs {
-    /// Number of telemetry events to append.
-    #[arg(long, default_value_t = 200_000)]
-    pub events: usize,
-    /// Events per append_batch call.
-    #[arg(long, default_value_t = 5_000)]
-    pub batch: usize,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -757,7 +567,6 @@ mod tests {
             &["models", "verify"],
             &["models", "train-baseline", "--org", "acme"],
             &["models", "verify", "--dir", "/tmp/m", "--iterations", "10"],
-            &["bench", "inference", "--iterations", "10"],
             &["schema"],
             &["audit", "export", "--org", "a", "--out", "b.gz"],
             &["audit", "import", "b.gz"],
@@ -770,13 +579,7 @@ mod tests {
             &["user", "lock", "--org", "acme", "--email", "x@y.z", "--until", "2030-01-01T00:00:00Z"],
             &["user", "unlock", "--org", "acme", "--email", "x@y.z"],
             &["user", "list", "--org", "acme"],
-            &["bench", "append", "--events", "10"],
-            &["bench", "auth", "--logins", "10"],
-            &["bench", "graphql", "--events", "10", "--incidents", "5", "--requests", "10"],
-            &["bench", "rebuild", "--events", "10", "--orgs", "2"],
             &["rebuild"],
-            &["bench", "ingest", "--records", "10", "--batch", "5"],
-            &["bench", "detect", "--events", "10", "--sources", "2"],
             &["agent", "--server", "https://x", "--key", "xdra_k", "--backend", "dry-run", "--ca-cert", "ca.pem"],
             &["agent", "--backend", "nftables", "--cleanup"],
             &[
@@ -792,7 +595,6 @@ mod tests {
                 "--poll-wait-ms",
                 "0",
             ],
-            &["bench", "agent-resync", "--blocks", "10", "--runs", "1"],
         ] {
             assert!(parse(args).is_ok(), "{args:?}");
         }

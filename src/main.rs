@@ -2,13 +2,6 @@
 //! function of a library crate. Errors print with their cause chain and set the exit code.
 #![forbid(unsafe_code)]
 
-mod agent;
-mod bench;
-mod bench_agent;
-mod bench_e2e;
-mod bench_ingest;
-mod bench_replay;
-mod bench_response;
 mod cli;
 mod config;
 mod database;

@@ -7,8 +7,8 @@ use xdr_commands::db;
 use xdr_inference::baseline_training::BaselineTrainer;
 
 use crate::cli::{
-    AuditCommand, BenchCommand, Cli, Command, DigestArgs, ModelsCommand, ModelsVerifyArgs, QuarantineCommand,
-    QuarantineListArgs, QuarantineRetryArgs, RebuildArgs, ReplayArgs, VerifyArgs,
+    AuditCommand, Cli, Command, DigestArgs, ModelsCommand, ModelsVerifyArgs, QuarantineCommand, QuarantineListArgs,
+    QuarantineRetryArgs, RebuildArgs, ReplayArgs, VerifyArgs,
 };
 use crate::config::Settings;
 
@@ -32,27 +32,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Digest(args) => digest(&settings, args).await,
         Command::Quarantine(QuarantineCommand::List(args)) => quarantine_list(&settings, args).await,
         Command::Quarantine(QuarantineCommand::Retry(args)) => quarantine_retry(&settings, args).await,
-        Command::Bench(BenchCommand::Append(args)) => crate::bench::append(&settings, args).await,
-        Command::Bench(BenchCommand::Auth(args)) => crate::bench::auth(&settings, args).await,
-        Command::Bench(BenchCommand::Graphql(args)) => crate::bench::graphql(&settings, args).await,
-        Command::Bench(BenchCommand::Rebuild(args)) => crate::bench::rebuild(&settings, args).await,
-        Command::Bench(BenchCommand::Ingest(args)) => crate::bench_ingest::ingest(&settings, args).await,
-        Command::Bench(BenchCommand::E2e(args)) => crate::bench_e2e::e2e(&settings, args).await,
-        Command::Bench(BenchCommand::Replay(args)) => crate::bench_replay::replay(&settings, args).await,
-        Command::Bench(BenchCommand::ReplayRawCopy(args)) => crate::bench_replay::raw_copy(&settings, args).await,
-        Command::Bench(BenchCommand::Response(args)) => crate::bench_response::response(&settings, args).await,
         Command::Serve(args) => serve(&settings, args).await,
-        Command::Agent(args) => crate::agent::run(args).await,
-        Command::Bench(BenchCommand::AgentResync(args)) => crate::bench_agent::agent_resync(&settings, args).await,
+        Command::Bench(command) => xdr_bench::run(command, bench_env(&settings)).await,
+        Command::Agent(args) => xdr_agent::run(args).await,
         Command::Api => api(&settings).await,
         Command::Ingestor => with_health(&settings, crate::ingest_modes::ingestor(&settings)).await,
         Command::Relay => with_health(&settings, crate::ingest_modes::relay(&settings)).await,
         Command::Ingest(args) => crate::ingest_modes::ingest(&settings, args).await,
         Command::IngestKey(command) => crate::ingest_modes::ingest_key(&settings, command).await,
-        Command::Bench(BenchCommand::Detect(args)) => crate::bench::detect(args),
         Command::Detector(args) => with_health(&settings, detector(&settings, args)).await,
         Command::Scheduler => with_health(&settings, crate::response_modes::scheduler(&settings)).await,
-        Command::Bench(BenchCommand::Inference(args)) => crate::bench::inference(args).await,
         Command::Models(ModelsCommand::Verify(args)) => models_verify(args).await,
         Command::Models(ModelsCommand::TrainBaseline(args)) => train_baseline(&settings, args).await,
     }
@@ -343,25 +332,19 @@ async fn projector(settings: &Settings) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves on Ctrl-C or SIGTERM (what Kubernetes sends).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+pub use xdr_commands::shutdown_signal;
+
+/// What `mini-xdr bench` takes from the settings.
+fn bench_env(settings: &Settings) -> xdr_bench::Env {
+    let api = settings.clone();
+    xdr_bench::Env {
+        owner_database_url: settings.migrate_database_url().ok().map(str::to_owned),
+        nats_url: settings.nats_url.clone(),
+        nats_api: Box::new(move || {
+            let settings = api.clone();
+            Box::pin(async move { crate::ingest_modes::nats(&settings, crate::ingest_modes::NatsRole::Api).await })
+        }),
+        models_dir: models_dir(),
     }
 }
 

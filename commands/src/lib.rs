@@ -14,6 +14,7 @@ pub mod ingest_keys;
 pub mod readiness;
 pub mod relay;
 pub mod response;
+pub mod shutdown;
 pub mod store;
 pub mod subscription;
 #[cfg(feature = "testing")]
@@ -22,4 +23,5 @@ pub mod test_nats;
 pub mod testing;
 pub mod trust;
 
+pub use shutdown::shutdown_signal;
 pub use store::{EventStore, ExpectedVersion, NewEvent, StoreError, StoredEvent};

@@ -9,7 +9,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::db::{self, RuntimeRole};
+use crate::db::{self, DbError, RuntimeRole};
 
 /// The API's login in test clusters (a member of `xdr_api`, created on first use).
 pub const API_LOGIN: &str = "xdr_test_api_login";
@@ -33,33 +33,73 @@ pub struct TestDb {
     /// The API's pool (login [`API_LOGIN`], group `xdr_api`): one org per transaction.
     pub api: PgPool,
     admin: PgConnectOptions,
+    /// The server URL the database was made on (its own URL is this one with its name).
+    base: String,
+}
+
+/// Why a scratch database could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TestDbError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("{what}: {source}")]
+    Sql {
+        what: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
 }
 
 impl TestDb {
     pub async fn new() -> TestDb {
-        let admin = db::connect_options(&server_url()).expect("DATABASE_URL");
+        TestDb::create(&server_url()).await.expect("a fresh test database (DATABASE_URL)")
+    }
+
+    /// A fresh, migrated database on the server of `server_url` (its database part is
+    /// ignored), with the runtime logins; the URL's user must be able to create databases
+    /// and roles. Benchmarks use it as their scratch database.
+    pub async fn create(server_url: &str) -> Result<TestDb, TestDbError> {
+        let sql = |what| move |source| TestDbError::Sql { what, source };
+        let admin = db::connect_options(server_url)?;
         let name = format!("xdr_test_{}", Uuid::new_v4().simple());
-        let mut conn = PgConnection::connect_with(&admin).await.expect("connect to PostgreSQL for tests");
-        conn.execute(format!(r#"CREATE DATABASE "{name}""#).as_str()).await.expect("create test database");
+        let mut conn = PgConnection::connect_with(&admin).await.map_err(DbError::Connect)?;
+        conn.execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+            .await
+            .map_err(sql("creating the scratch database (the login needs CREATEDB)"))?;
         conn.close().await.ok();
         let options = admin.clone().database(&name);
-        db::migrate(&options).await.expect("migrate test database");
-        create_logins(&options).await;
-        let api = db::runtime_pool(&options.clone().username(API_LOGIN), RuntimeRole::Api, 10)
-            .await
-            .expect("API pool as the test API login");
-        let worker = db::runtime_pool(&options.clone().username(WORKER_LOGIN), RuntimeRole::Worker, 10)
-            .await
-            .expect("worker pool as the test worker login");
-        TestDb { name, options, pool: worker.clone(), worker, api, admin }
+        // From here on the database exists: dropping `partial` removes it if a later step fails.
+        let mut partial = Dropper { admin: admin.clone(), name: Some(name.clone()) };
+        db::migrate(&options).await?;
+        create_logins(&options).await.map_err(sql("creating the runtime logins (the login needs CREATEROLE)"))?;
+        let api = db::runtime_pool(&options.clone().username(API_LOGIN), RuntimeRole::Api, 10).await?;
+        let worker = db::runtime_pool(&options.clone().username(WORKER_LOGIN), RuntimeRole::Worker, 10).await?;
+        partial.name = None;
+        Ok(TestDb { name, options, pool: worker.clone(), worker, api, admin, base: server_url.to_owned() })
+    }
+
+    /// Another pool as the API's login, for callers that need more than ten connections.
+    pub async fn api_pool(&self, max_connections: u32) -> Result<PgPool, DbError> {
+        db::runtime_pool(&self.options.clone().username(API_LOGIN), RuntimeRole::Api, max_connections).await
+    }
+
+    /// Another pool as the workers' login.
+    pub async fn worker_pool(&self, max_connections: u32) -> Result<PgPool, DbError> {
+        db::runtime_pool(&self.options.clone().username(WORKER_LOGIN), RuntimeRole::Worker, max_connections).await
     }
 
     /// The database URL of this test database (owner role), for child processes.
     pub fn url(&self) -> String {
-        let base = server_url();
-        match base.rfind('/') {
-            Some(i) if base[..i].contains('@') || base[..i].contains("//") => format!("{}/{}", &base[..i], self.name),
-            _ => format!("{base}/{}", self.name),
+        let base = self.base.as_str();
+        let (main, query) = base.split_once('?').map_or((base, None), |(m, q)| (m, Some(q)));
+        let after_scheme = main.find("://").map_or(0, |i| i + 3);
+        let server = match main[after_scheme..].find('/') {
+            Some(i) => &main[..after_scheme + i],
+            None => main,
+        };
+        match query {
+            Some(q) => format!("{server}/{}?{q}", self.name),
+            None => format!("{server}/{}", self.name),
         }
     }
 
@@ -102,8 +142,8 @@ impl TestDb {
 
 /// The test logins, once per cluster: LOGIN, no attributes, members of their group only.
 /// Roles are cluster-wide and tests create databases in parallel, so creation tolerates races.
-async fn create_logins(owner: &PgConnectOptions) {
-    let mut conn = PgConnection::connect_with(owner).await.expect("owner connection");
+async fn create_logins(owner: &PgConnectOptions) -> Result<(), sqlx::Error> {
+    let mut conn = PgConnection::connect_with(owner).await?;
     for (login, group) in [(API_LOGIN, db::API_ROLE), (WORKER_LOGIN, db::WORKER_ROLE)] {
         conn.execute(
             format!(
@@ -112,10 +152,10 @@ async fn create_logins(owner: &PgConnectOptions) {
             )
             .as_str(),
         )
-        .await
-        .expect("create test login");
+        .await?;
     }
     conn.close().await.ok();
+    Ok(())
 }
 
 /// `url` with its user (and password) replaced by `user`.
@@ -132,19 +172,36 @@ fn with_user(url: &str, user: &str) -> String {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime; do the async cleanup on a thread of its own.
-        let cleanup = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async move {
-                if let Ok(mut conn) = PgConnection::connect_with(&admin).await {
-                    let _ = conn.execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str()).await;
-                }
-            });
-        });
-        let _ = cleanup.join();
+        drop_database(self.admin.clone(), self.name.clone());
     }
+}
+
+/// Drops a database that was created but not finished (a failed migration, say).
+struct Dropper {
+    admin: PgConnectOptions,
+    /// `None` once the database is handed over to a [`TestDb`].
+    name: Option<String>,
+}
+
+impl Drop for Dropper {
+    fn drop(&mut self) {
+        if let Some(name) = self.name.take() {
+            drop_database(self.admin.clone(), name);
+        }
+    }
+}
+
+fn drop_database(admin: PgConnectOptions, name: String) {
+    // Drop runs inside the caller's runtime; do the async cleanup on a thread of its own.
+    let cleanup = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async move {
+            if let Ok(mut conn) = PgConnection::connect_with(&admin).await {
+                let _ = conn.execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str()).await;
+            }
+        });
+    });
+    let _ = cleanup.join();
 }
 
 #[cfg(test)]

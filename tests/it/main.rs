@@ -3,6 +3,7 @@
 mod agent_cli;
 mod audit_cli;
 mod audit_e2e;
+mod bench_cli;
 mod db_logins;
 mod deploy;
 mod faults;

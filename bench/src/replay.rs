@@ -16,15 +16,15 @@ use uuid::Uuid;
 use xdr_commands::{db, EventStore, NewEvent};
 use xdr_domain::ids::OrgId;
 
-use crate::bench::ScratchDb;
-use crate::cli::{BenchReplayArgs, ReplayRawCopyArgs};
-use crate::config::Settings;
+use crate::Env;
+use crate::{BenchReplayArgs, ReplayRawCopyArgs};
+use xdr_commands::testing::TestDb;
 
-pub async fn replay(settings: &Settings, args: BenchReplayArgs) -> anyhow::Result<ExitCode> {
-    let scratch = ScratchDb::create(settings).await?;
-    let url = scratch.url(settings.migrate_database_url()?);
+pub async fn replay(env: &Env, args: BenchReplayArgs) -> anyhow::Result<ExitCode> {
+    let scratch = crate::scratch_db(env).await?;
+    let url = scratch.url();
     let result = run(&scratch, &url, &args).await;
-    scratch.drop_db().await?;
+    drop(scratch);
     let r = result?;
     println!("events: {}  (one org, ≈{} bytes of COPY text per event)", r.events, r.copy_bytes / r.events.max(1));
     let line = |name: &str, p: &Phase| {
@@ -53,7 +53,7 @@ struct Phase {
     peak_rss_mib: f64,
 }
 
-async fn run(scratch: &ScratchDb, url: &str, args: &BenchReplayArgs) -> anyhow::Result<Results> {
+async fn run(scratch: &TestDb, url: &str, args: &BenchReplayArgs) -> anyhow::Result<Results> {
     let owner = db::owner_pool(&scratch.options, 2).await?;
     let store = EventStore::new(owner.clone());
     let org = OrgId(Uuid::new_v4());
@@ -70,7 +70,7 @@ async fn run(scratch: &ScratchDb, url: &str, args: &BenchReplayArgs) -> anyhow::
                 stream_id: format!("telemetry-sensor-{}", i % 4),
                 event_type: "SecurityEventObserved".into(),
                 schema_version: 1,
-                payload: crate::bench::telemetry_payload(i),
+                payload: crate::telemetry_payload(i),
                 metadata: json!({"actor": "ingest-key:bench"}),
             })
             .collect();
@@ -171,9 +171,9 @@ fn vm_hwm_kib(status_file: &str) -> Option<u64> {
 
 /// The baseline, run as a child by `bench replay`: the org's rows as `COPY … TO STDOUT`
 /// text, in `org_seq` order, every byte received and dropped. Prints `rows N bytes B`.
-pub async fn raw_copy(settings: &Settings, args: ReplayRawCopyArgs) -> anyhow::Result<ExitCode> {
+pub async fn raw_copy(env: &Env, args: ReplayRawCopyArgs) -> anyhow::Result<ExitCode> {
     use futures::TryStreamExt;
-    let pool = crate::database::owner_pool(settings, 1).await?;
+    let pool = db::owner_pool(&db::connect_options(env.owner_database_url()?)?, 1).await?;
     let mut conn = pool.acquire().await?;
     // COPY takes no parameters; the id is a parsed UUID, so it is safe to splice.
     let sql = format!(

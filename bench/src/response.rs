@@ -16,7 +16,7 @@ use xdr_commands::handler::{execute, load};
 use xdr_commands::response::containment::{change_settings, create_policy, set_auto_containment};
 use xdr_commands::response::results::run_results_consumer;
 use xdr_commands::response::{Dispatcher, ResponseConfig};
-use xdr_commands::{db, EventStore};
+use xdr_commands::EventStore;
 use xdr_domain::ids::{IncidentId, OrgId, PolicyId};
 use xdr_domain::incident::{Incident, IncidentCategory, IncidentCommand, OpenIncident, Severity};
 use xdr_domain::response::action::{policy_action_id, Action, ActionKind, ActionStatus};
@@ -25,30 +25,21 @@ use xdr_domain::response::policy::{ContainmentPolicy, PolicyAction, PolicyCondit
 use xdr_domain::EventMetadata;
 use xdr_inference::{IssuedCommand, Responder};
 
-use crate::bench::ScratchDb;
-use crate::cli::BenchResponseArgs;
-use crate::config::Settings;
+use crate::Env;
+use crate::{percentiles, BenchResponseArgs};
+use xdr_commands::testing::TestDb;
 
-pub async fn response(settings: &Settings, args: BenchResponseArgs) -> anyhow::Result<ExitCode> {
-    let scratch = ScratchDb::create(settings).await?;
-    let client = crate::ingest_modes::nats(settings, crate::ingest_modes::NatsRole::Api).await?;
+pub async fn response(env: &Env, args: BenchResponseArgs) -> anyhow::Result<ExitCode> {
+    let scratch = crate::scratch_db(env).await?;
+    let client = (env.nats_api)().await?;
     let config = ResponseConfig::with_prefix(&format!("bench{}.", Uuid::new_v4().simple()));
     let js = async_nats::jetstream::new(client.clone());
     let result = run(&scratch, &client, &js, &config, &args).await;
     let _ = js.delete_stream(&config.actions_stream).await;
     let _ = js.delete_stream(&config.results_stream).await;
-    scratch.drop_db().await?;
+    drop(scratch);
     result?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
-    samples.sort();
-    let at = |q: f64| {
-        let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
-        samples.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
-    (at(0.50), at(0.99))
 }
 
 /// The emulated dry-run agent: answers every order of `org` with success, as the gateway
@@ -93,13 +84,13 @@ async fn spawn_agent(
 }
 
 async fn run(
-    scratch: &ScratchDb,
+    scratch: &TestDb,
     client: &async_nats::Client,
     js: &async_nats::jetstream::Context,
     config: &ResponseConfig,
     args: &BenchResponseArgs,
 ) -> anyhow::Result<()> {
-    let pool = db::set_role_pool(&scratch.options, db::RuntimeRole::Worker, 8).await?;
+    let pool = scratch.worker_pool(8).await?;
     let store = EventStore::new(pool);
     let org = OrgId(Uuid::new_v4());
     let m = EventMetadata::system("bench");

@@ -13,24 +13,24 @@ use xdr_commands::{db, EventStore};
 use xdr_domain::ids::OrgId;
 use xdr_domain::EventMetadata;
 
-use crate::agent::backend::Backend;
-use crate::agent::client::Gateway;
-use crate::agent::{resync, AgentFailure, BackendKind};
-use crate::bench::ScratchDb;
-use crate::cli::BenchAgentResyncArgs;
-use crate::config::Settings;
+use crate::BenchAgentResyncArgs;
+use crate::Env;
+use xdr_agent::backend::Backend;
+use xdr_agent::client::Gateway;
+use xdr_agent::{resync, AgentFailure, BackendKind};
+use xdr_commands::testing::TestDb;
 
-pub async fn agent_resync(settings: &Settings, args: BenchAgentResyncArgs) -> anyhow::Result<ExitCode> {
+pub async fn agent_resync(env: &Env, args: BenchAgentResyncArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
-    let scratch = ScratchDb::create(settings).await?;
-    let nats = crate::ingest_modes::nats(settings, crate::ingest_modes::NatsRole::Api).await?;
+    let scratch = crate::scratch_db(env).await?;
+    let nats = (env.nats_api)().await?;
     let js = async_nats::jetstream::new(nats);
     let config = xdr_commands::response::ResponseConfig::with_prefix(&format!("bench{}.", Uuid::new_v4().simple()));
     let result = run(&scratch, &js, &config, &args).await;
     for stream in [&config.actions_stream, &config.results_stream] {
         let _ = js.delete_stream(stream).await;
     }
-    scratch.drop_db().await?;
+    drop(scratch);
     result?;
     Ok(ExitCode::SUCCESS)
 }
@@ -41,12 +41,12 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 async fn run(
-    scratch: &ScratchDb,
+    scratch: &TestDb,
     js: &async_nats::jetstream::Context,
     config: &xdr_commands::response::ResponseConfig,
     args: &BenchAgentResyncArgs,
 ) -> anyhow::Result<()> {
-    let pool = db::set_role_pool(&scratch.options, db::RuntimeRole::Api, 8).await?;
+    let pool = scratch.api_pool(8).await?;
     let owner = db::owner_pool(&scratch.options, 2).await?;
     let org = OrgId(Uuid::new_v4());
     let store = EventStore::new(pool.clone());
@@ -70,7 +70,7 @@ async fn run(
     let dispatcher = xdr_commands::response::Dispatcher::new(js.clone(), config.clone()).await?;
     let server_config =
         xdr_graphql::ServerConfig { bind: "127.0.0.1:0".into(), dispatcher: Some(dispatcher), ..Default::default() };
-    let app = xdr_graphql::Application::build(server_config, crate::bench::bench_identity(&pool)?, pool.clone())?;
+    let app = xdr_graphql::Application::build(server_config, crate::bench_identity(&pool)?, pool.clone())?;
     let base = format!("http://127.0.0.1:{}", app.port());
     let server = tokio::spawn(app.run_until_stopped());
 

@@ -6,6 +6,8 @@
 //! result. It speaks only HTTP(S) to the server's agent gateway, with its agent key; it never
 //! holds NATS or database credentials. A refused key (401) stops it with a non-zero exit.
 
+#![forbid(unsafe_code)]
+
 pub mod backend;
 pub mod client;
 
@@ -22,7 +24,44 @@ use xdr_graphql::agent_api::{AgentResultItem, PulledOrder, MAX_PULL};
 
 use self::backend::{Backend, Desired, Runner};
 use self::client::{Gateway, GatewayError};
-use crate::cli::AgentArgs;
+
+/// `mini-xdr agent`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
+    /// Base URL of the Mini-XDR server, e.g. https://xdr.example.com.
+    #[arg(long, env = "XDR_AGENT_SERVER", value_name = "URL", required_unless_present = "cleanup")]
+    pub server: Option<String>,
+    /// The agent key (`xdra_…`, from `createAgentKey`). Prefer the environment variable, so
+    /// the key does not show in the process list; it is never logged.
+    #[arg(
+        long,
+        env = "XDR_AGENT_KEY",
+        value_name = "KEY",
+        hide_env_values = true,
+        required_unless_present = "cleanup"
+    )]
+    pub key: Option<SecretArg>,
+    /// Where blocks are enforced: `nftables` (table `inet mini_xdr`), `iptables` (chain
+    /// `MINI_XDR`) or `dry-run` (log only).
+    #[arg(long, value_name = "nftables|iptables|dry-run")]
+    pub backend: BackendKind,
+    /// Long-poll time of one order pull, in milliseconds (at most 30000).
+    #[arg(long, default_value_t = 20_000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(0..=30_000))]
+    pub poll_wait_ms: u64,
+    /// Also trust this PEM CA certificate for the server's HTTPS (a private CA or a
+    /// self-signed server certificate); public CAs are always trusted.
+    #[arg(long, env = "XDR_AGENT_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// Apply the firewall inside this network namespace (`ip netns exec NAME nft …`) instead
+    /// of the agent's own; the agent itself still talks to the server from its own namespace.
+    #[arg(long, value_name = "NAME")]
+    pub netns: Option<String>,
+    /// Remove everything the backend owns (nftables table `inet mini_xdr`, iptables chain
+    /// `MINI_XDR` and its jump) and exit, without contacting the server.
+    #[arg(long)]
+    pub cleanup: bool,
+}
 
 /// `--backend`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +127,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let key = args.key.context("--key (or XDR_AGENT_KEY) is required")?;
     let gateway = Gateway::new(&server, key.0, args.ca_cert.as_deref())?;
     tracing::info!(server = %server, backend = backend.name(), "agent starting");
-    let shutdown = crate::modes::shutdown_signal();
+    let shutdown = xdr_commands::shutdown_signal();
     tokio::pin!(shutdown);
 
     // Re-sync first, retrying while the server is unreachable.
@@ -142,7 +181,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) enum AgentFailure {
+pub enum AgentFailure {
     Stop(anyhow::Error),
     Retry(anyhow::Error),
 }
@@ -156,7 +195,7 @@ impl From<GatewayError> for AgentFailure {
     }
 }
 
-pub(crate) async fn resync(gateway: &Gateway, backend: &mut Backend) -> Result<String, AgentFailure> {
+pub async fn resync(gateway: &Gateway, backend: &mut Backend) -> Result<String, AgentFailure> {
     let blocks = gateway.blocks().await?;
     let desired = desired_blocks(&blocks, Utc::now());
     backend.sync(&desired).await.map_err(|e| AgentFailure::Stop(e.context("applying the re-sync failed")))

@@ -16,17 +16,17 @@ use xdr_commands::ingest::nats_ingestor::{ensure_ingest_streams, HEADER_INGEST_K
 use xdr_commands::ingest::prepare::prepare_records;
 use xdr_commands::ingest::{run_ingestor, IngestConfig};
 use xdr_commands::ingest_keys::{create_ingest_key, IngestKeyResolver};
-use xdr_commands::{db, EventStore};
+use xdr_commands::EventStore;
 use xdr_domain::telemetry::parsers::SshdPidTracker;
 use xdr_domain::telemetry::SourceType;
 use xdr_domain::EventMetadata;
 
-use crate::bench::ScratchDb;
-use crate::cli::BenchIngestArgs;
-use crate::config::Settings;
+use crate::BenchIngestArgs;
+use crate::Env;
+use xdr_commands::testing::TestDb;
 
 /// The real Cowrie capture: its record shapes are replayed with varied ips and times.
-const COWRIE: &str = include_str!("../domain/tests/fixtures/cowrie.json");
+const COWRIE: &str = include_str!("../../domain/tests/fixtures/cowrie.json");
 
 /// Record `i` of the synthetic backlog: shape `i mod 234` of the real file, its own source
 /// address, session and timestamp.
@@ -58,16 +58,16 @@ fn reset_peak_rss() -> Option<f64> {
     peak_rss_mib()
 }
 
-pub async fn ingest(settings: &Settings, args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
-    let scratch = ScratchDb::create(settings).await?;
+pub async fn ingest(env: &Env, args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
+    let scratch = crate::scratch_db(env).await?;
     let config = IngestConfig::with_prefix(&format!("bench{}.", Uuid::new_v4().simple()));
-    let client = async_nats::connect(&settings.nats_url).await.context("Failed to connect to NATS")?;
+    let client = async_nats::connect(&env.nats_url).await.context("Failed to connect to NATS")?;
     let result = run(&scratch, &client, &config, &args).await;
     let js = jetstream::new(client);
     for name in [&config.stream_name, &config.dlq_stream_name, &config.events_stream_name] {
         let _ = js.delete_stream(name).await;
     }
-    scratch.drop_db().await?;
+    drop(scratch);
     let r = result?;
     println!("records: {}  records/message: {}", args.records, args.batch);
     println!("publish to NATS:      {:>10.0} records/s (backlog built before the ingestor starts)", r.publish_rate);
@@ -89,7 +89,7 @@ struct Rates {
 }
 
 async fn run(
-    scratch: &ScratchDb,
+    scratch: &TestDb,
     client: &async_nats::Client,
     config: &IngestConfig,
     args: &BenchIngestArgs,
@@ -97,10 +97,13 @@ async fn run(
     use secrecy::ExposeSecret;
     let batch = args.batch as usize;
     let templates: Vec<Value> = COWRIE.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    let pool = db::set_role_pool(&scratch.options, db::RuntimeRole::Worker, 8).await?;
+    let pool = scratch.worker_pool(8).await?;
     let store = EventStore::new(pool.clone());
     let org = xdr_domain::ids::OrgId(Uuid::new_v4());
-    let issued = create_ingest_key(&store, org, "bench", &EventMetadata::system("operator")).await?;
+    // Keys are made by the API (the workers may only read them), as in production.
+    let issued =
+        create_ingest_key(&EventStore::new(scratch.api.clone()), org, "bench", &EventMetadata::system("operator"))
+            .await?;
     let key = issued.key.expose_secret().to_owned();
 
     // 1. The backlog.

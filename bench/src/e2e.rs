@@ -17,24 +17,25 @@ use uuid::Uuid;
 use xdr_commands::ingest::nats_ingestor::{ensure_ingest_streams, HEADER_INGEST_KEY};
 use xdr_commands::ingest::IngestConfig;
 use xdr_commands::ingest_keys::{create_ingest_key, IngestKeyResolver};
-use xdr_commands::{db, EventStore};
+use xdr_commands::EventStore;
 use xdr_domain::EventMetadata;
 
-use crate::bench::{bench_identity, percentiles, ScratchDb};
-use crate::cli::BenchE2eArgs;
-use crate::config::Settings;
+use crate::BenchE2eArgs;
+use crate::Env;
+use crate::{bench_identity, percentiles};
+use xdr_commands::testing::TestDb;
 
-pub async fn e2e(settings: &Settings, args: BenchE2eArgs) -> anyhow::Result<ExitCode> {
-    let scratch = ScratchDb::create(settings).await?;
-    let client = async_nats::connect(&settings.nats_url).await.context("Failed to connect to NATS")?;
+pub async fn e2e(env: &Env, args: BenchE2eArgs) -> anyhow::Result<ExitCode> {
+    let scratch = crate::scratch_db(env).await?;
+    let client = async_nats::connect(&env.nats_url).await.context("Failed to connect to NATS")?;
     let prefix = format!("bench{}.", Uuid::new_v4().simple());
     let config = IngestConfig::with_prefix(&prefix);
-    let result = run(&scratch, &settings.nats_url, &client, &config, &args).await;
+    let result = run(&scratch, env, &client, &config, &args).await;
     let js = jetstream::new(client.clone());
     for stream in [&config.stream_name, &config.dlq_stream_name, &config.events_stream_name] {
         let _ = js.delete_stream(stream).await;
     }
-    scratch.drop_db().await?;
+    drop(scratch);
     let report = result?;
     println!(
         "background load: {:.0} events/s offered, {:.0} events/s committed, {} probes ({} seen)",
@@ -116,16 +117,16 @@ async fn incident_visible(client: &reqwest::Client, url: &str, token: &str, ip: 
 }
 
 async fn run(
-    scratch: &ScratchDb,
-    nats_url: &str,
+    scratch: &TestDb,
+    env: &Env,
     client: &async_nats::Client,
     config: &IngestConfig,
     args: &BenchE2eArgs,
 ) -> anyhow::Result<Report> {
     use secrecy::ExposeSecret;
-    // The API's and the workers' pools, as `serve` holds them (SET ROLE: a scratch database).
-    let api_pool = db::set_role_pool(&scratch.options, db::RuntimeRole::Api, 20).await?;
-    let pool = db::set_role_pool(&scratch.options, db::RuntimeRole::Worker, 30).await?;
+    // The API's and the workers' pools, as `serve` holds them (the runtime logins).
+    let api_pool = scratch.api_pool(20).await?;
+    let pool = scratch.worker_pool(30).await?;
     let store = EventStore::new(pool.clone());
     let identity = bench_identity(&api_pool)?;
     let reg = identity
@@ -139,7 +140,7 @@ async fn run(
     let js = jetstream::new(client.clone());
     ensure_ingest_streams(&js, config).await?;
     // The producers have connections of their own, as real ones would (not the pipeline's).
-    let producer = jetstream::new(async_nats::connect(nats_url).await.context("Failed to connect to NATS")?);
+    let producer = jetstream::new(async_nats::connect(&env.nats_url).await.context("Failed to connect to NATS")?);
 
     // The pipeline, as `serve` runs it.
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -175,7 +176,7 @@ async fn run(
             detector_config,
             store.clone(),
             js.clone(),
-            xdr_inference::scoring::detector_with_models(&crate::modes::models_dir()),
+            xdr_inference::scoring::detector_with_models(&env.models_dir),
             shutdown(),
         );
         async move { f.await.map(|_| ()).map_err(anyhow::Error::from) }
