@@ -78,8 +78,7 @@ async fn run_rebuild(scratch: &TestDb, args: &BenchRebuildArgs) -> anyhow::Resul
     anyhow::ensure!(report.events == events, "rebuild applied {} of {events} events", report.events);
     let rebuild = report.elapsed.as_secs_f64();
 
-    let projections = xdr_projections::models::all();
-    xdr_projections::rebuild::clear(&owner, &projections).await?;
+    xdr_projections::rebuild::clear(&owner, xdr_projections::models::ALL).await?;
     let started = Instant::now();
     xdr_projections::catch_up_once(&app).await?;
     let catch_up = started.elapsed().as_secs_f64();
