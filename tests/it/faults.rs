@@ -11,20 +11,20 @@
 
 use serde_json::{json, Value};
 use sqlx::Row;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use xdr_commands::testing::TestDb;
 
+use crate::load::{
+    brute_force_records, brute_force_sources, digest, incidents_per_copy, real_log_copy, BRUTE_FORCE_SOURCES,
+    FAILURES_PER_SOURCE,
+};
 use crate::servers::{PrivateNats, PrivatePostgres};
-use crate::support::{nats_prefix, repo, wait_until, Process, Role, JWT_SECRET};
+use crate::support::{nats_prefix, wait_until, Process, Role, JWT_SECRET};
 
-/// Brute-force sources generated for the load: each must open exactly one incident.
-const BRUTE_FORCE_SOURCES: usize = 6;
-/// Failed logins per brute-force source, within 40 s: above the rule's "high" bound of 12.
-const FAILURES_PER_SOURCE: usize = 20;
 /// Copies of the real Cowrie log, each under its own source addresses (`10.<copy>.0.<n>`);
 /// the full form (`XDR_FAULTS_FULL=1`) runs a load three times as long.
 const REAL_LOG_COPIES: usize = 4;
@@ -291,74 +291,9 @@ impl Pipeline {
             .await;
         // Detection runs behind the commit: the copies of the real log converge to the same
         // incidents once the detector has seen every record (a copy that never does fails).
-        let copies = incidents_per_copy(&incidents);
+        let copies = incidents_per_copy(&incidents, real_log_copies());
         confirmed >= BRUTE_FORCE_SOURCES as i64 && copies.iter().all(|c| c == &copies[0]) && self.projected().await
     }
-}
-
-fn brute_force_sources() -> Vec<String> {
-    (1..=BRUTE_FORCE_SOURCES).map(|n| format!("203.0.113.{n}")).collect()
-}
-
-/// Cowrie failed logins, 20 per source within 40 s, a few minutes ago.
-fn brute_force_records() -> Vec<Value> {
-    let start = chrono::Utc::now() - chrono::Duration::minutes(5);
-    let mut records = Vec::new();
-    for (s, ip) in brute_force_sources().iter().enumerate() {
-        for i in 0..FAILURES_PER_SOURCE {
-            let at = start + chrono::Duration::seconds(2 * i as i64);
-            records.push(json!({
-                "eventid": "cowrie.login.failed", "session": format!("bf{s:02}{i:02}"), "src_ip": ip,
-                "src_port": 40000 + i, "dst_ip": "192.0.2.10", "dst_port": 22, "username": "root",
-                "password": format!("guess-{i}"), "sensor": "lab", "protocol": "ssh",
-                "timestamp": at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
-                "message": format!("login attempt [root/guess-{i}] failed"),
-            }));
-        }
-    }
-    records
-}
-
-/// The real Cowrie log (shared/data/real-logs, copied into the domain's fixtures), copy
-/// `copy` of it: its loopback attackers `127.0.0.n` become `10.<copy>.0.n`.
-fn real_log_copy(copy: usize) -> Vec<Value> {
-    let log = std::fs::read_to_string(repo("domain/tests/fixtures/cowrie.json")).unwrap();
-    log.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let mut record: Value = serde_json::from_str(line).unwrap();
-            if let Some(ip) = record["src_ip"].as_str() {
-                record["src_ip"] = json!(ip.replace("127.0.", &format!("10.{copy}.")));
-            }
-            if let Some(session) = record["session"].as_str() {
-                record["session"] = json!(format!("{session}-{copy}"));
-            }
-            if let Some(uuid) = record["uuid"].as_str() {
-                record["uuid"] = json!(format!("{uuid}-{copy}"));
-            }
-            record
-        })
-        .collect()
-}
-
-/// (host in the real log, category, severity) of each copy's incidents.
-fn incidents_per_copy(incidents: &BTreeMap<String, Vec<(String, String)>>) -> Vec<BTreeSet<(String, String, String)>> {
-    let mut per_copy = vec![BTreeSet::new(); real_log_copies()];
-    for (ip, list) in incidents {
-        if let Some((copy, host)) = source_in_log(ip) {
-            for (category, severity) in list {
-                per_copy[copy].insert((host.clone(), category.clone(), severity.clone()));
-            }
-        }
-    }
-    per_copy
-}
-
-/// `10.<copy>.0.n` → `n`: the source as the real log names it.
-fn source_in_log(ip: &str) -> Option<(usize, String)> {
-    let rest = ip.strip_prefix("10.")?;
-    let (copy, host) = rest.split_once(".0.")?;
-    Some((copy.parse().ok()?, host.to_owned()))
 }
 
 /// One fault of the suite.
@@ -793,7 +728,7 @@ async fn assert_promise_kept(pipeline: &Pipeline, expected: i64, fault: &str) {
         assert_eq!(list[0].1, "high", "{ip}: {list:?}");
     }
     // Every copy of the real log saw the same incidents.
-    let per_copy = incidents_per_copy(&incidents);
+    let per_copy = incidents_per_copy(&incidents, real_log_copies());
     assert!(!per_copy[0].is_empty(), "the real log opens incidents");
     for (copy, seen) in per_copy.iter().enumerate() {
         assert_eq!(seen, &per_copy[0], "copy {copy} of the real log after {fault}");
@@ -829,12 +764,6 @@ async fn assert_promise_kept(pipeline: &Pipeline, expected: i64, fault: &str) {
     assert!(rebuilt.status.success(), "rebuild --into: {}", String::from_utf8_lossy(&rebuilt.stderr));
     let rebuilt = digest(&pipeline.tool(&["digest", "--org", &pipeline.org, "--schema", "faults_rebuilt"]));
     assert_eq!(live, rebuilt, "read models after {fault} equal a rebuild");
-}
-
-fn digest(out: &std::process::Output) -> String {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace().find(|w| w.len() == 64).unwrap_or_else(|| panic!("no digest in {text}")).to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,7 @@ mod faults;
 mod http_limits_cli;
 mod ingest_cli;
 mod layering;
+mod load;
 mod models_cli;
 mod operator_cli;
 mod projector_cli;

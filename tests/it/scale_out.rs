@@ -6,8 +6,8 @@
 //! high incident and each block was dispatched once per attempt (the fault suite's checks,
 //! `scale_out_support.rs`).
 //!
-//! CI runs one leader loss and one failover; `XDR_SCALE_OUT_FULL=1` (or the ignored
-//! `..._repeatedly` test) kills the leader of every stream in turn.
+//! CI runs one leader loss and one failover; `XDR_SCALE_OUT_FULL=1` kills the leader of
+//! every stream in turn.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -128,13 +128,6 @@ async fn a_jetstream_cluster_losing_the_ingest_streams_leader_mid_ingest_loses_a
     } else {
         jetstream_cluster_loses_leaders(&["XDR_INGEST"]).await;
     }
-}
-
-/// The full form: the leader of every stream the load uses, one after the other.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the full form (about 3 minutes): cargo test --test it scale_out -- --ignored"]
-async fn a_jetstream_cluster_losing_every_streams_leader_repeatedly_loses_and_doubles_nothing() {
-    jetstream_cluster_loses_leaders(&STREAMS).await;
 }
 
 /// The primary crashes (`pg_ctl stop -m immediate`) mid-ingest and its standby is

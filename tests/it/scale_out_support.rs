@@ -11,16 +11,16 @@
 
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection, Row};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use xdr_commands::test_nats::{password_var, shipped_config, ShippedNats, ROLES as NATS_USERS};
 
-use crate::support::{free_port, repo, wait_until, Process, Role, JWT_SECRET};
+use crate::load::{brute_force_records, digest, incidents_per_copy, real_log_copy};
+pub use crate::load::{brute_force_sources, BRUTE_FORCE_SOURCES};
+use crate::support::{free_port, wait_until, Process, Role, JWT_SECRET};
 
-pub const BRUTE_FORCE_SOURCES: usize = 6;
-const FAILURES_PER_SOURCE: usize = 20;
 pub const REAL_LOG_COPIES: usize = 4;
 const ROLES: &[(&str, &[&str])] = &[
     ("api", &["api"]),
@@ -602,7 +602,7 @@ impl Pipeline {
         let confirmed = self
             .scalar("SELECT count(*) FROM rm_active_blocks b WHERE b.org_id = $1::uuid AND b.ip LIKE '203.0.113.%'")
             .await;
-        let copies = incidents_per_copy(&incidents);
+        let copies = incidents_per_copy(&incidents, REAL_LOG_COPIES);
         confirmed >= BRUTE_FORCE_SOURCES as i64 && copies.iter().all(|c| c == &copies[0]) && self.projected().await
     }
 
@@ -716,7 +716,7 @@ pub async fn assert_nothing_lost_nothing_twice(
         assert_eq!(list.len(), 1, "{ip} after {fault}: {list:?}");
         assert_eq!(list[0].1, "high", "{ip}: {list:?}");
     }
-    let per_copy = incidents_per_copy(&incidents);
+    let per_copy = incidents_per_copy(&incidents, REAL_LOG_COPIES);
     assert!(!per_copy[0].is_empty(), "the real log opens incidents");
     for (copy, seen) in per_copy.iter().enumerate() {
         assert_eq!(seen, &per_copy[0], "copy {copy} of the real log after {fault}");
@@ -745,12 +745,6 @@ pub async fn assert_nothing_lost_nothing_twice(
     assert_eq!(live, rebuilt, "read models after {fault} equal a rebuild");
 }
 
-fn digest(out: &Output) -> String {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace().find(|w| w.len() == 64).unwrap_or_else(|| panic!("no digest in {text}")).to_owned()
-}
-
 /// Sample the worst projection lag until `stop` is set.
 pub async fn watch_lag(pipeline: &Pipeline, stop: &std::sync::atomic::AtomicBool) -> i64 {
     let mut worst = 0;
@@ -759,66 +753,6 @@ pub async fn watch_lag(pipeline: &Pipeline, stop: &std::sync::atomic::AtomicBool
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     worst
-}
-
-pub fn brute_force_sources() -> Vec<String> {
-    (1..=BRUTE_FORCE_SOURCES).map(|n| format!("203.0.113.{n}")).collect()
-}
-
-fn brute_force_records() -> Vec<Value> {
-    let start = chrono::Utc::now() - chrono::Duration::minutes(5);
-    let mut records = Vec::new();
-    for (s, ip) in brute_force_sources().iter().enumerate() {
-        for i in 0..FAILURES_PER_SOURCE {
-            let at = start + chrono::Duration::seconds(2 * i as i64);
-            records.push(json!({
-                "eventid": "cowrie.login.failed", "session": format!("bf{s:02}{i:02}"), "src_ip": ip,
-                "src_port": 40000 + i, "dst_ip": "192.0.2.10", "dst_port": 22, "username": "root",
-                "password": format!("guess-{i}"), "sensor": "lab", "protocol": "ssh",
-                "timestamp": at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
-                "message": format!("login attempt [root/guess-{i}] failed"),
-            }));
-        }
-    }
-    records
-}
-
-fn real_log_copy(copy: usize) -> Vec<Value> {
-    let log = std::fs::read_to_string(repo("domain/tests/fixtures/cowrie.json")).unwrap();
-    log.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let mut record: Value = serde_json::from_str(line).unwrap();
-            if let Some(ip) = record["src_ip"].as_str() {
-                record["src_ip"] = json!(ip.replace("127.0.", &format!("10.{copy}.")));
-            }
-            if let Some(session) = record["session"].as_str() {
-                record["session"] = json!(format!("{session}-{copy}"));
-            }
-            if let Some(uuid) = record["uuid"].as_str() {
-                record["uuid"] = json!(format!("{uuid}-{copy}"));
-            }
-            record
-        })
-        .collect()
-}
-
-fn incidents_per_copy(incidents: &BTreeMap<String, Vec<(String, String)>>) -> Vec<BTreeSet<(String, String, String)>> {
-    let mut per_copy = vec![BTreeSet::new(); REAL_LOG_COPIES];
-    for (ip, list) in incidents {
-        if let Some((copy, host)) = source_in_log(ip) {
-            for (category, severity) in list {
-                per_copy[copy].insert((host.clone(), category.clone(), severity.clone()));
-            }
-        }
-    }
-    per_copy
-}
-
-fn source_in_log(ip: &str) -> Option<(usize, String)> {
-    let rest = ip.strip_prefix("10.")?;
-    let (copy, host) = rest.split_once(".0.")?;
-    Some((copy.parse().ok()?, host.to_owned()))
 }
 
 /// A random index in `0..n` (where in the load the fault strikes).
