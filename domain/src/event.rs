@@ -10,7 +10,8 @@ use crate::detection::BaselineTrained;
 use crate::identity::{
     AccountLocked, AccountUnderAttack, AccountUnlocked, InvitationAccepted, KnownDeviceForgotten, LoginFailed,
     LoginSucceeded, OrganizationRegistered, PasswordSet, RefreshTokenReuseDetected, RefreshTokenRotated,
-    SessionRevoked, SessionStarted, UserCreated, UserInvited,
+    SessionRevoked, SessionStarted, UserCreated, UserDeactivated, UserInvited, UserReactivated, UserRoleChanged,
+    UserSessionsRevoked,
 };
 use crate::incident::{EvidenceAttached, IncidentEscalated, IncidentOpened, IncidentStatusChanged};
 use crate::ingest_key::{IngestKeyCreated, IngestKeyRevoked};
@@ -105,6 +106,11 @@ pub enum Event {
     /// Response (`agentkey-<uuid>`): an enforcement agent's credential.
     AgentKeyCreated(AgentKeyCreated),
     AgentKeyRevoked(AgentKeyRevoked),
+    /// Identity (`user-<uuid>`): membership after the invitation (`identity::membership`).
+    UserRoleChanged(UserRoleChanged),
+    UserDeactivated(UserDeactivated),
+    UserReactivated(UserReactivated),
+    UserSessionsRevoked(UserSessionsRevoked),
 }
 
 impl Event {
@@ -216,6 +222,10 @@ event_types!(
     SelfApprovalSet,
     AgentKeyCreated,
     AgentKeyRevoked,
+    UserRoleChanged,
+    UserDeactivated,
+    UserReactivated,
+    UserSessionsRevoked,
 );
 
 impl std::fmt::Display for EventType {

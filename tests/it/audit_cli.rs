@@ -43,7 +43,7 @@ async fn source_db(with_other_org: bool) -> TestDb {
         TokenService::new(&SecretString::from("audit-test-secret-0123456789abcdef")),
         Clock::system(),
     );
-    let ctx = RequestContext { ip: Some("192.0.2.1".into()), operator: false };
+    let ctx = RequestContext { ip: Some("192.0.2.1".into()), user_agent: None, operator: false };
     let reg =
         identity.register("Audit Corp", "admin@audit.test", "SecurePass123!@#".into(), "Admin", &ctx).await.unwrap();
     let admin = identity.authenticate(&reg.tokens.access_token).await.unwrap();

@@ -29,6 +29,8 @@ use super::Clock;
 use crate::handler::{self, CommandError};
 use crate::store::{EventStore, ExpectedVersion, NewEvent, StoreError};
 
+mod membership;
+
 /// What `register` answers for an address that already has an account, in any tenant. It says
 /// no more than a refused login does (the address is not named as taken); the refusal itself
 /// still tells a prober the address exists, which the per-client register limit bounds
@@ -130,13 +132,15 @@ impl Principal {
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
     pub ip: Option<String>,
+    /// The client's `User-Agent`, recorded when a session starts (shown in the session list).
+    pub user_agent: Option<String>,
     /// Break-glass work from the operator CLI: events carry actor `operator`, no user.
     pub operator: bool,
 }
 
 impl RequestContext {
     pub fn operator() -> RequestContext {
-        RequestContext { ip: None, operator: true }
+        RequestContext { ip: None, user_agent: None, operator: true }
     }
 }
 
@@ -383,8 +387,13 @@ impl IdentityService {
             invitation: None,
             now,
         })?;
-        let session_events =
-            Session::default().decide(&SessionCommand::Start { session_id, user_id, refresh_jti, now })?;
+        let session_events = Session::default().decide(&SessionCommand::Start {
+            session_id,
+            user_id,
+            refresh_jti,
+            user_agent: ctx.user_agent.clone(),
+            now,
+        })?;
         let meta = metadata(Some(user_id), ctx);
 
         let mut tx = crate::db::begin_org_tx(self.pool(), org_id).await?;
@@ -476,7 +485,7 @@ impl IdentityService {
                     LoginDefence::count(&LOGIN_DEFENCE.known_device_sign_ins);
                 }
                 let tokens = self
-                    .start_session(org_id, user_id, executed.state.role, now, &metadata(Some(user_id), ctx))
+                    .start_session(org_id, user_id, executed.state.role, now, ctx)
                     .await?;
                 let device_token = match presented {
                     Some(token) if recognised => token.to_owned(),
@@ -498,13 +507,16 @@ impl IdentityService {
         user_id: UserId,
         role: Role,
         now: DateTime<Utc>,
-        meta: &EventMetadata,
+        ctx: &RequestContext,
     ) -> Result<TokenPair, AuthError> {
         let session_id = SessionId(Uuid::new_v4());
         let refresh_jti = Uuid::new_v4();
         let stream = session_id.stream_id();
-        let events = Session::default().decide(&SessionCommand::Start { session_id, user_id, refresh_jti, now })?;
-        self.store.append(org_id, &stream, ExpectedVersion::NoStream, new_events(&stream, &events, meta)).await?;
+        let user_agent = ctx.user_agent.clone();
+        let events =
+            Session::default().decide(&SessionCommand::Start { session_id, user_id, refresh_jti, user_agent, now })?;
+        let meta = metadata(Some(user_id), ctx);
+        self.store.append(org_id, &stream, ExpectedVersion::NoStream, new_events(&stream, &events, &meta)).await?;
         Ok(self.tokens.issue_pair(user_id, org_id, role, session_id, refresh_jti, now))
     }
 
@@ -525,7 +537,12 @@ impl IdentityService {
             return Err(AuthError::Unauthenticated("Could not validate credentials"));
         }
         let user: User = self.load(claims.org, &claims.sub.stream_id()).await?;
-        if !user.created || user.org_id != claims.org || !user.is_active {
+        // Deactivation and "revoke all" end sessions by a cut-off on the user stream.
+        if !user.created
+            || user.org_id != claims.org
+            || !user.is_active
+            || user.ended_session(claims.sid, session.started_at)
+        {
             return Err(AuthError::Unauthenticated("Could not validate credentials"));
         }
         if let Some(until) = user.admin_lock_at(now) {
@@ -556,6 +573,12 @@ impl IdentityService {
         }
         if !user.is_active {
             return Err(AuthError::Unauthenticated("Could not validate credentials"));
+        }
+        if !user.session_cutoffs.is_empty() {
+            let session: Session = self.load(claims.org, &claims.sid.stream_id()).await?;
+            if user.ended_session(claims.sid, session.started_at) {
+                return Err(AuthError::Unauthenticated("Could not validate credentials"));
+            }
         }
         let new_jti = Uuid::new_v4();
         let executed = handler::execute::<Session>(

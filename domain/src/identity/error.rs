@@ -36,6 +36,8 @@ pub enum IdentityError {
     SessionExpired,
     #[error("Invalid token")]
     InvalidToken,
+    #[error("The organization's last active admin cannot be demoted or deactivated")]
+    LastAdmin,
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 pub mod email;
 pub mod error;
+pub mod membership;
 pub mod organization;
 pub mod password;
 pub mod role;
@@ -16,6 +17,9 @@ pub mod user;
 
 pub use email::Email;
 pub use error::IdentityError;
+pub use membership::{
+    MembershipCommand, SessionCutoff, UserDeactivated, UserReactivated, UserRoleChanged, UserSessionsRevoked,
+};
 pub use organization::{Organization, OrganizationRegistered, OrganizationStatus, RegisterOrganization};
 pub use password::{check_password_policy, PasswordPolicyViolation};
 pub use role::{minimum_role, Permission, Role};
@@ -157,6 +161,7 @@ mod tests {
                 user_id: user,
                 refresh_jti: jti,
                 at: at(6),
+                user_agent: Some("curl/8".into()),
             }),
             Event::RefreshTokenRotated(RefreshTokenRotated { old_jti: jti, new_jti: Uuid::from_u128(7), at: at(7) }),
             Event::RefreshTokenReuseDetected(RefreshTokenReuseDetected { jti, at: at(8) }),

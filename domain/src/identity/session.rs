@@ -19,6 +19,8 @@ use crate::Event;
 pub enum RevokeReason {
     Logout,
     RefreshTokenReuse,
+    /// Ended from the session list, by its user or an admin of the org.
+    Revoked,
 }
 
 /// Event: a login opened a session with its first refresh token.
@@ -28,6 +30,9 @@ pub struct SessionStarted {
     pub user_id: UserId,
     pub refresh_jti: Uuid,
     pub at: DateTime<Utc>,
+    /// The client's `User-Agent`, shown in the session list (the address is in the metadata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
 }
 
 /// Event: the current refresh token was exchanged for a new one.
@@ -62,6 +67,7 @@ pub enum SessionCommand {
         session_id: SessionId,
         user_id: UserId,
         refresh_jti: Uuid,
+        user_agent: Option<String>,
         now: DateTime<Utc>,
     },
     /// Exchange the presented refresh token (`presented_jti`) for one with `new_jti`.
@@ -71,6 +77,11 @@ pub enum SessionCommand {
         now: DateTime<Utc>,
     },
     Logout {
+        by_user: UserId,
+        now: DateTime<Utc>,
+    },
+    /// End the session from the session list (its user, or an admin of the org).
+    Revoke {
         by_user: UserId,
         now: DateTime<Utc>,
     },
@@ -113,6 +124,18 @@ impl Session {
     }
 }
 
+impl Session {
+    fn decide_end(&self, reason: RevokeReason, by_user: UserId, now: DateTime<Utc>) -> Result<Vec<Event>, IdentityError> {
+        if !self.started {
+            return Err(IdentityError::NotFound);
+        }
+        if self.revoked.is_some() {
+            return Ok(vec![]);
+        }
+        Ok(vec![Event::SessionRevoked(SessionRevoked { reason, at: now, by_user: Some(by_user) })])
+    }
+}
+
 impl Aggregate for Session {
     type Command = SessionCommand;
     type Error = IdentityError;
@@ -139,7 +162,7 @@ impl Aggregate for Session {
 
     fn decide(&self, command: &SessionCommand) -> Result<Vec<Event>, IdentityError> {
         match command {
-            SessionCommand::Start { session_id, user_id, refresh_jti, now } => {
+            SessionCommand::Start { session_id, user_id, refresh_jti, user_agent, now } => {
                 if self.started {
                     return Err(IdentityError::AlreadyExists);
                 }
@@ -148,6 +171,7 @@ impl Aggregate for Session {
                     user_id: *user_id,
                     refresh_jti: *refresh_jti,
                     at: *now,
+                    user_agent: user_agent.clone(),
                 })])
             }
             SessionCommand::Rotate { presented_jti, new_jti, now } => {
@@ -179,19 +203,8 @@ impl Aggregate for Session {
                 }
                 Err(IdentityError::InvalidToken)
             }
-            SessionCommand::Logout { by_user, now } => {
-                if !self.started {
-                    return Err(IdentityError::NotFound);
-                }
-                if self.revoked.is_some() {
-                    return Ok(vec![]);
-                }
-                Ok(vec![Event::SessionRevoked(SessionRevoked {
-                    reason: RevokeReason::Logout,
-                    at: *now,
-                    by_user: Some(*by_user),
-                })])
-            }
+            SessionCommand::Logout { by_user, now } => self.decide_end(RevokeReason::Logout, *by_user, *now),
+            SessionCommand::Revoke { by_user, now } => self.decide_end(RevokeReason::Revoked, *by_user, *now),
         }
     }
 }
@@ -233,7 +246,7 @@ mod tests {
     }
 
     fn started() -> Event {
-        Event::SessionStarted(SessionStarted { session_id: sid(), user_id: uid(), refresh_jti: jti(1), at: at(0) })
+        Event::SessionStarted(SessionStarted { session_id: sid(), user_id: uid(), refresh_jti: jti(1), at: at(0), user_agent: None })
     }
 
     fn rotated(old: u128, new: u128, t: i64) -> Event {
@@ -251,14 +264,14 @@ mod tests {
     #[test]
     fn it_should_start_a_session() {
         given::<Session>(vec![])
-            .when(SessionCommand::Start { session_id: sid(), user_id: uid(), refresh_jti: jti(1), now: at(0) })
+            .when(SessionCommand::Start { session_id: sid(), user_id: uid(), refresh_jti: jti(1), user_agent: None, now: at(0) })
             .then(vec![started()]);
     }
 
     #[test]
     fn it_should_not_start_twice() {
         given::<Session>(vec![started()])
-            .when(SessionCommand::Start { session_id: sid(), user_id: uid(), refresh_jti: jti(9), now: at(1) })
+            .when(SessionCommand::Start { session_id: sid(), user_id: uid(), refresh_jti: jti(9), user_agent: None, now: at(1) })
             .then_err(IdentityError::AlreadyExists);
     }
 

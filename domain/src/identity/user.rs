@@ -20,6 +20,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::membership::{MembershipCommand, SessionCutoff};
 use super::{Email, IdentityError, Role};
 use crate::aggregate::Aggregate;
 use crate::ids::{OrgId, UserId};
@@ -182,6 +183,8 @@ pub enum UserCommand {
     /// The invitee presents the token (as its digest) and chooses a password (as its hash; the
     /// handler checks the password policy before hashing).
     AcceptInvitation { token_hash: String, password_hash: String, now: DateTime<Utc> },
+    /// Role, deactivation and bulk session ends (`super::membership`).
+    Membership(MembershipCommand),
 }
 
 /// How many bad passwords lock the password path for unknown clients, for how long, and how
@@ -264,6 +267,9 @@ pub struct User {
     /// Most recently used first, at most [`MAX_KNOWN_DEVICES`].
     #[serde(default)]
     pub known_devices: Vec<KnownDevice>,
+    /// Bulk session ends (deactivation, "revoke all"): see `super::membership`.
+    #[serde(default)]
+    pub session_cutoffs: Vec<SessionCutoff>,
 }
 
 impl Default for User {
@@ -284,6 +290,7 @@ impl Default for User {
             created_at: None,
             invitation: None,
             known_devices: Vec::new(),
+            session_cutoffs: Vec::new(),
         }
     }
 }
@@ -518,7 +525,9 @@ impl Aggregate for User {
                 self.locked_until = None;
                 self.locked_by_admin = false;
             }
-            _ => {}
+            other => {
+                self.apply_membership(other);
+            }
         }
     }
 
@@ -580,6 +589,7 @@ impl Aggregate for User {
             UserCommand::AcceptInvitation { token_hash, password_hash, now } => {
                 self.decide_accept(token_hash, password_hash, *now)
             }
+            UserCommand::Membership(membership) => self.decide_membership(membership),
         }
     }
 }

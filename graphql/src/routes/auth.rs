@@ -275,7 +275,7 @@ pub async fn accept_invite(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "user": user })))
 }
 
-fn user_id(path: &str) -> Result<UserId, ApiError> {
+pub(super) fn user_id(path: &str) -> Result<UserId, ApiError> {
     // An unparseable id is "no such user", the same answer as another org's user.
     Uuid::parse_str(path).map(UserId).map_err(|_| xdr_commands::auth::AuthError::NotFound.into())
 }

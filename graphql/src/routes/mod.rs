@@ -1,5 +1,6 @@
 //! Route table: every route of the server is registered here.
 
+mod accounts;
 pub(crate) mod agent;
 mod auth;
 pub(crate) mod dashboard;
@@ -23,7 +24,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, with_probes: bool) {
             .route("/logout", web::post().to(auth::logout))
             .route("/users/{id}", web::get().to(auth::get_user))
             .route("/users/{id}/lock", web::post().to(auth::lock_user))
-            .route("/users/{id}/unlock", web::post().to(auth::unlock_user)),
+            .route("/users/{id}/unlock", web::post().to(auth::unlock_user))
+            .route("/users/{id}/role", web::post().to(accounts::change_role))
+            .route("/users/{id}/deactivate", web::post().to(accounts::deactivate_user))
+            .route("/users/{id}/reactivate", web::post().to(accounts::reactivate_user))
+            .route("/users/{id}/sessions/revoke", web::post().to(accounts::revoke_user_sessions))
+            .route("/sessions/{id}/revoke", web::post().to(accounts::revoke_session))
+            .route("/sessions/revoke-others", web::post().to(accounts::revoke_other_sessions)),
     )
     .service(
         web::scope("/api/agent/v1")

@@ -1,6 +1,7 @@
 //! The GraphQL schema: camelCase fields, `ID` ids, SCREAMING_CASE enums, errors carrying a
 //! machine-readable `extensions.code`. Resolvers call the same command handlers as REST.
 
+mod accounts;
 mod containment;
 mod context;
 pub(crate) mod cost;
@@ -30,6 +31,7 @@ pub struct Query(
     response::ResponseQuery,
     containment::ContainmentQuery,
     quarantine::QuarantineQuery,
+    accounts::AccountsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -39,6 +41,7 @@ pub struct Mutation(
     incidents::IncidentMutation,
     response::ResponseMutation,
     containment::ContainmentMutation,
+    accounts::AccountsMutation,
 );
 
 #[derive(MergedSubscription, Default)]

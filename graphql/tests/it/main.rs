@@ -1,5 +1,6 @@
 //! HTTP tests of the API server against the real PostgreSQL, one fresh database each.
 
+mod accounts;
 mod auth;
 mod cost;
 mod dashboard;

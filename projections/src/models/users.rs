@@ -20,6 +20,9 @@ const HANDLES: &[EventType] = &[
     EventType::LoginFailed,
     EventType::AccountLocked,
     EventType::AccountUnlocked,
+    EventType::UserRoleChanged,
+    EventType::UserDeactivated,
+    EventType::UserReactivated,
 ];
 
 /// `UPDATE` of one user row unless it already reflects this `org_seq` ($1 org, $2 user,
@@ -105,6 +108,13 @@ async fn apply_one(conn: &mut PgConnection, e: &StoredEvent) -> Result<(), Proje
         Event::AccountUnlocked(_) => {
             sqlx::query(update!("failed_attempts = 0, locked_until = NULL")).bind(e.org_id).bind(user).bind(e.org_seq)
         }
+        Event::UserRoleChanged(r) => {
+            sqlx::query(update!("role = $4")).bind(e.org_id).bind(user).bind(e.org_seq).bind(r.to.as_str())
+        }
+        Event::UserDeactivated(_) => {
+            sqlx::query(update!("is_active = false")).bind(e.org_id).bind(user).bind(e.org_seq)
+        }
+        Event::UserReactivated(_) => sqlx::query(update!("is_active = true")).bind(e.org_id).bind(user).bind(e.org_seq),
         other => return Err(super::apply_error(NAME, e, format!("unexpected {}", other.event_type()))),
     }
     .execute(&mut *conn)
