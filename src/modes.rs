@@ -190,6 +190,11 @@ fn build_api(
         Clock::system(),
     )
     .with_lockout_policy(settings.lockout);
+    let identity = match &settings.encryption_key {
+        Some(key) => identity
+            .with_secret_sealer(xdr_commands::auth::totp::SecretSealer::new(key, &settings.encryption_key_previous)),
+        None => identity,
+    };
     let config = xdr_graphql::ServerConfig {
         bind: settings.bind.clone(),
         login_rate_per_minute: settings.login_rate_per_minute,

@@ -13,6 +13,10 @@ use crate::identity::{
     SessionRevoked, SessionStarted, UserCreated, UserDeactivated, UserInvited, UserReactivated, UserRoleChanged,
     UserSessionsRevoked,
 };
+use crate::identity::totp::{
+    SecondFactorChallenged, SecondFactorEnrolled, SecondFactorEnrolmentStarted, SecondFactorFailed,
+    SecondFactorPolicySet, SecondFactorReset, SecondFactorVerified,
+};
 use crate::incident::{EvidenceAttached, IncidentEscalated, IncidentOpened, IncidentStatusChanged};
 use crate::ingest_key::{IngestKeyCreated, IngestKeyRevoked};
 use crate::response::action::{
@@ -111,6 +115,15 @@ pub enum Event {
     UserDeactivated(UserDeactivated),
     UserReactivated(UserReactivated),
     UserSessionsRevoked(UserSessionsRevoked),
+    /// Identity (`user-<uuid>`): the TOTP second factor (`identity::totp`).
+    SecondFactorEnrolmentStarted(SecondFactorEnrolmentStarted),
+    SecondFactorEnrolled(SecondFactorEnrolled),
+    SecondFactorChallenged(SecondFactorChallenged),
+    SecondFactorVerified(SecondFactorVerified),
+    SecondFactorFailed(SecondFactorFailed),
+    SecondFactorReset(SecondFactorReset),
+    /// Identity (`mfapolicy-<org uuid>`): who must use a second factor.
+    SecondFactorPolicySet(SecondFactorPolicySet),
 }
 
 impl Event {
@@ -226,6 +239,13 @@ event_types!(
     UserDeactivated,
     UserReactivated,
     UserSessionsRevoked,
+    SecondFactorEnrolmentStarted,
+    SecondFactorEnrolled,
+    SecondFactorChallenged,
+    SecondFactorVerified,
+    SecondFactorFailed,
+    SecondFactorReset,
+    SecondFactorPolicySet,
 );
 
 impl std::fmt::Display for EventType {

@@ -30,6 +30,9 @@ use crate::handler::{self, CommandError};
 use crate::store::{EventStore, ExpectedVersion, NewEvent, StoreError};
 
 mod membership;
+mod second_factor;
+
+pub use second_factor::{PendingSignIn, SecondFactorEnrolment};
 
 /// What `register` answers for an address that already has an account, in any tenant. It says
 /// no more than a refused login does (the address is not named as taken); the refusal itself
@@ -63,6 +66,12 @@ pub enum AuthError {
     Busy,
     #[error("internal error: {0}")]
     Internal(String),
+    /// The password was right; the second factor is next (`login_second_factor`).
+    #[error("Second factor required")]
+    SecondFactorRequired(PendingSignIn),
+    /// The org requires a second factor and the caller has none yet: enrol first.
+    #[error("Second factor enrolment required")]
+    SecondFactorEnrolmentRequired,
 }
 
 impl From<IdentityError> for AuthError {
@@ -115,11 +124,17 @@ pub struct Principal {
     pub org_id: OrgId,
     pub role: Role,
     pub session_id: SessionId,
+    /// The org requires a second factor of this user and none is enrolled: every permission
+    /// is refused until enrolment (which, like `me` and logout, needs none).
+    pub second_factor_pending: bool,
 }
 
 impl Principal {
     /// The one permission check every route and mutation goes through.
     pub fn require(&self, permission: Permission) -> Result<(), AuthError> {
+        if self.second_factor_pending {
+            return Err(AuthError::SecondFactorEnrolmentRequired);
+        }
         if self.role.can(permission) {
             Ok(())
         } else {
@@ -147,7 +162,13 @@ impl RequestContext {
 impl Principal {
     /// The operator acting inside one org with admin rights (operator CLI only).
     pub fn operator(org_id: OrgId) -> Principal {
-        Principal { user_id: UserId(Uuid::nil()), org_id, role: Role::Admin, session_id: SessionId(Uuid::nil()) }
+        Principal {
+            user_id: UserId(Uuid::nil()),
+            org_id,
+            role: Role::Admin,
+            session_id: SessionId(Uuid::nil()),
+            second_factor_pending: false,
+        }
     }
 }
 
@@ -223,6 +244,7 @@ pub struct IdentityService {
     tokens: TokenService,
     clock: Clock,
     lockout: LockoutPolicy,
+    sealer: super::totp::SecretSealer,
 }
 
 /// A successful sign-in: the token pair and the known-device token the client should present
@@ -298,12 +320,19 @@ fn reservation_error(e: sqlx::Error, message: &str) -> AuthError {
 
 impl IdentityService {
     pub fn new(store: EventStore, hasher: PasswordHasher, tokens: TokenService, clock: Clock) -> Self {
-        IdentityService { store, hasher, tokens, clock, lockout: LockoutPolicy::default() }
+        IdentityService { store, hasher, tokens, clock, lockout: LockoutPolicy::default(), sealer: Default::default() }
     }
 
     /// The deployment's lockout threshold, lock duration and known-device lifetime.
     pub fn with_lockout_policy(mut self, lockout: LockoutPolicy) -> Self {
         self.lockout = lockout;
+        self
+    }
+
+    /// The keys second-factor secrets are sealed with (from `ENCRYPTION_KEY`); without them
+    /// nobody can enrol a second factor.
+    pub fn with_secret_sealer(mut self, sealer: super::totp::SecretSealer) -> Self {
+        self.sealer = sealer;
         self
     }
 
@@ -484,13 +513,16 @@ impl IdentityService {
                 if recognised {
                     LoginDefence::count(&LOGIN_DEFENCE.known_device_sign_ins);
                 }
-                let tokens = self
-                    .start_session(org_id, user_id, executed.state.role, now, ctx)
-                    .await?;
                 let device_token = match presented {
                     Some(token) if recognised => token.to_owned(),
                     _ => fresh_device,
                 };
+                if executed.state.second_factor.is_enrolled() {
+                    return Err(self.challenge_second_factor(org_id, user_id, device_token, ctx).await?);
+                }
+                let tokens = self
+                    .start_session(org_id, user_id, executed.state.role, now, ctx)
+                    .await?;
                 Ok(SignedIn { tokens, device_token })
             }
             LoginOutcome::Locked { .. } => {
@@ -548,7 +580,15 @@ impl IdentityService {
         if let Some(until) = user.admin_lock_at(now) {
             return Err(AuthError::Locked(until));
         }
-        Ok(Principal { user_id: claims.sub, org_id: claims.org, role: user.role, session_id: claims.sid })
+        let second_factor_pending =
+            !user.second_factor.is_enrolled() && self.second_factor_required(claims.org, user.role).await?;
+        Ok(Principal {
+            user_id: claims.sub,
+            org_id: claims.org,
+            role: user.role,
+            session_id: claims.sid,
+            second_factor_pending,
+        })
     }
 
     /// `{user, organization}` of the caller.

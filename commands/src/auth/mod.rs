@@ -5,6 +5,7 @@ pub mod clock;
 pub mod identity;
 pub mod passwords;
 pub mod tokens;
+pub mod totp;
 
 pub use clock::Clock;
 pub use identity::{AuthError, IdentityService, LoginDefence, SignedIn, LOGIN_DEFENCE};

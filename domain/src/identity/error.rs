@@ -38,6 +38,14 @@ pub enum IdentityError {
     InvalidToken,
     #[error("The organization's last active admin cannot be demoted or deactivated")]
     LastAdmin,
+    #[error("A second factor is already enrolled")]
+    SecondFactorAlreadyEnrolled,
+    #[error("No second factor is enrolled")]
+    SecondFactorNotEnrolled,
+    #[error("Invalid code")]
+    InvalidSecondFactorCode,
+    #[error("Sign-in expired or too many wrong codes; enter the password again")]
+    InvalidChallenge,
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod password;
 pub mod role;
 pub mod session;
 pub mod slug;
+pub mod totp;
 pub mod user;
 
 pub use email::Email;
@@ -28,6 +29,11 @@ pub use session::{
     SessionCommand, SessionRevoked, SessionStarted,
 };
 pub use slug::{OrgName, Slug};
+pub use totp::{
+    SecondFactor, SecondFactorChallenged, SecondFactorCommand, SecondFactorEnrolled, SecondFactorEnrolmentStarted,
+    SecondFactorFailed, SecondFactorFailure, SecondFactorPolicy, SecondFactorPolicySet, SecondFactorProof,
+    SecondFactorRequirement, SecondFactorReset, SecondFactorVerified, SetSecondFactorPolicy,
+};
 pub use user::{
     login_outcome, AccountLocked, AccountUnderAttack, AccountUnlocked, Invitation, InvitationAccepted, KnownDevice,
     KnownDeviceForgotten, LockoutPolicy, LoginAttempt, LoginFailed, LoginFailureReason, LoginOutcome, LoginSucceeded,

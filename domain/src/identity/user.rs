@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::membership::{MembershipCommand, SessionCutoff};
+use super::totp::{SecondFactor, SecondFactorCommand};
 use super::{Email, IdentityError, Role};
 use crate::aggregate::Aggregate;
 use crate::ids::{OrgId, UserId};
@@ -185,6 +186,8 @@ pub enum UserCommand {
     AcceptInvitation { token_hash: String, password_hash: String, now: DateTime<Utc> },
     /// Role, deactivation and bulk session ends (`super::membership`).
     Membership(MembershipCommand),
+    /// The TOTP second factor (`super::totp`).
+    SecondFactor(SecondFactorCommand),
 }
 
 /// How many bad passwords lock the password path for unknown clients, for how long, and how
@@ -270,6 +273,9 @@ pub struct User {
     /// Bulk session ends (deactivation, "revoke all"): see `super::membership`.
     #[serde(default)]
     pub session_cutoffs: Vec<SessionCutoff>,
+    /// The TOTP second factor (`super::totp`).
+    #[serde(default)]
+    pub second_factor: SecondFactor,
 }
 
 impl Default for User {
@@ -291,6 +297,7 @@ impl Default for User {
             invitation: None,
             known_devices: Vec::new(),
             session_cutoffs: Vec::new(),
+            second_factor: SecondFactor::default(),
         }
     }
 }
@@ -526,7 +533,7 @@ impl Aggregate for User {
                 self.locked_by_admin = false;
             }
             other => {
-                self.apply_membership(other);
+                let _ = self.apply_membership(other) || self.apply_second_factor(other);
             }
         }
     }
@@ -590,6 +597,7 @@ impl Aggregate for User {
                 self.decide_accept(token_hash, password_hash, *now)
             }
             UserCommand::Membership(membership) => self.decide_membership(membership),
+            UserCommand::SecondFactor(factor) => self.decide_second_factor(factor),
         }
     }
 }

@@ -92,3 +92,34 @@ pub async fn revoke_other_sessions(
     state.identity.revoke_other_sessions(&caller.0, &ctx).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "detail": "Other sessions revoked" })))
 }
+
+#[derive(Deserialize)]
+pub struct SecondStepBody {
+    mfa_token: String,
+    code: String,
+}
+
+/// The second step of a sign-in: the `mfa_token` from `/api/auth/login` and a TOTP or
+/// recovery code. Spends from the same per-client budget as the password step.
+#[tracing::instrument(skip_all)]
+pub async fn login_second_factor(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<SecondStepBody>,
+) -> Result<HttpResponse, ApiError> {
+    let ctx = request_context(&req, state.config.trust_forwarded_for);
+    if !state.login_limiter.check(ctx.ip.as_deref().unwrap_or_default()) {
+        crate::metrics::Metrics::inc(&state.metrics.logins_rate_limited);
+        return Err(ApiError::RateLimited);
+    }
+    let tokens = state.identity.login_second_factor(&body.mfa_token, &body.code, &ctx).await?;
+    crate::metrics::Metrics::inc(&state.metrics.logins_succeeded);
+    Ok(super::auth::token_response(
+        &req,
+        &state,
+        &tokens.access_token,
+        &tokens.refresh_token,
+        tokens.token_type,
+        serde_json::json!({}),
+    ))
+}

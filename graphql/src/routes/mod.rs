@@ -17,6 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, with_probes: bool) {
         web::scope("/api/auth")
             .route("/register", web::post().to(auth::register))
             .route("/login", web::post().to(auth::login))
+            .route("/login/mfa", web::post().to(accounts::login_second_factor))
             .route("/refresh", web::post().to(auth::refresh))
             .route("/me", web::get().to(auth::me))
             .route("/invite", web::post().to(auth::invite))

@@ -36,6 +36,18 @@ impl Me {
         let p = caller(ctx).await?;
         open_sessions(ctx, p.org_id, p.user_id, Some(p.session_id)).await
     }
+
+    /// Whether the caller has a TOTP second factor enrolled.
+    async fn second_factor_enrolled(&self, ctx: &Context<'_>) -> Result<bool> {
+        let p = caller(ctx).await?;
+        Ok(state(ctx).identity.second_factor_status(&p).await.map_err(gql_error)?.0)
+    }
+
+    /// Whether the organization's policy requires a second factor of the caller.
+    async fn second_factor_required(&self, ctx: &Context<'_>) -> Result<bool> {
+        let p = caller(ctx).await?;
+        Ok(state(ctx).identity.second_factor_status(&p).await.map_err(gql_error)?.1)
+    }
 }
 
 /// Open sessions of `user` from the read model (scoped to `org` twice: RLS and the filter).

@@ -12,6 +12,7 @@ mod ingest_keys;
 pub(crate) mod live;
 mod quarantine;
 mod read;
+mod second_factor;
 mod response;
 pub(crate) mod scope;
 #[cfg(test)]
@@ -42,6 +43,7 @@ pub struct Mutation(
     response::ResponseMutation,
     containment::ContainmentMutation,
     accounts::AccountsMutation,
+    second_factor::SecondFactorMutation,
 );
 
 #[derive(MergedSubscription, Default)]

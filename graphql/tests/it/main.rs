@@ -12,6 +12,7 @@ mod ingest_http;
 mod limits;
 mod read;
 mod response;
+mod second_factor;
 mod subscriptions;
 mod tls;
 mod tokens;
