@@ -151,9 +151,7 @@ impl Settings {
             jwt_secret_key: pick("JWT_SECRET_KEY", from_file.jwt_secret_key).map(SecretString::from),
             encryption_key: pick("ENCRYPTION_KEY", from_file.encryption_key).map(SecretString::from),
             encryption_key_previous: pick("ENCRYPTION_KEY_PREVIOUS", from_file.encryption_key_previous)
-                .map(|keys| {
-                    keys.split(',').map(str::trim).filter(|k| !k.is_empty()).map(SecretString::from).collect()
-                })
+                .map(|keys| keys.split(',').map(str::trim).filter(|k| !k.is_empty()).map(SecretString::from).collect())
                 .unwrap_or_default(),
             login_rate_per_minute: match env("XDR_LOGIN_RATE_PER_MINUTE").filter(|v| !v.is_empty()) {
                 Some(v) => v.parse().map_err(|_| ConfigError::Malformed {

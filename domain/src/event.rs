@@ -7,15 +7,15 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::detection::BaselineTrained;
+use crate::identity::totp::{
+    SecondFactorChallenged, SecondFactorEnrolled, SecondFactorEnrolmentStarted, SecondFactorFailed,
+    SecondFactorPolicySet, SecondFactorReset, SecondFactorVerified,
+};
 use crate::identity::{
     AccountLocked, AccountUnderAttack, AccountUnlocked, InvitationAccepted, KnownDeviceForgotten, LoginFailed,
     LoginSucceeded, OrganizationRegistered, PasswordSet, RefreshTokenReuseDetected, RefreshTokenRotated,
     SessionRevoked, SessionStarted, UserCreated, UserDeactivated, UserInvited, UserReactivated, UserRoleChanged,
     UserSessionsRevoked,
-};
-use crate::identity::totp::{
-    SecondFactorChallenged, SecondFactorEnrolled, SecondFactorEnrolmentStarted, SecondFactorFailed,
-    SecondFactorPolicySet, SecondFactorReset, SecondFactorVerified,
 };
 use crate::incident::{EvidenceAttached, IncidentEscalated, IncidentOpened, IncidentStatusChanged};
 use crate::ingest_key::{IngestKeyCreated, IngestKeyRevoked};

@@ -520,9 +520,7 @@ impl IdentityService {
                 if executed.state.second_factor.is_enrolled() {
                     return Err(self.challenge_second_factor(org_id, user_id, device_token, ctx).await?);
                 }
-                let tokens = self
-                    .start_session(org_id, user_id, executed.state.role, now, ctx)
-                    .await?;
+                let tokens = self.start_session(org_id, user_id, executed.state.role, now, ctx).await?;
                 Ok(SignedIn { tokens, device_token })
             }
             LoginOutcome::Locked { .. } => {

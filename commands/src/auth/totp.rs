@@ -232,10 +232,8 @@ mod tests {
         assert!(!sealed.contains(&hex::encode(b"secret")));
         assert_eq!(old.open(&sealed, b"user-1").unwrap(), b"secret");
         assert_eq!(old.open(&sealed, b"user-2"), Err(SealError::Corrupt), "bound to its user");
-        let rotated = SecretSealer::new(
-            &SecretString::from("new-key-9876543210"),
-            &[SecretString::from("old-key-0123456789")],
-        );
+        let rotated =
+            SecretSealer::new(&SecretString::from("new-key-9876543210"), &[SecretString::from("old-key-0123456789")]);
         assert_eq!(rotated.open(&sealed, b"user-1").unwrap(), b"secret");
         assert_ne!(rotated.current_key_id(), old.current_key_id());
         let fresh = SecretSealer::new(&SecretString::from("new-key-9876543210"), &[]);

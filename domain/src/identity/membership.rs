@@ -76,11 +76,27 @@ impl SessionCutoff {
 #[derive(Debug, Clone, PartialEq)]
 pub enum MembershipCommand {
     /// `active_admins`: active admins of the org now, the target included if they are one.
-    ChangeRole { role: Role, by_user: UserId, active_admins: u32, now: DateTime<Utc> },
-    Deactivate { by_user: UserId, active_admins: u32, now: DateTime<Utc> },
-    Reactivate { by_user: UserId, now: DateTime<Utc> },
+    ChangeRole {
+        role: Role,
+        by_user: UserId,
+        active_admins: u32,
+        now: DateTime<Utc>,
+    },
+    Deactivate {
+        by_user: UserId,
+        active_admins: u32,
+        now: DateTime<Utc>,
+    },
+    Reactivate {
+        by_user: UserId,
+        now: DateTime<Utc>,
+    },
     /// End every session of the user started until now, except `keep`.
-    RevokeSessions { keep: Option<SessionId>, by_user: UserId, now: DateTime<Utc> },
+    RevokeSessions {
+        keep: Option<SessionId>,
+        by_user: UserId,
+        now: DateTime<Utc>,
+    },
 }
 
 impl User {
@@ -243,7 +259,9 @@ mod tests {
 
     #[test]
     fn it_should_not_let_the_last_active_admin_demote_or_deactivate_themselves() {
-        given::<User>(created(Role::Admin)).when(change_role(Role::SocLead, me(), 1)).then_err(IdentityError::LastAdmin);
+        given::<User>(created(Role::Admin))
+            .when(change_role(Role::SocLead, me(), 1))
+            .then_err(IdentityError::LastAdmin);
         given::<User>(created(Role::Admin)).when(deactivate(me(), 1)).then_err(IdentityError::LastAdmin);
         // With a second active admin both are fine.
         assert_eq!(given::<User>(created(Role::Admin)).when(change_role(Role::SocLead, me(), 2)).events().len(), 1);

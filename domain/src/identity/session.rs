@@ -125,7 +125,12 @@ impl Session {
 }
 
 impl Session {
-    fn decide_end(&self, reason: RevokeReason, by_user: UserId, now: DateTime<Utc>) -> Result<Vec<Event>, IdentityError> {
+    fn decide_end(
+        &self,
+        reason: RevokeReason,
+        by_user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Event>, IdentityError> {
         if !self.started {
             return Err(IdentityError::NotFound);
         }
@@ -246,7 +251,13 @@ mod tests {
     }
 
     fn started() -> Event {
-        Event::SessionStarted(SessionStarted { session_id: sid(), user_id: uid(), refresh_jti: jti(1), at: at(0), user_agent: None })
+        Event::SessionStarted(SessionStarted {
+            session_id: sid(),
+            user_id: uid(),
+            refresh_jti: jti(1),
+            at: at(0),
+            user_agent: None,
+        })
     }
 
     fn rotated(old: u128, new: u128, t: i64) -> Event {
@@ -264,14 +275,26 @@ mod tests {
     #[test]
     fn it_should_start_a_session() {
         given::<Session>(vec![])
-            .when(SessionCommand::Start { session_id: sid(), user_id: uid(), refresh_jti: jti(1), user_agent: None, now: at(0) })
+            .when(SessionCommand::Start {
+                session_id: sid(),
+                user_id: uid(),
+                refresh_jti: jti(1),
+                user_agent: None,
+                now: at(0),
+            })
             .then(vec![started()]);
     }
 
     #[test]
     fn it_should_not_start_twice() {
         given::<Session>(vec![started()])
-            .when(SessionCommand::Start { session_id: sid(), user_id: uid(), refresh_jti: jti(9), user_agent: None, now: at(1) })
+            .when(SessionCommand::Start {
+                session_id: sid(),
+                user_id: uid(),
+                refresh_jti: jti(9),
+                user_agent: None,
+                now: at(1),
+            })
             .then_err(IdentityError::AlreadyExists);
     }
 

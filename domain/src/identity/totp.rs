@@ -134,13 +134,30 @@ pub enum SecondFactorProof {
 /// Second-factor commands (variants of `UserCommand`, decided here).
 #[derive(Debug, Clone, PartialEq)]
 pub enum SecondFactorCommand {
-    StartEnrolment { sealed_secret: String, now: DateTime<Utc> },
+    StartEnrolment {
+        sealed_secret: String,
+        now: DateTime<Utc>,
+    },
     /// The first code: `matched_step` as in [`SecondFactorProof::Code`].
-    ConfirmEnrolment { matched_step: Option<u64>, recovery_code_hashes: Vec<String>, now: DateTime<Utc> },
+    ConfirmEnrolment {
+        matched_step: Option<u64>,
+        recovery_code_hashes: Vec<String>,
+        now: DateTime<Utc>,
+    },
     /// After a right password: ask for the second factor under this challenge.
-    Challenge { challenge_hash: String, now: DateTime<Utc> },
-    Verify { challenge_hash: String, proof: SecondFactorProof, now: DateTime<Utc> },
-    Reset { by_user: UserId, now: DateTime<Utc> },
+    Challenge {
+        challenge_hash: String,
+        now: DateTime<Utc>,
+    },
+    Verify {
+        challenge_hash: String,
+        proof: SecondFactorProof,
+        now: DateTime<Utc>,
+    },
+    Reset {
+        by_user: UserId,
+        now: DateTime<Utc>,
+    },
 }
 
 impl User {
@@ -222,11 +239,8 @@ impl User {
                 factor.recovery_code_hashes = e.recovery_code_hashes.iter().cloned().map(Some).collect();
             }
             Event::SecondFactorChallenged(e) => {
-                factor.challenge = Some(Challenge {
-                    challenge_hash: e.challenge_hash.clone(),
-                    expires_at: e.expires_at,
-                    failures: 0,
-                })
+                factor.challenge =
+                    Some(Challenge { challenge_hash: e.challenge_hash.clone(), expires_at: e.expires_at, failures: 0 })
             }
             Event::SecondFactorVerified(e) => {
                 if let Some(step) = e.step {
@@ -401,11 +415,8 @@ mod tests {
         let events = given::<User>(h.clone()).when(verify(code(Some(100)), 4)).events();
         assert!(matches!(&events[0], Event::SecondFactorFailed(f) if f.reason == SecondFactorFailure::ReplayedCode));
         // After a sign-in with step 101, the next challenge refuses 101 again.
-        let h = after(h, SecondFactorCommand::Verify {
-            challenge_hash: "ch".into(),
-            proof: code(Some(101)),
-            now: at(4),
-        });
+        let h =
+            after(h, SecondFactorCommand::Verify { challenge_hash: "ch".into(), proof: code(Some(101)), now: at(4) });
         let h = after(h, SecondFactorCommand::Challenge { challenge_hash: "ch".into(), now: at(5) });
         let events = given::<User>(h).when(verify(code(Some(101)), 6)).events();
         assert!(matches!(&events[0], Event::SecondFactorFailed(f) if f.reason == SecondFactorFailure::ReplayedCode));
@@ -428,13 +439,16 @@ mod tests {
         let h = enrolled();
         let recover = SecondFactorProof::RecoveryCode { index: Some(3) };
         given::<User>(h.clone()).when(verify(recover.clone(), 4)).then(vec![verified(None, Some(3), at(4))]);
-        let h = after(h, SecondFactorCommand::Verify { challenge_hash: "ch".into(), proof: recover.clone(), now: at(4) });
+        let h =
+            after(h, SecondFactorCommand::Verify { challenge_hash: "ch".into(), proof: recover.clone(), now: at(4) });
         let user = User::from_history(&h);
         assert_eq!(user.second_factor.recovery_code_index("rc3"), None);
         assert_eq!(user.second_factor.recovery_code_index("rc4"), Some(4));
         let h = after(h, SecondFactorCommand::Challenge { challenge_hash: "ch".into(), now: at(5) });
         let events = given::<User>(h).when(verify(recover, 6)).events();
-        assert!(matches!(&events[0], Event::SecondFactorFailed(f) if f.reason == SecondFactorFailure::WrongRecoveryCode));
+        assert!(
+            matches!(&events[0], Event::SecondFactorFailed(f) if f.reason == SecondFactorFailure::WrongRecoveryCode)
+        );
     }
 
     #[test]

@@ -12,11 +12,11 @@ mod ingest_keys;
 pub(crate) mod live;
 mod quarantine;
 mod read;
-mod second_factor;
 mod response;
 pub(crate) mod scope;
 #[cfg(test)]
 mod sdl_test;
+mod second_factor;
 mod types;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema};

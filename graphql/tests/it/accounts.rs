@@ -179,7 +179,8 @@ async fn an_admin_cannot_touch_a_user_or_session_of_another_org() {
     assert_eq!(refresh(&app, &victim.refresh).await, StatusCode::OK);
     // A non-admin of the org itself cannot end someone else's session either.
     let (_, peer) = app.user_with_role(&admin_b, "peer@beta.example", "soc_lead").await;
-    let r = gql(&app, "mutation($id: ID!) { revokeSession(id: $id) }", json!({"id": victim_session}), &peer.access).await;
+    let r =
+        gql(&app, "mutation($id: ID!) { revokeSession(id: $id) }", json!({"id": victim_session}), &peer.access).await;
     assert_eq!(code(&r), "NOT_FOUND", "{r}");
 }
 
@@ -225,8 +226,8 @@ async fn a_user_lists_their_sessions_and_revokes_one_then_all_others() {
     assert_eq!(app.count_events("UserSessionsRevoked", &format!("user-{user_id}")).await, 1);
 
     // An admin sees the user's sessions and ends them all.
-    let listed = gql(&app, "query($id: ID!) { userSessions(userId: $id) { userAgent } }", json!({"id": user_id}), &admin)
-        .await;
+    let listed =
+        gql(&app, "query($id: ID!) { userSessions(userId: $id) { userAgent } }", json!({"id": user_id}), &admin).await;
     assert_eq!(listed["data"]["userSessions"].as_array().map(Vec::len), Some(1), "{listed}");
     app.clock.advance(Duration::seconds(1));
     let r = gql(&app, "mutation($id: ID!) { revokeUserSessions(userId: $id) }", json!({"id": user_id}), &admin).await;
@@ -234,7 +235,7 @@ async fn a_user_lists_their_sessions_and_revokes_one_then_all_others() {
     assert_eq!(app.me(&laptop.access).await.status(), StatusCode::UNAUTHORIZED);
     // A viewer-level caller cannot list another user's sessions.
     let (_, viewer) = app.user_with_role(&admin, "viewer@laptop.example", "viewer").await;
-    let r = gql(&app, "query($id: ID!) { userSessions(userId: $id) { id } }", json!({"id": user_id}), &viewer.access)
-        .await;
+    let r =
+        gql(&app, "query($id: ID!) { userSessions(userId: $id) { id } }", json!({"id": user_id}), &viewer.access).await;
     assert_eq!(code(&r), "FORBIDDEN", "{r}");
 }

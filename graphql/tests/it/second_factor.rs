@@ -43,7 +43,8 @@ fn current_code(app: &TestApp, secret: &[u8]) -> String {
 
 async fn enrol(app: &TestApp, access: &str) -> Enrolled {
     let started = gql(app, "mutation { startSecondFactorEnrolment { otpauthUri secret } }", json!({}), access).await;
-    let uri = started["data"]["startSecondFactorEnrolment"]["otpauthUri"].as_str().unwrap_or_else(|| panic!("{started}"));
+    let uri =
+        started["data"]["startSecondFactorEnrolment"]["otpauthUri"].as_str().unwrap_or_else(|| panic!("{started}"));
     let secret_text = started["data"]["startSecondFactorEnrolment"]["secret"].as_str().unwrap();
     assert!(uri.starts_with("otpauth://totp/Mini-XDR:") && uri.contains(&format!("secret={secret_text}")), "{uri}");
     let secret = base32_decode(secret_text);
@@ -179,11 +180,19 @@ async fn the_admin_policy_forces_enrolment_before_anything_else() {
     let users = gql(&app, "{ users { edges { node { email } } } }", json!({}), &admin.access).await;
     assert_eq!(code(&users), "SECOND_FACTOR_ENROLMENT_REQUIRED", "{users}");
     let invite = app
-        .post("/api/auth/invite", json!({"email": "x@policy.example", "full_name": "X", "role": "viewer"}), Some(&admin.access))
+        .post(
+            "/api/auth/invite",
+            json!({"email": "x@policy.example", "full_name": "X", "role": "viewer"}),
+            Some(&admin.access),
+        )
         .await;
     assert_eq!(invite.status(), StatusCode::FORBIDDEN);
     let me = gql(&app, "{ me { secondFactorEnrolled secondFactorRequired } }", json!({}), &admin.access).await;
-    assert_eq!((me["data"]["me"]["secondFactorEnrolled"].as_bool(), me["data"]["me"]["secondFactorRequired"].as_bool()), (Some(false), Some(true)), "{me}");
+    assert_eq!(
+        (me["data"]["me"]["secondFactorEnrolled"].as_bool(), me["data"]["me"]["secondFactorRequired"].as_bool()),
+        (Some(false), Some(true)),
+        "{me}"
+    );
     // The analyst is not covered by an admins-only policy.
     let theirs = gql(&app, "{ users { edges { node { email } } } }", json!({}), &analyst.access).await;
     assert!(theirs["data"]["users"].is_object(), "{theirs}");
@@ -231,7 +240,8 @@ async fn an_admin_resets_a_users_factor_on_the_record_and_the_secret_is_stored_s
     .fetch_one(&app.db.pool)
     .await
     .unwrap();
-    let admin_id = app.me(&admin.access).await.json::<Value>().await.unwrap()["user"]["id"].as_str().unwrap().to_owned();
+    let admin_id =
+        app.me(&admin.access).await.json::<Value>().await.unwrap()["user"]["id"].as_str().unwrap().to_owned();
     assert_eq!(actor, format!("user:{admin_id}"));
     assert!(details.get("by_user").is_some());
     // The audit log never shows sealed secrets or recovery-code digests.

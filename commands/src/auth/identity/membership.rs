@@ -29,8 +29,11 @@ impl IdentityService {
         ctx: &RequestContext,
     ) -> Result<UserView, AuthError> {
         principal.require(Permission::ManageUsers)?;
-        self.decide_with_admin_count(principal, user_id, ctx, |active_admins, now| {
-            MembershipCommand::ChangeRole { role, by_user: principal.user_id, active_admins, now }
+        self.decide_with_admin_count(principal, user_id, ctx, |active_admins, now| MembershipCommand::ChangeRole {
+            role,
+            by_user: principal.user_id,
+            active_admins,
+            now,
         })
         .await
     }
@@ -60,8 +63,10 @@ impl IdentityService {
     ) -> Result<UserView, AuthError> {
         principal.require(Permission::ManageUsers)?;
         self.user_in_org(principal.org_id, user_id).await?;
-        let command =
-            UserCommand::Membership(MembershipCommand::Reactivate { by_user: principal.user_id, now: self.clock.now() });
+        let command = UserCommand::Membership(MembershipCommand::Reactivate {
+            by_user: principal.user_id,
+            now: self.clock.now(),
+        });
         self.execute_user(principal, user_id, command, ctx).await
     }
 
@@ -170,8 +175,10 @@ impl IdentityService {
             .bind(format!("admin-roster-{org}"))
             .execute(&mut **tx)
             .await?;
-        let members: Vec<Uuid> =
-            sqlx::query_scalar("SELECT user_id FROM user_emails WHERE org_id = $1").bind(org.0).fetch_all(&mut **tx).await?;
+        let members: Vec<Uuid> = sqlx::query_scalar("SELECT user_id FROM user_emails WHERE org_id = $1")
+            .bind(org.0)
+            .fetch_all(&mut **tx)
+            .await?;
         let mut active_admins = 0;
         for member in members {
             let user: User = self.load(org, &UserId(member).stream_id()).await?;

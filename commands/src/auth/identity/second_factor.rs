@@ -73,7 +73,8 @@ impl IdentityService {
         code: &str,
         ctx: &RequestContext,
     ) -> Result<TokenPair, AuthError> {
-        let expired = || AuthError::Unauthenticated("Sign-in expired or too many wrong codes; enter the password again");
+        let expired =
+            || AuthError::Unauthenticated("Sign-in expired or too many wrong codes; enter the password again");
         let user_id = mfa_token
             .split_once('.')
             .and_then(|(id, _)| uuid::Uuid::parse_str(id).ok())
@@ -100,7 +101,12 @@ impl IdentityService {
     }
 
     /// What the presented code is: six digits are a TOTP code, anything else a recovery code.
-    fn proof(&self, user: &User, code: &str, now: chrono::DateTime<chrono::Utc>) -> Result<SecondFactorProof, AuthError> {
+    fn proof(
+        &self,
+        user: &User,
+        code: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<SecondFactorProof, AuthError> {
         let code = code.trim();
         if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
             let matched_step = match &user.second_factor.sealed_secret {
@@ -149,7 +155,8 @@ impl IdentityService {
             }
             None => None,
         };
-        let codes: Vec<String> = (0..xdr_domain::identity::totp::RECOVERY_CODES).map(|_| totp::recovery_code()).collect();
+        let codes: Vec<String> =
+            (0..xdr_domain::identity::totp::RECOVERY_CODES).map(|_| totp::recovery_code()).collect();
         let recovery_code_hashes = codes.iter().map(|c| totp::recovery_code_hash(c)).collect();
         let command = SecondFactorCommand::ConfirmEnrolment { matched_step, recovery_code_hashes, now };
         self.execute_factor(principal.org_id, principal.user_id, command, ctx).await?;
