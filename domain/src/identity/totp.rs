@@ -34,7 +34,7 @@ pub struct SecondFactorEnrolmentStarted {
 /// Event: the first code confirmed the pending secret; recovery codes are kept as digests.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SecondFactorEnrolled {
-    pub recovery_code_hashes: Vec<String>,
+    pub recovery_codes_hash: Vec<String>,
     /// The time step of the confirming code (not accepted again).
     pub step: u64,
     pub at: DateTime<Utc>,
@@ -94,7 +94,7 @@ pub struct SecondFactor {
     /// The latest time step accepted; codes of this step or earlier are refused.
     pub last_step: u64,
     /// Digests of the recovery codes; `None` where one was spent.
-    pub recovery_code_hashes: Vec<Option<String>>,
+    pub recovery_codes_hash: Vec<Option<String>>,
     pub challenge: Option<Challenge>,
 }
 
@@ -112,7 +112,7 @@ impl SecondFactor {
 
     /// The index of the unspent recovery code with this digest.
     pub fn recovery_code_index(&self, code_hash: &str) -> Option<usize> {
-        self.recovery_code_hashes.iter().position(|h| h.as_deref().is_some_and(|h| ct_eq(h, code_hash)))
+        self.recovery_codes_hash.iter().position(|h| h.as_deref().is_some_and(|h| ct_eq(h, code_hash)))
     }
 
     fn open_challenge(&self, challenge_hash: &str, now: DateTime<Utc>) -> Option<&Challenge> {
@@ -141,7 +141,7 @@ pub enum SecondFactorCommand {
     /// The first code: `matched_step` as in [`SecondFactorProof::Code`].
     ConfirmEnrolment {
         matched_step: Option<u64>,
-        recovery_code_hashes: Vec<String>,
+        recovery_codes_hash: Vec<String>,
         now: DateTime<Utc>,
     },
     /// After a right password: ask for the second factor under this challenge.
@@ -173,7 +173,7 @@ impl User {
                     at: *now,
                 })])
             }
-            SecondFactorCommand::ConfirmEnrolment { matched_step, recovery_code_hashes, now } => {
+            SecondFactorCommand::ConfirmEnrolment { matched_step, recovery_codes_hash, now } => {
                 if factor.is_enrolled() {
                     return Err(IdentityError::SecondFactorAlreadyEnrolled);
                 }
@@ -181,7 +181,7 @@ impl User {
                     return Err(IdentityError::InvalidSecondFactorCode);
                 };
                 Ok(vec![Event::SecondFactorEnrolled(SecondFactorEnrolled {
-                    recovery_code_hashes: recovery_code_hashes.clone(),
+                    recovery_codes_hash: recovery_codes_hash.clone(),
                     step: *step,
                     at: *now,
                 })])
@@ -212,7 +212,7 @@ impl User {
                     SecondFactorProof::Code { matched_step: Some(_) } => failed(SecondFactorFailure::ReplayedCode),
                     SecondFactorProof::Code { matched_step: None } => failed(SecondFactorFailure::WrongCode),
                     SecondFactorProof::RecoveryCode { index: Some(i) }
-                        if factor.recovery_code_hashes.get(*i).is_some_and(Option::is_some) =>
+                        if factor.recovery_codes_hash.get(*i).is_some_and(Option::is_some) =>
                     {
                         Ok(vec![verified(None, Some(*i), *now)])
                     }
@@ -236,7 +236,7 @@ impl User {
             Event::SecondFactorEnrolled(e) => {
                 factor.sealed_secret = factor.pending_sealed_secret.take();
                 factor.last_step = e.step;
-                factor.recovery_code_hashes = e.recovery_code_hashes.iter().cloned().map(Some).collect();
+                factor.recovery_codes_hash = e.recovery_codes_hash.iter().cloned().map(Some).collect();
             }
             Event::SecondFactorChallenged(e) => {
                 factor.challenge =
@@ -246,7 +246,7 @@ impl User {
                 if let Some(step) = e.step {
                     factor.last_step = factor.last_step.max(step);
                 }
-                if let Some(slot) = e.recovery_code.and_then(|i| factor.recovery_code_hashes.get_mut(i)) {
+                if let Some(slot) = e.recovery_code.and_then(|i| factor.recovery_codes_hash.get_mut(i)) {
                     *slot = None;
                 }
                 factor.challenge = None;
@@ -375,7 +375,7 @@ mod tests {
         let codes = (0..RECOVERY_CODES).map(|i| format!("rc{i}")).collect();
         let h = after(
             h,
-            SecondFactorCommand::ConfirmEnrolment { matched_step: Some(100), recovery_code_hashes: codes, now: at(2) },
+            SecondFactorCommand::ConfirmEnrolment { matched_step: Some(100), recovery_codes_hash: codes, now: at(2) },
         );
         after(h, SecondFactorCommand::Challenge { challenge_hash: "ch".into(), now: at(3) })
     }
@@ -393,12 +393,12 @@ mod tests {
         let h = enrolled();
         let user = User::from_history(&h);
         assert!(user.second_factor.is_enrolled());
-        assert_eq!(user.second_factor.recovery_code_hashes.len(), RECOVERY_CODES);
+        assert_eq!(user.second_factor.recovery_codes_hash.len(), RECOVERY_CODES);
         let fresh = &h[..2];
         given::<User>(fresh.to_vec())
             .when(cmd(SecondFactorCommand::ConfirmEnrolment {
                 matched_step: None,
-                recovery_code_hashes: vec![],
+                recovery_codes_hash: vec![],
                 now: at(2),
             }))
             .then_err(IdentityError::InvalidSecondFactorCode);

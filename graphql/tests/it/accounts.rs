@@ -6,6 +6,7 @@ use chrono::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
+use xdr_domain::ids::OrgId;
 
 use crate::helpers::{spawn_app, TestApp, Tokens, PASSWORD};
 
@@ -26,6 +27,24 @@ const MY_SESSIONS: &str = "{ me { user { email } sessions { id createdAt lastUse
 
 async fn project(app: &TestApp) {
     xdr_projections::catch_up_once(&app.db.pool).await.unwrap();
+}
+
+/// The caller's org, as `me` says.
+async fn org_of(app: &TestApp, access: &str) -> OrgId {
+    let me: Value = app.me(access).await.json().await.unwrap();
+    OrgId(Uuid::parse_str(me["organization"]["id"].as_str().unwrap()).unwrap())
+}
+
+/// `(actor, details)` of the audit entry of `event_type` on `stream` (read models are under
+/// row-level security even for their owner: read inside the org's scope).
+pub async fn audit_entry(app: &TestApp, org: OrgId, event_type: &str, stream: &str) -> (String, Value) {
+    let mut tx = xdr_commands::db::begin_org_tx(&app.db.pool, org).await.unwrap();
+    sqlx::query_as("SELECT actor, details FROM rm_audit_log WHERE event_type = $1 AND stream_id = $2")
+        .bind(event_type)
+        .bind(stream)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap()
 }
 
 async fn admin_of(app: &TestApp, org: &str, email: &str) -> (String, String) {
@@ -68,13 +87,8 @@ async fn a_demoted_analyst_is_refused_on_the_very_next_request_and_the_change_is
     assert_eq!(code(&after), "FORBIDDEN", "{after}");
 
     project(&app).await;
-    let (actor, details): (String, Value) = sqlx::query_as(
-        "SELECT actor, details FROM rm_audit_log WHERE event_type = 'UserRoleChanged' AND stream_id = $1",
-    )
-    .bind(format!("user-{analyst_id}"))
-    .fetch_one(&app.db.pool)
-    .await
-    .unwrap();
+    let org = org_of(&app, &admin).await;
+    let (actor, details) = audit_entry(&app, org, "UserRoleChanged", &format!("user-{analyst_id}")).await;
     assert!(actor.starts_with("user:"), "{actor}");
     assert_eq!((details["from"].as_str(), details["to"].as_str()), (Some("analyst"), Some("viewer")));
     // The users list shows the new role.
@@ -152,13 +166,15 @@ async fn an_admin_cannot_touch_a_user_or_session_of_another_org() {
     let (admin_b, _) = admin_of(&app, "Beta Corp", "admin@beta.example").await;
     let (victim_id, victim) = app.user_with_role(&admin_b, "victim@beta.example", "analyst").await;
     project(&app).await;
+    let mut tx = xdr_commands::db::begin_org_tx(&app.db.pool, org_of(&app, &admin_b).await).await.unwrap();
     let victim_session: String = sqlx::query_scalar(
         "SELECT session_id::text FROM rm_user_sessions WHERE user_id = $1::uuid ORDER BY started_at DESC LIMIT 1",
     )
     .bind(&victim_id)
-    .fetch_one(&app.db.pool)
+    .fetch_one(&mut *tx)
     .await
     .unwrap();
+    drop(tx);
 
     for (query, vars) in [
         (CHANGE_ROLE, json!({"id": victim_id, "role": "ADMIN"})),

@@ -6,6 +6,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use xdr_commands::auth::totp::{code_at, step_at};
 
+use xdr_domain::ids::OrgId;
+
+use crate::accounts::audit_entry;
 use crate::helpers::{spawn_app, TestApp, Tokens, PASSWORD};
 
 async fn gql(app: &TestApp, query: &str, variables: Value, token: &str) -> Value {
@@ -233,23 +236,22 @@ async fn an_admin_resets_a_users_factor_on_the_record_and_the_secret_is_stored_s
     assert_eq!(app.me(&tokens.access).await.status(), StatusCode::OK);
 
     xdr_projections::catch_up_once(&app.db.pool).await.unwrap();
-    let (actor, details): (String, Value) = sqlx::query_as(
-        "SELECT actor, details FROM rm_audit_log WHERE event_type = 'SecondFactorReset' AND stream_id = $1",
-    )
-    .bind(format!("user-{analyst_id}"))
-    .fetch_one(&app.db.pool)
-    .await
-    .unwrap();
+    let me: Value = app.me(&admin.access).await.json().await.unwrap();
+    let org = OrgId(uuid::Uuid::parse_str(me["organization"]["id"].as_str().unwrap()).unwrap());
+    let (actor, details) = audit_entry(&app, org, "SecondFactorReset", &format!("user-{analyst_id}")).await;
     let admin_id =
         app.me(&admin.access).await.json::<Value>().await.unwrap()["user"]["id"].as_str().unwrap().to_owned();
     assert_eq!(actor, format!("user:{admin_id}"));
     assert!(details.get("by_user").is_some());
     // The audit log never shows sealed secrets or recovery-code digests.
-    let leaked: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM rm_audit_log WHERE details::text LIKE '%sealed_secret%' OR details::text LIKE '%recovery_code_hashes%'",
+    let mut tx = xdr_commands::db::begin_org_tx(&app.db.pool, org).await.unwrap();
+    let (entries, leaked): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE details::text LIKE '%sealed%' OR details::text LIKE '%recovery_codes%') \
+         FROM rm_audit_log WHERE event_type LIKE 'SecondFactor%'",
     )
-    .fetch_one(&app.db.pool)
+    .fetch_one(&mut *tx)
     .await
     .unwrap();
+    assert!(entries >= 3, "enrolment started, enrolled, reset: {entries}");
     assert_eq!(leaked, 0);
 }

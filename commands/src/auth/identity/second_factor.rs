@@ -157,8 +157,8 @@ impl IdentityService {
         };
         let codes: Vec<String> =
             (0..xdr_domain::identity::totp::RECOVERY_CODES).map(|_| totp::recovery_code()).collect();
-        let recovery_code_hashes = codes.iter().map(|c| totp::recovery_code_hash(c)).collect();
-        let command = SecondFactorCommand::ConfirmEnrolment { matched_step, recovery_code_hashes, now };
+        let recovery_codes_hash = codes.iter().map(|c| totp::recovery_code_hash(c)).collect();
+        let command = SecondFactorCommand::ConfirmEnrolment { matched_step, recovery_codes_hash, now };
         self.execute_factor(principal.org_id, principal.user_id, command, ctx).await?;
         Ok(codes)
     }
