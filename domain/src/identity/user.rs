@@ -467,7 +467,8 @@ impl Aggregate for User {
     type Command = UserCommand;
     type Error = IdentityError;
 
-    const SNAPSHOT: Option<&'static str> = Some("user/v1");
+    // v2: session cut-offs and the second factor joined the state; v1 snapshots are ignored.
+    const SNAPSHOT: Option<&'static str> = Some("user/v2");
 
     fn to_snapshot(&self) -> Option<serde_json::Value> {
         serde_json::to_value(self).ok()
