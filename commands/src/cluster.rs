@@ -211,7 +211,9 @@ pub async fn run_undeliverable_dead_letterer(
         &js,
         stream::Config {
             name: advisories_name.clone(),
-            subjects: vec![max_deliveries_subject(&watch.stream, &watch.consumer)],
+            // Every consumer of the stream: partitions of one role (`detector-<i>-of-<n>`)
+            // share this stream and its work-queue consumer, whichever of them creates it.
+            subjects: vec![max_deliveries_subject(&watch.stream, "*")],
             retention: RetentionPolicy::WorkQueue,
             max_age: Duration::from_secs(14 * 24 * 3600),
             ..Default::default()
