@@ -298,11 +298,36 @@ async fn the_pipeline_runs_on_the_shipped_nats_config_with_one_identity_per_role
         assert!(Instant::now() < deadline, "no incident from the pipeline: {:?}", found.keys());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Under its own identity the detector set up the dead-letterer of what JetStream gives
+    // up on (the advisory stream and its work-queue consumer) …
+    let detector_js = async_nats::jetstream::new(nats.connect_as("detector", None).await);
+    let advisories = detector_js.get_stream("XDR_EVENTS_UNDELIVERABLE").await.expect("the advisory stream");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while advisories.get_info().await.expect("advisory stream info").state.consumer_count != 1 {
+        assert!(Instant::now() < deadline, "the detector's dead-letterer has no consumer");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // … and dead-letters a poison event message on the subject its identity may publish to.
+    let relay_js = async_nats::jetstream::new(nats.connect_as("relay", None).await);
+    let poison_subject = ingest.event_subject(org.0, "SecurityEventObserved");
+    relay_js.publish(poison_subject, "not a stored event".into()).await.unwrap().await.unwrap();
+    let dlq = ingestor_js.get_stream(&ingest.dlq_stream_name).await.expect("the dead-letter stream");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        use futures::TryStreamExt;
+        let counts: Vec<(String, usize)> =
+            dlq.info_with_subjects("xdr.dlq.events").await.expect("info").try_collect().await.expect("subjects");
+        if counts.iter().any(|(subject, n)| subject == "xdr.dlq.events" && *n == 1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the poison event was not dead-lettered: {counts:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     stop_tx.send(true).unwrap();
     ingestor.await.unwrap().expect("ingestor ran with its identity");
     relay.await.unwrap().expect("relay ran with its identity");
     let stats = detector.await.unwrap().expect("detector ran with its identity");
-    assert_eq!((stats.refused, stats.unknown_org, stats.poison), (0, 0, 0), "{stats:?}");
+    assert_eq!((stats.refused, stats.unknown_org, stats.poison), (0, 0, 1), "{stats:?}");
 }
 
 /// One attacker's detection cannot be committed (the log refuses its `IncidentOpened`: a
