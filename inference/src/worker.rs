@@ -269,7 +269,7 @@ pub async fn run_detector(
     )
     .await
     .map_err(nats)?;
-    let mut messages = consumer.messages().await.map_err(nats)?;
+    let mut messages = xdr_commands::cluster::pull_messages(&consumer, 2 * VERIFY_BATCH).await.map_err(nats)?;
     // Messages JetStream gave up on (max_deliver) become dead letters with their reason.
     let undeliverable = xdr_commands::cluster::Undeliverable {
         stream: config.stream_name.clone(),

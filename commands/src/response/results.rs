@@ -70,7 +70,7 @@ pub async fn run_results_consumer(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NatsError> {
     let consumer = results_consumer(&js, &config).await?;
-    let mut messages = consumer.messages().await.map_err(NatsError::from_display)?;
+    let mut messages = crate::cluster::pull_messages(&consumer, 200).await?;
     // Results JetStream gave up on (max_deliver) become dead letters with their reason.
     let undeliverable = crate::cluster::Undeliverable {
         stream: config.results_stream.clone(),
