@@ -33,6 +33,17 @@ pub enum ExpectedVersion {
     Exact(i64),
 }
 
+impl ExpectedVersion {
+    /// Whether a stream at `actual` may take the append.
+    fn admits(self, actual: i64) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual == 0,
+            ExpectedVersion::Exact(v) => actual == v,
+        }
+    }
+}
+
 /// An event ready to be appended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
@@ -217,12 +228,7 @@ impl EventStore {
         if fresh.is_empty() {
             return Ok(Appended { written: 0, last_seq, stream_version: actual });
         }
-        let ok = match expected {
-            ExpectedVersion::Any => true,
-            ExpectedVersion::NoStream => actual == 0,
-            ExpectedVersion::Exact(v) => actual == v,
-        };
-        if !ok {
+        if !expected.admits(actual) {
             return Err(StoreError::Conflict { stream_id: stream_id.to_owned(), expected, actual });
         }
         let mut versions = HashMap::from([(stream_id.to_owned(), actual)]);
@@ -278,6 +284,66 @@ impl EventStore {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Append events to several aggregate streams of one org in one transaction, each stream
+    /// with its own concurrency check (`expected`; every event's stream must be listed):
+    /// the whole batch commits or none of it. Events whose ids are already stored are
+    /// skipped, and a stream left with nothing fresh is not checked, so a redelivered batch
+    /// is a successful no-op. `Appended::stream_version` is 0 (there are several streams).
+    pub async fn append_streams(
+        &self,
+        org: OrgId,
+        expected: &[(String, ExpectedVersion)],
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, StoreError> {
+        let expected: HashMap<&str, ExpectedVersion> = expected.iter().map(|(s, v)| (s.as_str(), *v)).collect();
+        if let Some(e) = events.iter().find(|e| !expected.contains_key(e.stream_id.as_str())) {
+            return Err(StoreError::Invalid(format!(
+                "event {} targets stream {}, which the append does not check",
+                e.event_id, e.stream_id
+            )));
+        }
+        let mut tx = self.pool.begin().await?;
+        set_org(&mut tx, org).await?;
+        let (last_seq, prev_hash) = lock_head(&mut tx, org).await?;
+        let fresh = drop_known_ids(&mut tx, org, events).await?;
+        if fresh.is_empty() {
+            tx.commit().await?;
+            return Ok(Appended { written: 0, last_seq, stream_version: 0 });
+        }
+        let touched: Vec<String> =
+            fresh.iter().map(|e| e.stream_id.clone()).collect::<HashSet<_>>().into_iter().collect();
+        let mut versions = stream_versions(&mut tx, org, &touched).await?;
+        for stream_id in &touched {
+            let actual = versions.get(stream_id).copied().unwrap_or(0);
+            let wanted = expected[stream_id.as_str()];
+            if !wanted.admits(actual) {
+                return Err(StoreError::Conflict { stream_id: stream_id.clone(), expected: wanted, actual });
+            }
+        }
+        let written = fresh.len();
+        let head = write_rows(&mut tx, org, last_seq, &prev_hash, &mut versions, &fresh).await?;
+        tx.commit().await?;
+        Ok(Appended { written, last_seq: head, stream_version: 0 })
+    }
+
+    /// All events of several streams, in (stream, version) order, in one round trip.
+    pub async fn read_streams(&self, org: OrgId, stream_ids: &[String]) -> Result<Vec<StoredEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM event_log WHERE org_id = $1 AND stream_id = ANY($2) \
+             ORDER BY stream_id, stream_version"
+        );
+        let mut tx = begin_org_tx(&self.pool, org).await?;
+        let rows = sqlx::query(&sql).bind(org.0).bind(stream_ids).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        rows.iter().map(row_to_event).collect::<Result<_, _>>().map_err(Into::into)
+    }
+
+    /// Whether the database answers a trivial query: tells a failure of one write (poison)
+    /// from the database being away.
+    pub async fn answers(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
 
     /// All events of one stream, in version order.
