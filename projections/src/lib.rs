@@ -2,8 +2,8 @@
 //! rebuild with a digest, and the audit tools over the log (verify, replay).
 #![forbid(unsafe_code)]
 
+pub mod action_queue;
 pub mod bundle;
-pub mod jsonl;
 pub mod models;
 pub mod orgs;
 pub mod point_in_time;
