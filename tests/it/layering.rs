@@ -10,6 +10,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("domain", &[]),
     ("commands", &["xdr-domain"]),
     ("projections", &["xdr-domain", "xdr-commands"]),
+    // Audit reads the log through the store and rebuilds read models with the projections.
+    ("audit", &["xdr-domain", "xdr-commands", "xdr-projections"]),
     ("inference", &["xdr-domain", "xdr-commands", "xdr-projections"]),
     ("graphql", &["xdr-domain", "xdr-commands", "xdr-projections", "xdr-inference"]),
     // Until the gateway's wire types move down to the domain (issue #16).

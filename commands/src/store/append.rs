@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 use xdr_domain::ids::OrgId;
 
+use super::chain::{self, ChainRow, GENESIS_HASH, MAX_JSON_DEPTH};
 use super::{NewEvent, StoreError, NOTIFY_CHANNEL};
-use crate::chain::{self, ChainRow, GENESIS_HASH, MAX_JSON_DEPTH};
 
 /// Take the org's head row lock, creating the head on the org's first append (only then:
 /// the insert runs the heads guard, which looks at the log).
@@ -249,8 +249,8 @@ mod tests {
     fn nul_characters_are_replaced_in_keys_and_values() {
         let v = serde_json::json!({"a\0": ["x\0y", {"b": "\0"}]});
         assert_eq!(without_nul(v.clone()), serde_json::json!({"a\u{fffd}": ["x\u{fffd}y", {"b": "\u{fffd}"}]}));
-        assert_eq!(canonical_nul_free(&v), Some(crate::chain::canonical_json(&without_nul(v.clone()))));
+        assert_eq!(canonical_nul_free(&v), Some(super::chain::canonical_json(&without_nul(v.clone()))));
         let literal = serde_json::json!({"a": "\\u0000 is not a NUL"});
-        assert_eq!(canonical_nul_free(&literal), Some(crate::chain::canonical_json(&literal)));
+        assert_eq!(canonical_nul_free(&literal), Some(super::chain::canonical_json(&literal)));
     }
 }

@@ -16,9 +16,9 @@ use uuid::Uuid;
 use xdr_domain::ids::OrgId;
 use xdr_domain::{Event, EventMetadata};
 
-use crate::chain::{self, ChainRow};
 use crate::db::{begin_org_tx, set_org};
 use append::{drop_known_ids, is_duplicate_event_id, lock_head, stream_versions, write_rows};
+use chain::ChainRow;
 
 /// Columns selected whenever full rows are read (the order [`LogRow`] and `jsonl` rely on).
 macro_rules! event_columns {
@@ -41,6 +41,7 @@ macro_rules! org_log_range {
 }
 
 mod append;
+pub mod chain;
 mod jsonl;
 mod queries;
 mod scan;

@@ -7,7 +7,7 @@
 use futures::TryStreamExt;
 use sqlx::PgPool;
 use uuid::Uuid;
-use xdr_commands::chain::GENESIS_HASH;
+use xdr_commands::store::chain::GENESIS_HASH;
 use xdr_commands::store::{self, LogFilter};
 use xdr_commands::StoreError;
 use xdr_domain::ids::OrgId;
@@ -105,10 +105,7 @@ pub async fn verify_org(pool: &PgPool, org: Uuid) -> Result<(u64, Option<BrokenL
 /// Compare the log with anchors witnessed outside the database. A missing anchored event is
 /// tail truncation; a different hash at the anchored position is a rewrite — either is
 /// invisible to the chain alone when `org_heads` was rewound to match.
-pub async fn check_anchors(
-    pool: &PgPool,
-    anchors: &[xdr_commands::anchors::Anchor],
-) -> Result<Vec<BrokenLink>, StoreError> {
+pub async fn check_anchors(pool: &PgPool, anchors: &[crate::anchors::Anchor]) -> Result<Vec<BrokenLink>, StoreError> {
     let mut broken = Vec::new();
     for a in anchors {
         let stored = store::hash_at(pool, a.org_id, a.org_seq).await?;

@@ -22,9 +22,10 @@ use uuid::Uuid;
 use xdr_commands::store;
 use xdr_domain::ids::OrgId;
 
-use crate::rebuild::{all_tables, digest_scoped, REBUILD_BATCH};
 use crate::replay::Position;
-use crate::runner::{catch_up_org_until, ProjectionError};
+pub use xdr_projections::rebuild::quote_ident;
+use xdr_projections::rebuild::{all_tables, digest_scoped, REBUILD_BATCH};
+use xdr_projections::runner::{catch_up_org_until, ProjectionError};
 
 /// Every schema made here carries a comment starting with this; `--replace` only ever drops
 /// a schema that has it, so a typo cannot drop somebody's data.
@@ -81,11 +82,6 @@ pub struct PointInTimeReport {
     pub elapsed: Duration,
     /// [`digest_scoped`] of the schema for this org.
     pub digest: String,
-}
-
-/// `"name"` with embedded quotes doubled: an identifier that is safe to splice into SQL.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Accept only names an inspector can type unquoted, and never the live schema.
@@ -173,7 +169,8 @@ pub async fn rebuild_into(
     check_resolution(&scoped, schema).await?;
 
     let start = Instant::now();
-    let events = catch_up_org_until(&scoped, org, crate::models::ALL, REBUILD_BATCH, Some(cut.seq), on_batch).await?;
+    let events =
+        catch_up_org_until(&scoped, org, xdr_projections::models::ALL, REBUILD_BATCH, Some(cut.seq), on_batch).await?;
     let elapsed = start.elapsed();
     scoped.close().await;
     let digest = digest_scoped(&live, Some(schema), Some(org)).await?;

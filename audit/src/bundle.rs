@@ -14,7 +14,7 @@ use sqlx::{Executor, PgPool};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use uuid::Uuid;
-use xdr_commands::chain::GENESIS_HASH;
+use xdr_commands::store::chain::GENESIS_HASH;
 use xdr_commands::store::{self, LogFilter};
 use xdr_commands::{StoreError, StoredEvent};
 use xdr_domain::ids::OrgId;
