@@ -1,5 +1,6 @@
 //! Integration tests of the read side against the real PostgreSQL, one fresh database each.
 
+mod action_queue;
 mod crash;
 mod helpers;
 mod projection;
