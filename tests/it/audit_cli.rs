@@ -211,7 +211,7 @@ async fn a_truncated_tail_with_a_rewound_head_is_caught_by_the_anchors() {
 
     let nats = async_nats::connect("nats://127.0.0.1:4222").await.unwrap();
     let _ = async_nats::jetstream::new(nats)
-        .delete_stream(xdr_commands::anchors::AnchorConfig::with_prefix(&prefix).stream_name)
+        .delete_stream(xdr_audit::anchors::AnchorConfig::with_prefix(&prefix).stream_name)
         .await;
     std::fs::remove_file(&anchor_file).ok();
 }
