@@ -6,23 +6,26 @@ mod cli;
 mod config;
 mod database;
 mod ingest_modes;
+mod logging;
 mod modes;
 mod operator;
 mod response_modes;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,tract_linalg=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let matches = cli::Cli::command().get_matches();
+    let role = matches.subcommand_name().unwrap_or("mini-xdr").to_owned();
+    let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match logging::LogFormat::from_env() {
+        Ok(format) => logging::init(format, &role),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    }
     match modes::run(cli).await {
         Ok(code) => code,
         Err(e) => {

@@ -10,6 +10,7 @@ mod limits;
 mod metrics;
 mod middleware;
 mod rate_limit;
+mod request_span;
 mod response;
 mod routes;
 pub mod schema;

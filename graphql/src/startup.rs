@@ -145,7 +145,7 @@ impl Application {
             App::new()
                 .wrap(actix_web::middleware::from_fn(crate::middleware::limit_body))
                 .wrap(actix_web::middleware::from_fn(crate::middleware::security_headers))
-                .wrap(tracing_actix())
+                .wrap(actix_web::middleware::from_fn(crate::request_span::request_span))
                 .app_data(state.clone())
                 .app_data(schema.clone())
                 .app_data(json_config)
@@ -196,11 +196,6 @@ impl Application {
             None => self.server.await,
         }
     }
-}
-
-/// A span per request (method, path, status) without a dependency of its own.
-fn tracing_actix() -> actix_web::middleware::Logger {
-    actix_web::middleware::Logger::new("%a \"%r\" %s %Dms").log_target("xdr_http")
 }
 
 /// Only `/healthz`, `/readyz` and `/metrics`, for the roles that serve no API (ingestor, relay,

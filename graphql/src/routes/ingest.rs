@@ -21,7 +21,10 @@ fn presented_key(req: &HttpRequest) -> Option<&str> {
 async fn resolve(req: &HttpRequest, state: &AppState) -> Result<xdr_commands::ingest_keys::ResolvedKey, ApiError> {
     let key = presented_key(req).ok_or(AuthError::Unauthenticated("Missing ingest key"))?;
     match state.ingest_keys.resolve(key).await.map_err(|e| AuthError::Internal(e.to_string()))? {
-        KeyStatus::Valid(k) => Ok(k),
+        KeyStatus::Valid(k) => {
+            tracing::Span::current().record("org_id", tracing::field::display(k.org_id));
+            Ok(k)
+        }
         KeyStatus::Revoked | KeyStatus::Unknown => {
             Err(AuthError::Unauthenticated("Invalid or revoked ingest key").into())
         }

@@ -44,7 +44,10 @@ pub async fn caller(ctx: &Context<'_>) -> Result<Principal> {
 /// Every token verification of the GraphQL side goes through here (and is counted).
 pub async fn authenticate(state: &AppState, token: &str) -> std::result::Result<Principal, AuthError> {
     crate::metrics::Metrics::inc(&state.metrics.graphql_authentications);
-    state.identity.authenticate(token).await
+    let principal = state.identity.authenticate(token).await?;
+    // The request's log lines name the org from here on (`request_span`).
+    tracing::Span::current().record("org_id", tracing::field::display(principal.org_id));
+    Ok(principal)
 }
 
 pub fn user_id(id: &ID) -> Result<UserId> {
