@@ -9,8 +9,8 @@ export NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"
 bash deploy/services.sh
 # Tools the tests call: shellcheck (every script must be clean), openssl and curl (the TLS
 # test makes a certificate and speaks HTTPS), nft, iptables, ip and socat (the agent's
-# firewall backends, tested in private network namespaces). Installed here when missing and
-# we are root.
+# firewall backends, tested in private network namespaces), promtool (the shipped alert
+# rules, from Debian's prometheus package). Installed here when missing and we are root.
 missing=()
 for tool in shellcheck openssl curl; do
   command -v "$tool" >/dev/null || missing+=("$tool")
@@ -19,6 +19,7 @@ command -v nft >/dev/null || missing+=(nftables)
 command -v iptables >/dev/null || missing+=(iptables)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v socat >/dev/null || missing+=(socat)
+command -v promtool >/dev/null || missing+=(prometheus)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

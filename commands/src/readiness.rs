@@ -65,6 +65,16 @@ pub fn count_duplicates(stage: &'static str, n: u64) {
     *DUPLICATES.lock().unwrap_or_else(|e| e.into_inner()).entry(stage).or_default() += n;
 }
 
+/// Dead letters stored, per dead-letter queue (the subject's last segment: `ingest`, `events`,
+/// `results`, …; a fixed set, never an org).
+static DEAD_LETTERED: Mutex<std::collections::BTreeMap<String, u64>> = Mutex::new(std::collections::BTreeMap::new());
+
+/// `n` dead letters were stored on `subject` (`…xdr.dlq.<queue>`).
+pub fn count_dead_lettered(subject: &str, n: u64) {
+    let queue = subject.rsplit('.').next().unwrap_or(subject).to_owned();
+    *DEAD_LETTERED.lock().unwrap_or_else(|e| e.into_inner()).entry(queue).or_default() += n;
+}
+
 /// Whether a JetStream delivery is a redelivery.
 pub fn is_redelivery(message: &async_nats::jetstream::Message) -> bool {
     message.info().is_ok_and(|info| info.delivered > 1)
@@ -81,6 +91,11 @@ pub fn render_counters() -> String {
         for (stage, n) in counters.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             out.push_str(&format!("{name}{{stage=\"{stage}\"}} {n}\n"));
         }
+    }
+    let name = "xdr_dead_letters_total";
+    out.push_str(&format!("# HELP {name} Dead letters stored, per dead-letter queue\n# TYPE {name} counter\n"));
+    for (queue, n) in DEAD_LETTERED.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        out.push_str(&format!("{name}{{queue=\"{queue}\"}} {n}\n"));
     }
     out
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `mini-xdr` binary against the real services.
 
 mod agent_cli;
+mod alert_rules;
 mod audit_cli;
 mod audit_e2e;
 mod bench_cli;

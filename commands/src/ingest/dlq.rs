@@ -54,6 +54,7 @@ pub async fn publish_dead_letters_to(
     letters: Vec<DeadLetter>,
 ) -> Result<(), NatsError> {
     let mut acks = Vec::with_capacity(letters.len());
+    let n = letters.len() as u64;
     for letter in letters {
         let mut headers = HeaderMap::new();
         headers.insert(HEADER_REASON, header_safe(&letter.reason).as_str());
@@ -71,6 +72,7 @@ pub async fn publish_dead_letters_to(
     for ack in acks {
         ack.await.map_err(NatsError::from_display)?;
     }
+    crate::readiness::count_dead_lettered(subject, n);
     Ok(())
 }
 

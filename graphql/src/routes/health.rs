@@ -57,6 +57,8 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     {
         body.push_str(&format!("{name}{{limiter=\"{limiter}\"}} {}\n", l.tracked_clients()));
     }
+    // In `serve` the pipeline runs in this process: its delivery and dead-letter counters too.
+    body.push_str(&xdr_commands::readiness::render_counters());
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(body)
 }
 
