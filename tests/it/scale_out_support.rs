@@ -624,7 +624,11 @@ impl Pipeline {
             .log()
             .lines()
             .filter(|l| l.contains("duplicate records dropped"))
-            .filter_map(|l| l.split("duplicates=").nth(1)?.split_whitespace().next()?.parse::<u64>().ok())
+            .filter_map(|l| match serde_json::from_str::<serde_json::Value>(l) {
+                // JSON lines (the default when stderr is a file), or text (`XDR_LOG_FORMAT=text`).
+                Ok(line) => line["duplicates"].as_u64(),
+                Err(_) => l.split("duplicates=").nth(1)?.split_whitespace().next()?.parse::<u64>().ok(),
+            })
             .sum()
     }
 }
