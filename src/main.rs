@@ -6,6 +6,8 @@ mod cli;
 mod config;
 mod database;
 mod ingest_modes;
+mod mail_modes;
+mod mail_settings;
 mod modes;
 mod operator;
 mod response_modes;

@@ -11,6 +11,7 @@ pub mod db;
 pub mod handler;
 pub mod ingest;
 pub mod ingest_keys;
+pub mod mail;
 pub mod readiness;
 pub mod relay;
 pub mod response;
@@ -21,6 +22,8 @@ pub mod subscription;
 pub mod test_nats;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "testing")]
+pub mod testing_smtp;
 pub mod trust;
 
 pub use shutdown::shutdown_signal;

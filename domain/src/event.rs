@@ -13,7 +13,9 @@ use crate::identity::{
     SessionRevoked, SessionStarted, UserCreated, UserInvited,
 };
 use crate::incident::{EvidenceAttached, IncidentEscalated, IncidentOpened, IncidentStatusChanged};
+use crate::identity::password_reset::{PasswordChanged, PasswordResetCompleted, PasswordResetRequested};
 use crate::ingest_key::{IngestKeyCreated, IngestKeyRevoked};
+use crate::mail::{EmailFailed, EmailSent};
 use crate::response::action::{
     ActionApproved, ActionDelivered, ActionDispatched, ActionExpired, ActionFailed, ActionRejected, ActionRequested,
     ActionSucceeded, PolicyMatched,
@@ -105,6 +107,14 @@ pub enum Event {
     /// Response (`agentkey-<uuid>`): an enforcement agent's credential.
     AgentKeyCreated(AgentKeyCreated),
     AgentKeyRevoked(AgentKeyRevoked),
+    /// Identity (`pwreset-<user uuid>`): reset links by e-mail; (`user-<uuid>`) the owner's
+    /// new password.
+    PasswordResetRequested(PasswordResetRequested),
+    PasswordResetCompleted(PasswordResetCompleted),
+    PasswordChanged(PasswordChanged),
+    /// Mail (`mail-<source event id>`): what became of a message an event asked for.
+    EmailSent(EmailSent),
+    EmailFailed(EmailFailed),
 }
 
 impl Event {
@@ -216,6 +226,11 @@ event_types!(
     SelfApprovalSet,
     AgentKeyCreated,
     AgentKeyRevoked,
+    PasswordResetRequested,
+    PasswordResetCompleted,
+    PasswordChanged,
+    EmailSent,
+    EmailFailed,
 );
 
 impl std::fmt::Display for EventType {

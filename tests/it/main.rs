@@ -11,6 +11,7 @@ mod http_limits_cli;
 mod ingest_cli;
 mod layering;
 mod load;
+mod mail_outbox;
 mod models_cli;
 mod operator_cli;
 mod projector_cli;

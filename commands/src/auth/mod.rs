@@ -3,10 +3,13 @@
 
 pub mod clock;
 pub mod identity;
+pub mod link_tokens;
+pub mod password_reset;
 pub mod passwords;
 pub mod tokens;
 
 pub use clock::Clock;
 pub use identity::{AuthError, IdentityService, LoginDefence, SignedIn, LOGIN_DEFENCE};
 pub use passwords::PasswordHasher;
+pub use link_tokens::LinkTokens;
 pub use tokens::{Claims, TokenKind, TokenPair, TokenService};

@@ -36,6 +36,9 @@ pub enum IdentityError {
     SessionExpired,
     #[error("Invalid token")]
     InvalidToken,
+    /// One message for every refused reset link, whatever the reason.
+    #[error("Invalid or expired reset link")]
+    ResetRefused(super::password_reset::ResetRefusal),
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod email;
 pub mod error;
 pub mod organization;
 pub mod password;
+pub mod password_reset;
 pub mod role;
 pub mod session;
 pub mod slug;

@@ -19,6 +19,10 @@ use crate::Event;
 pub enum RevokeReason {
     Logout,
     RefreshTokenReuse,
+    /// The owner reset the password by e-mail: every session ends.
+    PasswordReset,
+    /// The owner changed the password: every other session ends.
+    PasswordChanged,
 }
 
 /// Event: a login opened a session with its first refresh token.

@@ -2,6 +2,7 @@
 
 pub(crate) mod agent;
 mod auth;
+mod password;
 pub(crate) mod dashboard;
 mod health;
 mod ingest;
@@ -23,7 +24,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, with_probes: bool) {
             .route("/logout", web::post().to(auth::logout))
             .route("/users/{id}", web::get().to(auth::get_user))
             .route("/users/{id}/lock", web::post().to(auth::lock_user))
-            .route("/users/{id}/unlock", web::post().to(auth::unlock_user)),
+            .route("/users/{id}/unlock", web::post().to(auth::unlock_user))
+            .route("/forgot-password", web::post().to(password::forgot_password))
+            .route("/reset-password", web::post().to(password::reset_password))
+            .route("/change-password", web::post().to(password::change_password)),
     )
     .service(
         web::scope("/api/agent/v1")
