@@ -93,7 +93,7 @@ pub struct AppState {
     pub register_limiter: ClientLimiter,
     /// `refresh`, REST and GraphQL alike.
     pub refresh_limiter: ClientLimiter,
-    /// `forgot-password`, keyed `ip:<client>` and `to:<address>`.
+    /// `forgot-password`, per client address and per target e-mail address (`check_name`).
     pub password_reset_limiter: ClientLimiter,
     pub metrics: Arc<Metrics>,
     pub config: ServerConfig,

@@ -28,9 +28,9 @@ pub async fn forgot_password(
     body: web::Json<ForgotPasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = request_context(&req, state.config.trust_forwarded_for);
-    let client = format!("ip:{}", ctx.ip.as_deref().unwrap_or_default());
-    let target = format!("to:{}", body.email.trim().to_lowercase());
-    if !state.password_reset_limiter.check(&client) || !state.password_reset_limiter.check(&target) {
+    let client = ctx.ip.as_deref().unwrap_or_default();
+    let target = body.email.trim().to_lowercase();
+    if !state.password_reset_limiter.check(client) || !state.password_reset_limiter.check_name(&target) {
         Metrics::inc(&state.metrics.registrations_rate_limited);
         return Err(ApiError::RateLimited);
     }
