@@ -59,6 +59,7 @@ impl ReceivedMail {
 
 pub struct SmtpSink {
     port: u16,
+    mode: Arc<Mutex<SinkMode>>,
     mail: Arc<Mutex<Vec<ReceivedMail>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -74,13 +75,20 @@ impl SmtpSink {
         let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind the SMTP sink");
         let port = listener.local_addr().expect("local address").port();
         let mail = Arc::new(Mutex::new(Vec::new()));
-        let store = mail.clone();
+        let mode = Arc::new(Mutex::new(mode));
+        let (store, modes) = (mail.clone(), mode.clone());
         let task = tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
+                let mode = *modes.lock().expect("sink lock");
                 tokio::spawn(session(socket, mode, store.clone()));
             }
         });
-        SmtpSink { port, mail, task }
+        SmtpSink { port, mode, mail, task }
+    }
+
+    /// Answer connections from now on as `mode` says (conversations under way keep theirs).
+    pub fn set_mode(&self, mode: SinkMode) {
+        *self.mode.lock().expect("sink lock") = mode;
     }
 
     /// A port on which nothing listens now (for a sender whose server is down).
