@@ -75,10 +75,8 @@ impl MailSettings {
     /// The mailer's configuration (checks the sender address, the URL and the SMTP URL).
     pub fn mail_config(&self) -> Result<xdr_commands::mail::MailConfig, ConfigError> {
         use xdr_commands::mail::{compose::MailIdentity, TransportConfig};
-        let from = self
-            .from
-            .parse()
-            .map_err(|e| ConfigError::Malformed { var: "XDR_MAIL_FROM", reason: format!("{e}") })?;
+        let from =
+            self.from.parse().map_err(|e| ConfigError::Malformed { var: "XDR_MAIL_FROM", reason: format!("{e}") })?;
         if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
             return Err(ConfigError::Malformed {
                 var: "XDR_PUBLIC_URL",

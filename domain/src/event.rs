@@ -7,13 +7,13 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::detection::BaselineTrained;
+use crate::identity::password_reset::{PasswordChanged, PasswordResetCompleted, PasswordResetRequested};
 use crate::identity::{
     AccountLocked, AccountUnderAttack, AccountUnlocked, InvitationAccepted, KnownDeviceForgotten, LoginFailed,
     LoginSucceeded, OrganizationRegistered, PasswordSet, RefreshTokenReuseDetected, RefreshTokenRotated,
     SessionRevoked, SessionStarted, UserCreated, UserInvited,
 };
 use crate::incident::{EvidenceAttached, IncidentEscalated, IncidentOpened, IncidentStatusChanged};
-use crate::identity::password_reset::{PasswordChanged, PasswordResetCompleted, PasswordResetRequested};
 use crate::ingest_key::{IngestKeyCreated, IngestKeyRevoked};
 use crate::mail::{EmailFailed, EmailSent};
 use crate::response::action::{

@@ -77,8 +77,20 @@ pub enum NextStep {
 /// The outcome of one attempt, as the sender saw it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MailCommand {
-    RecordSent { source_event_id: Uuid, message_id: String, attempt: u32, now: DateTime<Utc> },
-    RecordFailed { source_event_id: Uuid, message_id: String, attempt: u32, reason: String, policy: RetryPolicy, now: DateTime<Utc> },
+    RecordSent {
+        source_event_id: Uuid,
+        message_id: String,
+        attempt: u32,
+        now: DateTime<Utc>,
+    },
+    RecordFailed {
+        source_event_id: Uuid,
+        message_id: String,
+        attempt: u32,
+        reason: String,
+        policy: RetryPolicy,
+        now: DateTime<Utc>,
+    },
 }
 
 /// State of one `mail-<source event id>` stream.
@@ -201,7 +213,12 @@ mod tests {
 
     #[test]
     fn it_should_settle_once_sent_and_refuse_a_second_outcome() {
-        let sent = MailCommand::RecordSent { source_event_id: Uuid::nil(), message_id: "<m@x>".into(), attempt: 2, now: at(3) };
+        let sent = MailCommand::RecordSent {
+            source_event_id: Uuid::nil(),
+            message_id: "<m@x>".into(),
+            attempt: 2,
+            now: at(3),
+        };
         let state = run(&[failed(1, 0), sent.clone()]);
         assert_eq!(state.next_step(at(4)), NextStep::Settled);
         assert_eq!(state.decide(&sent), Err(StaleAttempt { attempt: 2 }));

@@ -56,9 +56,12 @@ async fn a_reset_mail_committed_while_smtp_is_down_arrives_after_kill_9_and_rest
 
     // Committed while no SMTP server listens: attempts fail and are recorded.
     identity.forgot_password("erin@outbox.test", &ctx).await.unwrap();
-    wait_until("a failed attempt is recorded", Duration::from_secs(30), || mailer.log(), || async {
-        count(&db, "EmailFailed").await >= 1
-    })
+    wait_until(
+        "a failed attempt is recorded",
+        Duration::from_secs(30),
+        || mailer.log(),
+        || async { count(&db, "EmailFailed").await >= 1 },
+    )
     .await;
     mailer.kill();
 
@@ -79,16 +82,20 @@ async fn a_reset_mail_committed_while_smtp_is_down_arrives_after_kill_9_and_rest
     let all = sink.wait_for(2, Duration::from_secs(30)).await;
     assert_eq!(all.len(), 2, "{}", mailer.log());
     let second = all[1..].to_vec();
-    wait_until("EmailSent is recorded", Duration::from_secs(30), || mailer.log(), || async {
-        count(&db, "EmailSent").await == 1
-    })
+    wait_until(
+        "EmailSent is recorded",
+        Duration::from_secs(30),
+        || mailer.log(),
+        || async { count(&db, "EmailSent").await == 1 },
+    )
     .await;
     let ids: BTreeSet<String> = first.iter().chain(&second).map(|m| m.header("Message-ID").unwrap()).collect();
     assert_eq!(ids.len(), 1, "never two Message-IDs for one event: {ids:?}");
-    let recorded: String = sqlx::query_scalar("SELECT payload->>'message_id' FROM event_log WHERE event_type = 'EmailSent'")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let recorded: String =
+        sqlx::query_scalar("SELECT payload->>'message_id' FROM event_log WHERE event_type = 'EmailSent'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     assert_eq!(ids.into_iter().next().unwrap(), recorded);
 
     // And the link in it works.

@@ -87,7 +87,10 @@ mod tests {
         let a = links("0123456789abcdef0123456789abcdef");
         assert_eq!(a.password_reset(user, reset), a.password_reset(user, reset));
         assert_ne!(a.password_reset(user, reset), a.password_reset(user, Uuid::from_u128(3)));
-        assert_ne!(a.password_reset(user, reset), links("another key of thirty-two chars!!").password_reset(user, reset));
+        assert_ne!(
+            a.password_reset(user, reset),
+            links("another key of thirty-two chars!!").password_reset(user, reset)
+        );
         assert_eq!(LinkTokens::parse_reset(&a.password_reset(user, reset)), Some((user, reset)));
         let now = DateTime::<Utc>::UNIX_EPOCH;
         assert!(a.invitation(user, now).starts_with(&user.0.simple().to_string()));

@@ -10,6 +10,6 @@ pub mod tokens;
 
 pub use clock::Clock;
 pub use identity::{AuthError, IdentityService, LoginDefence, SignedIn, LOGIN_DEFENCE};
-pub use passwords::PasswordHasher;
 pub use link_tokens::LinkTokens;
+pub use passwords::PasswordHasher;
 pub use tokens::{Claims, TokenKind, TokenPair, TokenService};

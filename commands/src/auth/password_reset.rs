@@ -108,16 +108,29 @@ impl IdentityService {
         let password_hash = self.hasher.hash(password).await?;
         let meta = metadata(Some(user_id), ctx);
         handler::retry_on_conflict(MAX_ATTEMPTS, || async {
-            let (reset, reset_version) = handler::load::<PasswordReset>(&self.store, org_id, &reset_stream(user_id)).await?;
+            let (reset, reset_version) =
+                handler::load::<PasswordReset>(&self.store, org_id, &reset_stream(user_id)).await?;
             let spent = reset.decide(&complete).map_err(CommandError::Domain)?;
             let (user, user_version) = handler::load::<User>(&self.store, org_id, &user_id.stream_id()).await?;
-            let changed = change_password(&user, &password_hash, PasswordChangeKind::Reset, now)
-                .map_err(CommandError::Domain)?;
+            let changed =
+                change_password(&user, &password_hash, PasswordChangeKind::Reset, now).map_err(CommandError::Domain)?;
             let mut tx = crate::db::begin_org_tx(self.store.pool(), org_id).await.map_err(StoreError::from)?;
             let stream = reset_stream(user_id);
-            self.store.append_in_tx(&mut tx, org_id, &stream, expected(reset_version), new_events(&stream, &spent, &meta)).await?;
-            self.change_in_tx(&mut tx, org_id, user_id, user_version, changed, None, RevokeReason::PasswordReset, &meta, now)
+            self.store
+                .append_in_tx(&mut tx, org_id, &stream, expected(reset_version), new_events(&stream, &spent, &meta))
                 .await?;
+            self.change_in_tx(
+                &mut tx,
+                org_id,
+                user_id,
+                user_version,
+                changed,
+                None,
+                RevokeReason::PasswordReset,
+                &meta,
+                now,
+            )
+            .await?;
             tx.commit().await.map_err(StoreError::from)?;
             Step::Ok(())
         })
@@ -151,8 +164,18 @@ impl IdentityService {
                 .map_err(CommandError::Domain)?;
             let mut tx = crate::db::begin_org_tx(self.store.pool(), org_id).await.map_err(StoreError::from)?;
             let keep = Some(principal.session_id);
-            self.change_in_tx(&mut tx, org_id, user_id, user_version, changed, keep, RevokeReason::PasswordChanged, &meta, now)
-                .await?;
+            self.change_in_tx(
+                &mut tx,
+                org_id,
+                user_id,
+                user_version,
+                changed,
+                keep,
+                RevokeReason::PasswordChanged,
+                &meta,
+                now,
+            )
+            .await?;
             tx.commit().await.map_err(StoreError::from)?;
             Step::Ok(())
         })
@@ -175,7 +198,9 @@ impl IdentityService {
         now: DateTime<Utc>,
     ) -> Step<()> {
         let stream = user_id.stream_id();
-        self.store.append_in_tx(tx, org_id, &stream, expected(user_version), new_events(&stream, &[changed], meta)).await?;
+        self.store
+            .append_in_tx(tx, org_id, &stream, expected(user_version), new_events(&stream, &[changed], meta))
+            .await?;
         for session_stream in session_streams(tx, org_id, user_id).await? {
             let (session, version) = handler::load::<Session>(&self.store, org_id, &session_stream).await?;
             if let Some(ended) = end_session_for_password(&session, keep, reason, user_id, now) {

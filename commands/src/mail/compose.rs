@@ -72,7 +72,8 @@ pub async fn compose(
     let message_id = identity.message_id(org, stored.event_id);
     let (user_stream, subject, text, token_hash) = match &event {
         Event::UserInvited(invited) => {
-            let Some(user_id) = stored.stream_id.strip_prefix("user-").and_then(|u| uuid::Uuid::parse_str(u).ok()) else {
+            let Some(user_id) = stored.stream_id.strip_prefix("user-").and_then(|u| uuid::Uuid::parse_str(u).ok())
+            else {
                 return Ok(Composed::Impossible("invitation outside a user stream".into()));
             };
             let (user, _) = fold::<User>(store, org, &stored.stream_id).await?;
@@ -90,7 +91,12 @@ pub async fn compose(
                 base = identity.public_url,
                 expires = invited.expires_at.to_rfc3339(),
             );
-            (stored.stream_id.clone(), format!("Your invitation to {} on Mini-XDR", organization.name), (text, token), invited.token_hash.clone())
+            (
+                stored.stream_id.clone(),
+                format!("Your invitation to {} on Mini-XDR", organization.name),
+                (text, token),
+                invited.token_hash.clone(),
+            )
         }
         Event::PasswordResetRequested(requested) => {
             let (reset, _) = handler::load::<PasswordReset>(store, org, &reset_stream(requested.user_id)).await?;
@@ -106,7 +112,12 @@ pub async fn compose(
                 base = identity.public_url,
                 expires = requested.expires_at.to_rfc3339(),
             );
-            (requested.user_id.stream_id(), "Reset your Mini-XDR password".to_owned(), (text, token), requested.token_hash.clone())
+            (
+                requested.user_id.stream_id(),
+                "Reset your Mini-XDR password".to_owned(),
+                (text, token),
+                requested.token_hash.clone(),
+            )
         }
         _ => return Ok(Composed::Nothing("not a mail-bearing event")),
     };

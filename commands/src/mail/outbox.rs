@@ -72,7 +72,12 @@ pub struct Mailer {
 }
 
 impl Mailer {
-    pub fn new(store: EventStore, config: MailConfig, links: LinkTokens, clock: Clock) -> Result<Mailer, TransportConfigError> {
+    pub fn new(
+        store: EventStore,
+        config: MailConfig,
+        links: LinkTokens,
+        clock: Clock,
+    ) -> Result<Mailer, TransportConfigError> {
         Ok(Mailer {
             store,
             transport: MailTransport::new(&config.transport)?,
@@ -156,7 +161,12 @@ impl Mailer {
         };
         match self.transport.send(mail.message, &mail.message_id).await {
             Ok(()) => {
-                let command = MailCommand::RecordSent { source_event_id: stored.event_id, message_id, attempt, now: self.clock.now() };
+                let command = MailCommand::RecordSent {
+                    source_event_id: stored.event_id,
+                    message_id,
+                    attempt,
+                    now: self.clock.now(),
+                };
                 self.record(org, &stream, stored.event_id, attempt, command).await?;
                 tracing::info!(%org, message_id = %mail.message_id, attempt, "mail sent");
                 Ok(None)
@@ -194,9 +204,25 @@ impl Mailer {
     }
 
     /// Append the outcome; a racing mailer that recorded this attempt first wins quietly.
-    async fn record(&self, org: OrgId, stream: &str, source: Uuid, attempt: u32, command: MailCommand) -> Result<(), MailError> {
+    async fn record(
+        &self,
+        org: OrgId,
+        stream: &str,
+        source: Uuid,
+        attempt: u32,
+        command: MailCommand,
+    ) -> Result<(), MailError> {
         let command_id = Uuid::new_v5(&source, format!("mail-attempt-{attempt}").as_bytes());
-        match handler::execute::<MailDelivery>(&self.store, org, stream, &command, &EventMetadata::system("mailer"), Some(command_id)).await {
+        match handler::execute::<MailDelivery>(
+            &self.store,
+            org,
+            stream,
+            &command,
+            &EventMetadata::system("mailer"),
+            Some(command_id),
+        )
+        .await
+        {
             Ok(_) | Err(CommandError::Domain(_)) => Ok(()),
             Err(e) => Err(e.into()),
         }
@@ -236,13 +262,25 @@ pub async fn run_mailer(mailer: Mailer, shutdown: impl Future<Output = ()>) -> R
     }
 }
 
-async fn mail_bearing_events(store: &EventStore, org: OrgId, after: i64, head: i64) -> Result<Vec<StoredEvent>, MailError> {
+async fn mail_bearing_events(
+    store: &EventStore,
+    org: OrgId,
+    after: i64,
+    head: i64,
+) -> Result<Vec<StoredEvent>, MailError> {
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM event_log WHERE org_id = $1 AND org_seq > $2 AND org_seq <= $3 \
          AND event_type = ANY($4) ORDER BY org_seq LIMIT $5"
     );
     let mut tx = crate::db::begin_org_tx(store.pool(), org).await?;
-    let rows = sqlx::query(&sql).bind(org.0).bind(after).bind(head).bind(MAIL_BEARING).bind(MAIL_BATCH).fetch_all(&mut *tx).await?;
+    let rows = sqlx::query(&sql)
+        .bind(org.0)
+        .bind(after)
+        .bind(head)
+        .bind(MAIL_BEARING)
+        .bind(MAIL_BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(rows.iter().map(row_to_event).collect::<Result<_, _>>()?)
 }

@@ -56,10 +56,11 @@ impl MailTransport {
     /// Hand one message over; `Ok` once the server (or the file system) has accepted it.
     pub async fn send(&self, message: Message, message_id: &str) -> Result<(), SendError> {
         match self {
-            MailTransport::Smtp(smtp) => smtp.send(message).await.map(drop).map_err(|e| SendError {
-                permanent: e.is_permanent(),
-                reason: format!("SMTP: {e}"),
-            }),
+            MailTransport::Smtp(smtp) => smtp
+                .send(message)
+                .await
+                .map(drop)
+                .map_err(|e| SendError { permanent: e.is_permanent(), reason: format!("SMTP: {e}") }),
             MailTransport::Directory(dir) => write_eml(dir, &message.formatted(), message_id)
                 .await
                 .map_err(|e| SendError { reason: format!("mail directory {}: {e}", dir.display()), permanent: false }),
@@ -103,7 +104,9 @@ mod tests {
 
     #[test]
     fn every_url_form_builds_and_nonsense_is_refused() {
-        for url in ["smtp://127.0.0.1:2525", "smtp://h:587?tls=required", "smtp://u:p@h:587?tls=opportunistic", "smtps://h"] {
+        for url in
+            ["smtp://127.0.0.1:2525", "smtp://h:587?tls=required", "smtp://u:p@h:587?tls=opportunistic", "smtps://h"]
+        {
             assert!(MailTransport::new(&TransportConfig::Smtp(url.into())).is_ok(), "{url}");
         }
         assert!(MailTransport::new(&TransportConfig::Smtp("http://h".into())).is_err());

@@ -258,7 +258,9 @@ mod tests {
     #[test]
     fn it_should_not_accept_an_expired_link() {
         let expiry = RESET_TTL.num_seconds();
-        given::<PasswordReset>(vec![requested(1, 0)]).when(complete(1, expiry)).then_err(refused(ResetRefusal::Expired));
+        given::<PasswordReset>(vec![requested(1, 0)])
+            .when(complete(1, expiry))
+            .then_err(refused(ResetRefusal::Expired));
         given::<PasswordReset>(vec![requested(1, 0)]).when(complete(1, expiry - 1)).events();
     }
 

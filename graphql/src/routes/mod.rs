@@ -2,10 +2,10 @@
 
 pub(crate) mod agent;
 mod auth;
-mod password;
 pub(crate) mod dashboard;
 mod health;
 mod ingest;
+mod password;
 mod response;
 
 use actix_web::web;

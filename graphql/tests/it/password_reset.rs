@@ -60,7 +60,8 @@ async fn refresh(app: &TestApp, refresh_token: &str) -> StatusCode {
 async fn forgot_password_answers_alike_and_the_one_mailed_link_resets_once_ending_sessions_and_lock() {
     let (app, sink) = app_with_mail(unlimited()).await;
     app.register("Reset Corp", "alice@reset.test").await;
-    let (first, second) = (app.login_ok("alice@reset.test", PASSWORD).await, app.login_ok("alice@reset.test", PASSWORD).await);
+    let (first, second) =
+        (app.login_ok("alice@reset.test", PASSWORD).await, app.login_ok("alice@reset.test", PASSWORD).await);
     for _ in 0..5 {
         assert_eq!(app.login("alice@reset.test", "Wrong-password-1!").await.status(), StatusCode::UNAUTHORIZED);
     }
@@ -82,11 +83,12 @@ async fn forgot_password_answers_alike_and_the_one_mailed_link_resets_once_endin
     let token = link_token(&mail[0], "reset-password");
 
     // The log holds the digest only; the token is in the mail alone.
-    let leaked: i64 = sqlx::query_scalar("SELECT count(*) FROM event_log WHERE payload::text LIKE $1 OR metadata::text LIKE $1")
-        .bind(format!("%{}%", token.rsplit('.').next().unwrap()))
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap();
+    let leaked: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM event_log WHERE payload::text LIKE $1 OR metadata::text LIKE $1")
+            .bind(format!("%{}%", token.rsplit('.').next().unwrap()))
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
     assert_eq!(leaked, 0);
 
     assert_eq!(reset(&app, &token, "short").await.status(), StatusCode::BAD_REQUEST, "policy applies");
@@ -116,11 +118,15 @@ async fn forgot_password_answers_alike_and_the_one_mailed_link_resets_once_endin
     let mut types: Vec<&str> = recorded.iter().map(|(t, _)| t.as_str()).collect();
     types.sort_unstable();
     assert_eq!(types, ["EmailSent", "PasswordChanged", "PasswordResetRequested"]);
-    assert!(recorded.iter().filter(|(t, _)| t != "EmailSent").all(|(_, m)| m["request_ip"] == "127.0.0.1"), "{recorded:?}");
-    let sent: String = sqlx::query_scalar("SELECT payload->>'message_id' FROM event_log WHERE event_type = 'EmailSent'")
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap();
+    assert!(
+        recorded.iter().filter(|(t, _)| t != "EmailSent").all(|(_, m)| m["request_ip"] == "127.0.0.1"),
+        "{recorded:?}"
+    );
+    let sent: String =
+        sqlx::query_scalar("SELECT payload->>'message_id' FROM event_log WHERE event_type = 'EmailSent'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
     assert_eq!(sent, message_id);
     let revoked: Vec<String> = sqlx::query_scalar(
         "SELECT payload->>'reason' FROM event_log WHERE event_type = 'SessionRevoked' ORDER BY org_seq",
@@ -168,7 +174,8 @@ async fn forgot_password_is_limited_per_client_and_per_address_alike_for_unknown
 async fn change_password_keeps_this_session_and_ends_the_others_over_rest_and_graphql() {
     let (app, _sink) = app_with_mail(unlimited()).await;
     app.register("Change Corp", "carol@change.test").await;
-    let (this, other) = (app.login_ok("carol@change.test", PASSWORD).await, app.login_ok("carol@change.test", PASSWORD).await);
+    let (this, other) =
+        (app.login_ok("carol@change.test", PASSWORD).await, app.login_ok("carol@change.test", PASSWORD).await);
 
     let body = json!({ "current_password": "Wrong-password-1!", "new_password": NEW_PASSWORD });
     let r = app.post("/api/auth/change-password", body, Some(&this.access)).await;
@@ -192,11 +199,12 @@ async fn change_password_keeps_this_session_and_ends_the_others_over_rest_and_gr
     assert_eq!(app.me(&third.access).await.status(), StatusCode::OK);
     assert_eq!(app.me(&this.access).await.status(), StatusCode::UNAUTHORIZED, "GraphQL ended the others too");
     app.login_ok("carol@change.test", PASSWORD).await;
-    let kinds: Vec<String> =
-        sqlx::query_scalar("SELECT payload->>'kind' FROM event_log WHERE event_type = 'PasswordChanged' ORDER BY org_seq")
-            .fetch_all(&app.db.pool)
-            .await
-            .unwrap();
+    let kinds: Vec<String> = sqlx::query_scalar(
+        "SELECT payload->>'kind' FROM event_log WHERE event_type = 'PasswordChanged' ORDER BY org_seq",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
     assert_eq!(kinds, ["change", "change"]);
 }
 
@@ -217,4 +225,3 @@ async fn an_invitation_is_mailed_with_the_link_the_admin_also_sees_once() {
     assert_eq!(r.status(), StatusCode::OK);
     app.login_ok("dave@invite.test", PASSWORD).await;
 }
-
