@@ -4,7 +4,8 @@
 //! cannot be rebuilt (another key, or an invitation from before mail) is never sent.
 
 use chrono::{DateTime, Utc};
-use lettre::message::{header::ContentType, Mailbox};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox};
 use lettre::Message;
 use xdr_domain::identity::password_reset::PasswordReset;
 use xdr_domain::identity::{Organization, User};
@@ -139,7 +140,12 @@ pub async fn compose(
         .subject(subject)
         .message_id(Some(message_id.clone()))
         .header(ContentType::TEXT_PLAIN)
-        .body(text);
+        // 7bit keeps the link on one line of the raw message (quoted-printable would fold it);
+        // a non-ASCII org name falls back to lettre's own choice.
+        .body(
+            Body::new_with_encoding(text.clone(), ContentTransferEncoding::SevenBit)
+                .unwrap_or_else(|_| Body::new(text)),
+        );
     match message {
         Ok(message) => Ok(Composed::Send(OutgoingMail { message, message_id })),
         Err(e) => Ok(Composed::Impossible(format!("message cannot be built: {e}"))),

@@ -111,4 +111,27 @@ mod tests {
         }
         assert!(MailTransport::new(&TransportConfig::Smtp("http://h".into())).is_err());
     }
+
+    #[tokio::test]
+    async fn the_directory_transport_writes_one_eml_per_message_id_and_a_resend_overwrites_it() {
+        let dir = std::env::temp_dir().join(format!("xdr-mail-{}", uuid::Uuid::new_v4().simple()));
+        let transport = MailTransport::new(&TransportConfig::Directory(dir.clone())).unwrap();
+        let message = || {
+            Message::builder()
+                .from("XDR <xdr@mail.test>".parse().unwrap())
+                .to("bob@mail.test".parse().unwrap())
+                .subject("Reset")
+                .message_id(Some("<m1.o1@mail.test>".into()))
+                .body(String::from("https://xdr.test/reset-password?token=abc\n"))
+                .unwrap()
+        };
+        transport.send(message(), "<m1.o1@mail.test>").await.unwrap();
+        transport.send(message(), "<m1.o1@mail.test>").await.unwrap();
+        let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert!(files[0].to_string_lossy().ends_with(".eml"));
+        let text = std::fs::read_to_string(&files[0]).unwrap();
+        assert!(text.contains("Message-ID: <m1.o1@mail.test>") && text.contains("token=abc"), "{text}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
