@@ -57,6 +57,10 @@ pub struct PasswordChanged {
     /// Opaque PHC string.
     pub password_hash: String,
     pub kind: PasswordChangeKind,
+    /// The change lifts the automatic lock and resets the failure counter (a reset of a user
+    /// no admin has locked). Decided here, so every reader folds the same answer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub clears_lock: bool,
     pub at: DateTime<Utc>,
 }
 
@@ -184,7 +188,8 @@ pub fn change_password(
             PasswordChangeKind::Change => IdentityError::NotFound,
         });
     }
-    Ok(Event::PasswordChanged(PasswordChanged { password_hash: password_hash.to_owned(), kind, at: now }))
+    let clears_lock = kind == PasswordChangeKind::Reset && !user.locked_by_admin;
+    Ok(Event::PasswordChanged(PasswordChanged { password_hash: password_hash.to_owned(), kind, clears_lock, at: now }))
 }
 
 /// The event that ends `session` because its owner's password changed; `None` when it already
@@ -303,6 +308,7 @@ mod tests {
         assert_eq!((after.password_hash.as_deref(), after.failed_attempts, after.locked_until), (Some("new"), 0, None));
 
         locked.locked_by_admin = true;
+        let reset = change_password(&locked, "new", PasswordChangeKind::Reset, at(10)).unwrap();
         let mut after = locked.clone();
         after.apply(&reset);
         assert_eq!(after.admin_lock_at(at(10)), Some(at(900)));

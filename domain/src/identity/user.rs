@@ -521,7 +521,7 @@ impl Aggregate for User {
             Event::PasswordChanged(e) => {
                 self.password_hash = Some(e.password_hash.clone());
                 // A reset proves the mailbox: it lifts the automatic lock, never an admin's.
-                if e.kind == super::password_reset::PasswordChangeKind::Reset && !self.locked_by_admin {
+                if e.clears_lock {
                     self.failed_attempts = 0;
                     self.locked_until = None;
                 }

@@ -20,6 +20,7 @@ const HANDLES: &[EventType] = &[
     EventType::LoginFailed,
     EventType::AccountLocked,
     EventType::AccountUnlocked,
+    EventType::PasswordChanged,
 ];
 
 /// `UPDATE` of one user row unless it already reflects this `org_seq` ($1 org, $2 user,
@@ -104,6 +105,15 @@ async fn apply_one(conn: &mut PgConnection, e: &StoredEvent) -> Result<(), Proje
         }
         Event::AccountUnlocked(_) => {
             sqlx::query(update!("failed_attempts = 0, locked_until = NULL")).bind(e.org_id).bind(user).bind(e.org_seq)
+        }
+        Event::PasswordChanged(p) if p.clears_lock => {
+            sqlx::query(update!("has_password = true, failed_attempts = 0, locked_until = NULL"))
+                .bind(e.org_id)
+                .bind(user)
+                .bind(e.org_seq)
+        }
+        Event::PasswordChanged(_) => {
+            sqlx::query(update!("has_password = true")).bind(e.org_id).bind(user).bind(e.org_seq)
         }
         other => return Err(super::apply_error(NAME, e, format!("unexpected {}", other.event_type()))),
     }
