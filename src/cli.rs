@@ -2,7 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use xdr_projections::replay::{Format, Position};
+use xdr_audit::replay::{Format, Position};
 
 /// Mini-XDR: multi-tenant, event-sourced threat detection and response.
 ///

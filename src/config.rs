@@ -19,9 +19,11 @@ pub struct Settings {
     pub nats_url: String,
     pub bind: String,
     pub jwt_secret_key: Option<SecretString>,
-    // Reserved for secrets at rest (agent and ingest key material); validated early.
-    #[allow(dead_code)]
+    /// Seals second-factor secrets at rest (`ENCRYPTION_KEY`); without it nobody can enrol.
     pub encryption_key: Option<SecretString>,
+    /// Keys of earlier rotations (`ENCRYPTION_KEY_PREVIOUS`, comma-separated): they still
+    /// open the secrets they sealed.
+    pub encryption_key_previous: Vec<SecretString>,
     /// Login attempts per minute per client address (`XDR_LOGIN_RATE_PER_MINUTE`).
     pub login_rate_per_minute: u32,
     /// HTTPS certificate chain and key (`XDR_TLS_CERT`, `XDR_TLS_KEY`, both or neither).
@@ -74,6 +76,7 @@ struct FileSettings {
     xdr_bind: Option<String>,
     jwt_secret_key: Option<String>,
     encryption_key: Option<String>,
+    encryption_key_previous: Option<String>,
     xdr_login_rate_per_minute: Option<u32>,
     xdr_trust_forwarded_for: Option<bool>,
     xdr_trusted_proxy_hops: Option<u8>,
@@ -163,6 +166,9 @@ impl Settings {
             bind: bind.clone(),
             jwt_secret_key: pick("JWT_SECRET_KEY", from_file.jwt_secret_key).map(SecretString::from),
             encryption_key: pick("ENCRYPTION_KEY", from_file.encryption_key).map(SecretString::from),
+            encryption_key_previous: pick("ENCRYPTION_KEY_PREVIOUS", from_file.encryption_key_previous)
+                .map(|keys| keys.split(',').map(str::trim).filter(|k| !k.is_empty()).map(SecretString::from).collect())
+                .unwrap_or_default(),
             login_rate_per_minute: match env("XDR_LOGIN_RATE_PER_MINUTE").filter(|v| !v.is_empty()) {
                 Some(v) => v.parse().map_err(|_| ConfigError::Malformed {
                     var: "XDR_LOGIN_RATE_PER_MINUTE",

@@ -132,7 +132,7 @@ pub async fn relay(settings: &Settings) -> anyhow::Result<ExitCode> {
     let store = worker_store(settings, 4).await?;
     let client = nats(settings, NatsRole::Relay).await?;
     tracing::info!("relay publishing to xdr.events.> and anchoring heads");
-    let anchorer = xdr_commands::anchors::run_anchorer(
+    let anchorer = xdr_audit::anchors::run_anchorer(
         client.clone(),
         store.clone(),
         crate::modes::anchor_config(),

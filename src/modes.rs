@@ -117,7 +117,7 @@ async fn serve(settings: &Settings, args: crate::cli::ServeArgs) -> anyhow::Resu
         xdr_inference::scoring::detector_with_models(&models_dir()),
         shutdown_signal(),
     ));
-    let anchorer = tokio::spawn(xdr_commands::anchors::run_anchorer(
+    let anchorer = tokio::spawn(xdr_audit::anchors::run_anchorer(
         relay_nats,
         xdr_commands::EventStore::new(pool.clone()),
         anchor_config(),
@@ -193,6 +193,11 @@ fn build_api(
         Clock::system(),
     )
     .with_lockout_policy(settings.lockout);
+    let identity = match &settings.encryption_key {
+        Some(key) => identity
+            .with_secret_sealer(xdr_commands::auth::totp::SecretSealer::new(key, &settings.encryption_key_previous)),
+        None => identity,
+    };
     let config = xdr_graphql::ServerConfig {
         bind: settings.bind.clone(),
         login_rate_per_minute: settings.login_rate_per_minute,
@@ -234,7 +239,7 @@ async fn verify(settings: &Settings, args: VerifyArgs) -> anyhow::Result<ExitCod
         Some(org) => Some(xdr_projections::orgs::resolve_org(&pool, org).await?),
         None => None,
     };
-    let mut report = xdr_projections::verify::verify(&pool, org).await.context("Failed to read the event log")?;
+    let mut report = xdr_audit::verify::verify(&pool, org).await.context("Failed to read the event log")?;
     let mut anchors = Vec::new();
     if args.anchors {
         // Anchors are the relay's: its identity may read them back.
@@ -244,44 +249,24 @@ async fn verify(settings: &Settings, args: VerifyArgs) -> anyhow::Result<ExitCod
             None => sqlx::query_scalar("SELECT org_id FROM org_heads").fetch_all(&pool).await?,
         };
         let js = async_nats::jetstream::new(nats);
-        anchors.extend(xdr_commands::anchors::newest_from_nats(&js, &anchor_config(), &orgs).await?);
+        anchors.extend(xdr_audit::anchors::newest_from_nats(&js, &anchor_config(), &orgs).await?);
     }
     if let Some(file) = &args.anchor_file {
-        anchors.extend(xdr_commands::anchors::newest_from_file(file)?);
+        anchors.extend(xdr_audit::anchors::newest_from_file(file)?);
     }
-    if let Some(o) = org {
-        anchors.retain(|a| a.org_id == o.0);
-    }
-    // NATS and the file usually witness the same anchor: judge each once.
-    anchors.sort_by(|a, b| (a.org_id, a.org_seq, &a.head_hash).cmp(&(b.org_id, b.org_seq, &b.head_hash)));
-    anchors.dedup_by(|a, b| a.org_id == b.org_id && a.org_seq == b.org_seq && a.head_hash == b.head_hash);
-    let contradicted = xdr_projections::verify::check_anchors(&pool, &anchors).await?;
+    let anchors = xdr_audit::report::distinct_anchors(anchors, org);
+    let contradicted = xdr_audit::verify::check_anchors(&pool, &anchors).await?;
     report.broken.extend(contradicted);
     if args.anchors || args.anchor_file.is_some() {
         eprintln!("checked {} anchors", anchors.len());
     }
-    if report.intact() {
-        println!("ok: {} orgs, {} events, every hash chain intact", report.orgs, report.events);
-        Ok(ExitCode::SUCCESS)
-    } else {
-        for broken in &report.broken {
-            println!("BROKEN: {broken}");
-        }
-        let orgs: std::collections::BTreeSet<_> = report.broken.iter().map(|b| b.org_id).collect();
-        println!(
-            "{} problem(s) in {} of {} orgs ({} events verified before the first break)",
-            report.broken.len(),
-            orgs.len(),
-            report.orgs,
-            report.events
-        );
-        Ok(ExitCode::from(1))
-    }
+    let intact = xdr_audit::report::write_verify(&report, &mut std::io::stdout().lock())?;
+    Ok(if intact { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 async fn replay(settings: &Settings, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
-    use xdr_projections::replay::{self as r, ReplayError, ReplayFilter};
+    use xdr_audit::replay::{self as r, ReplayError, ReplayFilter};
     let options = crate::database::owner_options(settings)?;
     let pool = db::owner_pool(&options, 2).await?;
     let org = xdr_projections::orgs::resolve_org(&pool, &args.org).await?;
@@ -393,11 +378,11 @@ fn progress_bar(total: u64, label: &str) -> indicatif::ProgressBar {
 async fn rebuild_into(
     options: &sqlx::postgres::PgConnectOptions,
     org: &str,
-    until: Option<xdr_projections::replay::Position>,
+    until: Option<xdr_audit::replay::Position>,
     schema: &str,
     replace: bool,
 ) -> anyhow::Result<ExitCode> {
-    use xdr_projections::point_in_time as pit;
+    use xdr_audit::point_in_time as pit;
     let pool = db::owner_pool(options, 1).await?;
     let org = xdr_projections::orgs::resolve_org(&pool, org).await?;
     // Resolved once here for the bar's length; rebuild_into resolves it again (same answer:
@@ -407,18 +392,7 @@ async fn rebuild_into(
     let bar = progress_bar(cut.seq as u64, &format!("rebuild into {schema}"));
     let report = pit::rebuild_into(options, org, until, schema, replace, |n| bar.inc(n)).await?;
     bar.finish_and_clear();
-    eprintln!(
-        "rebuilt org {} into schema {} up to org_seq {} of {} (recorded at {}) from {} events in {:.2?} ({:.0} events/s); \
-         live read models untouched",
-        report.org.0,
-        report.schema,
-        report.cut.seq,
-        report.cut.head,
-        report.cut.recorded_at.format("%Y-%m-%dT%H:%M:%S%.6fZ"),
-        report.events,
-        report.elapsed,
-        report.events as f64 / report.elapsed.as_secs_f64().max(1e-9)
-    );
+    eprintln!("{}", xdr_audit::report::rebuild_into_summary(&report));
     println!("{}", report.digest);
     Ok(ExitCode::SUCCESS)
 }
@@ -498,28 +472,9 @@ async fn digest(settings: &Settings, args: DigestArgs) -> anyhow::Result<ExitCod
 /// Offline: no database, only the file.
 fn verify_bundle(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     let file = std::fs::File::open(path).with_context(|| format!("Failed to open {}", path.display()))?;
-    match xdr_projections::bundle::verify(file, |_| Ok(())) {
-        Ok(m) => {
-            println!(
-                "ok: bundle of org {} intact: {} events, org_seq {}..={}, head {}",
-                m.org_id,
-                m.event_count,
-                m.first_seq,
-                m.last_seq,
-                hex_prefix(&m.head_hash)
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e @ xdr_projections::bundle::BundleError::Broken { .. }) => {
-            println!("BROKEN: {e}");
-            Ok(ExitCode::from(1))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn hex_prefix(bytes: &[u8]) -> String {
-    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    let verdict = xdr_audit::bundle::verify(file, |_| Ok(()));
+    let intact = xdr_audit::report::write_bundle_verdict(verdict, &mut std::io::stdout().lock())?;
+    Ok(if intact { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 async fn audit_export(settings: &Settings, args: crate::cli::AuditExportArgs) -> anyhow::Result<ExitCode> {
@@ -527,15 +482,8 @@ async fn audit_export(settings: &Settings, args: crate::cli::AuditExportArgs) ->
     let pool = db::owner_pool(&options, 2).await?;
     let org = xdr_projections::orgs::resolve_org(&pool, &args.org).await?;
     let file = std::fs::File::create(&args.out).with_context(|| format!("Failed to create {}", args.out.display()))?;
-    let m = xdr_projections::bundle::export(&pool, org, args.until, std::io::BufWriter::new(file)).await?;
-    eprintln!(
-        "exported {} events of org {} (org_seq 1..={}, head {}) to {}",
-        m.event_count,
-        m.org_id,
-        m.last_seq,
-        hex_prefix(&m.head_hash),
-        args.out.display()
-    );
+    let m = xdr_audit::bundle::export(&pool, org, args.until, std::io::BufWriter::new(file)).await?;
+    eprintln!("{}", xdr_audit::report::export_summary(&m, &args.out));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -544,19 +492,16 @@ async fn audit_import(settings: &Settings, args: crate::cli::AuditImportArgs) ->
     db::migrate(&options).await?;
     let pool = db::owner_pool(&options, 2).await?;
     let file = std::fs::File::open(&args.file).with_context(|| format!("Failed to open {}", args.file.display()))?;
-    let m = xdr_projections::bundle::import(&pool, std::io::BufReader::new(file)).await?;
-    eprintln!(
-        "imported {} events of org {} (org_seq 1..={}); run `mini-xdr rebuild` for read models",
-        m.event_count, m.org_id, m.last_seq
-    );
+    let m = xdr_audit::bundle::import(&pool, std::io::BufReader::new(file)).await?;
+    eprintln!("{}", xdr_audit::report::import_summary(&m));
     Ok(ExitCode::SUCCESS)
 }
 
 /// Anchor names follow `XDR_NATS_PREFIX` like the ingest subjects; `XDR_ANCHOR_FILE` adds a file.
-pub(crate) fn anchor_config() -> xdr_commands::anchors::AnchorConfig {
+pub(crate) fn anchor_config() -> xdr_audit::anchors::AnchorConfig {
     let mut config = match std::env::var("XDR_NATS_PREFIX") {
-        Ok(prefix) if !prefix.is_empty() => xdr_commands::anchors::AnchorConfig::with_prefix(&prefix),
-        _ => xdr_commands::anchors::AnchorConfig::default(),
+        Ok(prefix) if !prefix.is_empty() => xdr_audit::anchors::AnchorConfig::with_prefix(&prefix),
+        _ => xdr_audit::anchors::AnchorConfig::default(),
     };
     config.file = std::env::var_os("XDR_ANCHOR_FILE").map(std::path::PathBuf::from);
     config
@@ -567,7 +512,7 @@ async fn audit_anchor(settings: &Settings) -> anyhow::Result<ExitCode> {
     let pool = db::owner_pool(&options, 2).await?;
     let nats = crate::ingest_modes::nats(settings, crate::ingest_modes::NatsRole::Relay).await?;
     let mut anchorer =
-        xdr_commands::anchors::Anchorer::new(nats, xdr_commands::EventStore::new(pool), anchor_config()).await?;
+        xdr_audit::anchors::Anchorer::new(nats, xdr_commands::EventStore::new(pool), anchor_config()).await?;
     for a in anchorer.anchor_due(true).await? {
         println!("{}", serde_json::to_string(&a)?);
     }

@@ -74,7 +74,9 @@ pub(crate) async fn run_response_roles(
     };
     tracing::info!(interval_ms = interval.as_millis() as u64, orders = %config.actions_wildcard(),
         results = %config.results_wildcard(), "scheduler sweeping; results consumer running");
-    let mut scheduler = tokio::spawn(run_scheduler(store.clone(), dispatcher, interval, stopped(stop_rx.clone())));
+    let queue = xdr_projections::action_queue::ActionSchedule::new(store.pool().clone());
+    let mut scheduler =
+        tokio::spawn(run_scheduler(store.clone(), dispatcher, queue, interval, stopped(stop_rx.clone())));
     let mut results = tokio::spawn(run_results_consumer(store, jetstream, config, stopped(stop_rx)));
     tokio::pin!(shutdown);
     let (mut scheduler_done, mut results_done) = (false, false);

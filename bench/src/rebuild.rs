@@ -58,16 +58,15 @@ async fn run_rebuild(scratch: &TestDb, args: &BenchRebuildArgs) -> anyhow::Resul
             .collect();
         store.append_batch(org, events).await?;
     }
-    sqlx::query("VACUUM ANALYZE event_log").execute(&owner).await?;
+    xdr_commands::store::vacuum_analyze(&owner).await?;
     let events = xdr_projections::rebuild::log_length(&owner).await?;
 
     // Baseline: read and decode every row in log order, nothing else.
     let started = Instant::now();
-    let sql = format!("SELECT {} FROM event_log ORDER BY org_id, org_seq", xdr_commands::store::EVENT_COLUMNS);
-    let mut rows = sqlx::query(&sql).fetch(&owner);
+    let mut rows = xdr_commands::store::scan_all(&owner);
     let mut scanned = 0u64;
     while let Some(row) = rows.try_next().await? {
-        let e = xdr_commands::store::row_to_event(&row)?;
+        let e = row.event()?;
         scanned += e.org_seq.signum() as u64;
     }
     drop(rows);

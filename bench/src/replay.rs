@@ -77,7 +77,7 @@ async fn run(scratch: &TestDb, url: &str, args: &BenchReplayArgs) -> anyhow::Res
         store.append_batch(org, events).await?;
     }
     eprintln!("seeded in {:.1?}", started.elapsed());
-    sqlx::query("VACUUM ANALYZE event_log").execute(&owner).await?;
+    xdr_commands::store::vacuum_analyze(&owner).await?;
     owner.close().await;
 
     let exe = std::env::current_exe().context("Failed to find this executable")?;
@@ -172,21 +172,14 @@ fn vm_hwm_kib(status_file: &str) -> Option<u64> {
 /// The baseline, run as a child by `bench replay`: the org's rows as `COPY … TO STDOUT`
 /// text, in `org_seq` order, every byte received and dropped. Prints `rows N bytes B`.
 pub async fn raw_copy(env: &Env, args: ReplayRawCopyArgs) -> anyhow::Result<ExitCode> {
-    use futures::TryStreamExt;
     let pool = db::owner_pool(&db::connect_options(env.owner_database_url()?)?, 1).await?;
     let mut conn = pool.acquire().await?;
-    // COPY takes no parameters; the id is a parsed UUID, so it is safe to splice.
-    let sql = format!(
-        "COPY (SELECT {} FROM event_log WHERE org_id = '{}' ORDER BY org_seq) TO STDOUT",
-        xdr_commands::store::EVENT_COLUMNS,
-        args.org
-    );
-    let mut stream = conn.copy_out_raw(&sql).await?;
     let (mut rows, mut bytes) = (0u64, 0u64);
-    while let Some(chunk) = stream.try_next().await? {
+    xdr_commands::store::copy_org_text(&mut conn, xdr_domain::ids::OrgId(args.org), |chunk| {
         bytes += chunk.len() as u64;
         rows += chunk.iter().filter(|b| **b == b'\n').count() as u64;
-    }
+    })
+    .await?;
     println!("rows {rows} bytes {bytes}");
     Ok(ExitCode::SUCCESS)
 }

@@ -139,6 +139,29 @@ pub async fn ensure_consumer(
     retrying(&format!("creating consumer {name}"), || stream.create_consumer(config.clone())).await
 }
 
+/// How long one pull request of a consumer's message stream lasts, and how often the server
+/// sends heartbeats meanwhile. With the client library's defaults (30 s, 15 s) a consumer sat
+/// idle for up to half a minute after a NATS restart: the pull request the restarted server
+/// no longer knows is replaced only when it expires or its heartbeats are missed.
+pub const PULL_EXPIRES: Duration = Duration::from_secs(5);
+pub const PULL_HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// The message stream of a pull consumer, `batch` messages per pull request, with
+/// [`PULL_EXPIRES`] and [`PULL_HEARTBEAT`].
+pub async fn pull_messages(
+    consumer: &jetstream::consumer::PullConsumer,
+    batch: usize,
+) -> Result<pull::Stream, NatsError> {
+    consumer
+        .stream()
+        .max_messages_per_batch(batch)
+        .expires(PULL_EXPIRES)
+        .heartbeat(PULL_HEARTBEAT)
+        .messages()
+        .await
+        .map_err(NatsError::from_display)
+}
+
 /// Attempts of a stream or consumer request before a role gives up (a cluster electing a
 /// leader answers requests with timeouts for a few seconds).
 const ATTEMPTS: u32 = 10;
@@ -211,7 +234,9 @@ pub async fn run_undeliverable_dead_letterer(
         &js,
         stream::Config {
             name: advisories_name.clone(),
-            subjects: vec![max_deliveries_subject(&watch.stream, &watch.consumer)],
+            // Every consumer of the stream: partitions of one role (`detector-<i>-of-<n>`)
+            // share this stream and its work-queue consumer, whichever of them creates it.
+            subjects: vec![max_deliveries_subject(&watch.stream, "*")],
             retention: RetentionPolicy::WorkQueue,
             max_age: Duration::from_secs(14 * 24 * 3600),
             ..Default::default()
@@ -222,7 +247,7 @@ pub async fn run_undeliverable_dead_letterer(
     let consumer =
         ensure_consumer(&advisories, settings.consumer("dead-letterer", Duration::from_secs(30), 64)).await?;
     let source = js.get_stream(&watch.stream).await.map_err(NatsError::from_display)?;
-    let mut messages = consumer.messages().await.map_err(NatsError::from_display)?;
+    let mut messages = pull_messages(&consumer, 64).await?;
     tokio::pin!(shutdown);
     loop {
         let advisory = tokio::select! {

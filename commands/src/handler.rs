@@ -1,6 +1,7 @@
 //! The command pipeline: load a stream, fold it with `evolve`, `decide`, append with the
 //! version that was loaded, and on a concurrency conflict do it all again.
 
+use std::collections::HashMap;
 use std::future::Future;
 use uuid::Uuid;
 use xdr_domain::aggregate::Aggregate;
@@ -197,6 +198,74 @@ pub async fn execute<A: Aggregate + Clone>(
             state.apply(e);
         }
         Ok(Executed { state, events, appended })
+    })
+    .await
+}
+
+/// One command of a batch for [`execute_all`].
+#[derive(Debug, Clone, Copy)]
+pub struct BatchCommand<'a, C> {
+    pub stream_id: &'a str,
+    pub command: &'a C,
+    pub metadata: &'a EventMetadata,
+    pub command_id: Option<Uuid>,
+}
+
+/// What a batch did: how many events it appended, and which commands the aggregate refused
+/// (their index in the batch, and why); the other commands took effect.
+#[derive(Debug)]
+pub struct ExecutedBatch<E> {
+    pub written: usize,
+    pub refused: Vec<(usize, E)>,
+}
+
+/// Execute many commands on streams of one aggregate type of one org as one unit: each
+/// stream is loaded once (one query for all), the commands are decided in order on the
+/// states in memory (a later command sees what an earlier one decided), and every event is
+/// appended in one transaction with a concurrency check per stream; losing a race reloads
+/// and decides the whole batch again. Event ids are those [`execute`] gives the same
+/// command, so the two paths are idempotent with each other. A command the aggregate
+/// refuses is reported and skipped. Snapshots are not read (for aggregates without them).
+pub async fn execute_all<A: Aggregate + Clone>(
+    store: &EventStore,
+    org: OrgId,
+    commands: &[BatchCommand<'_, A::Command>],
+) -> Result<ExecutedBatch<A::Error>, CommandError<A::Error>> {
+    retry_on_conflict(MAX_ATTEMPTS, || async {
+        let mut streams: Vec<String> = commands.iter().map(|c| c.stream_id.to_owned()).collect();
+        streams.sort_unstable();
+        streams.dedup();
+        let mut states: HashMap<String, (A, i64)> = streams.iter().map(|s| (s.clone(), (A::default(), 0))).collect();
+        for stored in store.read_streams(org, &streams).await? {
+            let event = stored.event().map_err(CommandError::Corrupt)?;
+            if let Some((state, version)) = states.get_mut(stored.stream_id.as_str()) {
+                state.apply(&event);
+                *version = stored.stream_version;
+            }
+        }
+        let expected: Vec<(String, ExpectedVersion)> = states
+            .iter()
+            .map(|(s, (_, version))| {
+                let expected = if *version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(*version) };
+                (s.clone(), expected)
+            })
+            .collect();
+        let mut new_events = Vec::new();
+        let mut refused = Vec::new();
+        for (index, c) in commands.iter().enumerate() {
+            let Some((state, _)) = states.get_mut(c.stream_id) else { continue };
+            match state.decide(c.command) {
+                Ok(events) => {
+                    for (i, e) in events.iter().enumerate() {
+                        new_events.push(NewEvent::from_event(event_id(c.command_id, i), c.stream_id, e, c.metadata));
+                        state.apply(e);
+                    }
+                }
+                Err(e) => refused.push((index, e)),
+            }
+        }
+        let appended = store.append_streams(org, &expected, new_events).await?;
+        Ok(ExecutedBatch { written: appended.written, refused })
     })
     .await
 }

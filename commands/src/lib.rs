@@ -3,9 +3,7 @@
 //! keys, the ingest pipeline (NATS and HTTP producers → the log) and the relay (log → NATS).
 #![forbid(unsafe_code)]
 
-pub mod anchors;
 pub mod auth;
-pub mod chain;
 pub mod cluster;
 pub mod db;
 pub mod handler;

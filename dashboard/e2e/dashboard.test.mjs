@@ -263,6 +263,56 @@ test("a second organization sees none of the first's data", async () => {
   await other.close();
 });
 
+test("an account with a second factor signs in in two steps and sees its sessions", async () => {
+  const mfaEmail = `mfa-${Date.now()}@e2e.example`;
+  const registered = await api(server.url, "/api/auth/register", {
+    body: { organization_name: "MFA E2E Org", admin_email: mfaEmail, admin_password: PASSWORD, admin_name: "MFA Admin" },
+  });
+  const token = registered.json.access_token;
+  const started = await graphql(server.url, token, "mutation { startSecondFactorEnrolment { otpauthUri secret } }");
+  const { createHmac } = await import("node:crypto");
+  const secret = base32Decode(started.startSecondFactorEnrolment.secret);
+  const code = totp(createHmac, secret, Math.floor(Date.now() / 1000 / 30));
+  const confirmed = await graphql(server.url, token, "mutation($c: String!) { confirmSecondFactorEnrolment(code: $c) }", { c: code });
+  const [recovery] = confirmed.confirmSecondFactorEnrolment;
+
+  const ctx = await browser.newContext();
+  const p = await ctx.newPage();
+  watch(p);
+  await p.goto(`${server.url}/login`);
+  await p.getByLabel("Email").fill(mfaEmail);
+  await p.getByLabel("Password").fill(PASSWORD);
+  await p.getByRole("button", { name: "Sign in" }).click();
+  await p.getByLabel("Authentication code").fill(recovery);
+  await p.getByRole("button", { name: "Sign in" }).click();
+  await p.getByRole("heading", { name: "Incidents" }).waitFor();
+  await p.goto(`${server.url}/admin`);
+  const sessions = p.getByRole("table", { name: "Sessions" }).locator("tbody tr");
+  await sessions.filter({ hasText: "this session" }).first().waitFor();
+  await scan(p, "admin-with-sessions");
+  await ctx.close();
+});
+
+function base32Decode(text) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let [buffer, bits, out] = [0, 0, []];
+  for (const c of text) {
+    buffer = ((buffer << 5) | alphabet.indexOf(c)) & 0xffff;
+    bits += 5;
+    if (bits >= 8) { bits -= 8; out.push((buffer >> bits) & 0xff); }
+  }
+  return Buffer.from(out);
+}
+
+/** RFC 6238 with HMAC-SHA1, six digits. */
+function totp(createHmac, secret, step) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const mac = createHmac("sha1", secret).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0x0f;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, "0");
+}
+
 test("no CSP violation and no serious or critical accessibility violation on any page", () => {
   assert.deepEqual(cspViolations, []);
   assert.deepEqual(axeFindings, []);

@@ -59,6 +59,7 @@ export async function startServer(env = {}) {
       XDR_NATS_PREFIX: `dash${suffix}`,
       XDR_BIND: `127.0.0.1:${port}`,
       JWT_SECRET_KEY: randomBytes(32).toString("hex"),
+      ENCRYPTION_KEY: randomBytes(32).toString("hex"),
       XDR_DASHBOARD_DIR: resolve(repo, "dashboard/dist"),
       RUST_LOG: process.env.RUST_LOG ?? "warn",
       ...env,

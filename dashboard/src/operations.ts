@@ -226,3 +226,39 @@ export const RevokeIngestKeyMutation = graphql(`
     revokeIngestKey(id: $id)
   }
 `);
+
+export const ChangeUserRoleMutation = graphql(`
+  mutation ChangeUserRole($id: ID!, $role: Role!) {
+    changeUserRole(id: $id, role: $role) { id role }
+  }
+`);
+
+export const DeactivateUserMutation = graphql(`
+  mutation DeactivateUser($id: ID!) {
+    deactivateUser(id: $id) { id isActive }
+  }
+`);
+
+export const ReactivateUserMutation = graphql(`
+  mutation ReactivateUser($id: ID!) {
+    reactivateUser(id: $id) { id isActive }
+  }
+`);
+
+export const MySessionsQuery = graphql(`
+  query MySessions {
+    me { sessions { id createdAt lastUsedAt ip userAgent current } }
+  }
+`);
+
+export const RevokeSessionMutation = graphql(`
+  mutation RevokeSession($id: ID!) {
+    revokeSession(id: $id)
+  }
+`);
+
+export const RevokeOtherSessionsMutation = graphql(`
+  mutation RevokeOtherSessions {
+    revokeOtherSessions
+  }
+`);

@@ -83,8 +83,22 @@ export function explain(status: number, detail: unknown): string {
   return message;
 }
 
-export async function login(email: string, password: string): Promise<Session> {
+/** A right password of an account with a second factor: the code comes next. */
+export interface SecondStep {
+  mfaToken: string;
+}
+
+export async function login(email: string, password: string): Promise<Session | SecondStep> {
   const answer = await post("/api/auth/login", { email, password });
+  if (answer.mfa_required) return { mfaToken: String(answer.mfa_token) };
+  const s = decodeAccessToken(answer.access_token);
+  setSession(s);
+  return s;
+}
+
+/** The second step of a sign-in: a code from the authenticator app, or a recovery code. */
+export async function loginSecondFactor(mfaToken: string, code: string): Promise<Session> {
+  const answer = await post("/api/auth/login/mfa", { mfa_token: mfaToken, code });
   const s = decodeAccessToken(answer.access_token);
   setSession(s);
   return s;

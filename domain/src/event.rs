@@ -8,10 +8,15 @@ use uuid::Uuid;
 
 use crate::detection::BaselineTrained;
 use crate::identity::password_reset::{PasswordChanged, PasswordResetCompleted, PasswordResetRequested};
+use crate::identity::totp::{
+    SecondFactorChallenged, SecondFactorEnrolled, SecondFactorEnrolmentStarted, SecondFactorFailed,
+    SecondFactorPolicySet, SecondFactorReset, SecondFactorVerified,
+};
 use crate::identity::{
     AccountLocked, AccountUnderAttack, AccountUnlocked, InvitationAccepted, KnownDeviceForgotten, LoginFailed,
     LoginSucceeded, OrganizationRegistered, PasswordSet, RefreshTokenReuseDetected, RefreshTokenRotated,
-    SessionRevoked, SessionStarted, UserCreated, UserInvited,
+    SessionRevoked, SessionStarted, UserCreated, UserDeactivated, UserInvited, UserReactivated, UserRoleChanged,
+    UserSessionsRevoked,
 };
 use crate::incident::{EvidenceAttached, IncidentEscalated, IncidentOpened, IncidentStatusChanged};
 use crate::ingest_key::{IngestKeyCreated, IngestKeyRevoked};
@@ -115,6 +120,20 @@ pub enum Event {
     /// Mail (`mail-<source event id>`): what became of a message an event asked for.
     EmailSent(EmailSent),
     EmailFailed(EmailFailed),
+    /// Identity (`user-<uuid>`): membership after the invitation (`identity::membership`).
+    UserRoleChanged(UserRoleChanged),
+    UserDeactivated(UserDeactivated),
+    UserReactivated(UserReactivated),
+    UserSessionsRevoked(UserSessionsRevoked),
+    /// Identity (`user-<uuid>`): the TOTP second factor (`identity::totp`).
+    SecondFactorEnrolmentStarted(SecondFactorEnrolmentStarted),
+    SecondFactorEnrolled(SecondFactorEnrolled),
+    SecondFactorChallenged(SecondFactorChallenged),
+    SecondFactorVerified(SecondFactorVerified),
+    SecondFactorFailed(SecondFactorFailed),
+    SecondFactorReset(SecondFactorReset),
+    /// Identity (`mfapolicy-<org uuid>`): who must use a second factor.
+    SecondFactorPolicySet(SecondFactorPolicySet),
 }
 
 impl Event {
@@ -231,6 +250,17 @@ event_types!(
     PasswordChanged,
     EmailSent,
     EmailFailed,
+    UserRoleChanged,
+    UserDeactivated,
+    UserReactivated,
+    UserSessionsRevoked,
+    SecondFactorEnrolmentStarted,
+    SecondFactorEnrolled,
+    SecondFactorChallenged,
+    SecondFactorVerified,
+    SecondFactorFailed,
+    SecondFactorReset,
+    SecondFactorPolicySet,
 );
 
 impl std::fmt::Display for EventType {

@@ -27,6 +27,8 @@ impl ResponseError for ApiError {
                 AuthError::NotFound => StatusCode::NOT_FOUND,
                 AuthError::Busy => StatusCode::SERVICE_UNAVAILABLE,
                 AuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                AuthError::SecondFactorRequired(_) => StatusCode::UNAUTHORIZED,
+                AuthError::SecondFactorEnrolmentRequired => StatusCode::FORBIDDEN,
             },
             ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,

@@ -108,7 +108,16 @@ pub fn client_ip(req: &HttpRequest, trust: ForwardedFor) -> Option<String> {
 }
 
 pub fn request_context(req: &HttpRequest, trust: ForwardedFor) -> RequestContext {
-    RequestContext { ip: client_ip(req, trust), operator: false }
+    RequestContext { ip: client_ip(req, trust), user_agent: user_agent(req), operator: false }
+}
+
+/// Longest `User-Agent` kept for the session list; the rest is cut.
+const MAX_USER_AGENT_CHARS: usize = 256;
+
+/// The client's `User-Agent`, cut to a sane length (it is shown, never trusted).
+pub fn user_agent(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(actix_web::http::header::USER_AGENT)?.to_str().ok()?.trim();
+    (!value.is_empty()).then(|| value.chars().take(MAX_USER_AGENT_CHARS).collect())
 }
 
 /// Event metadata for a change made by `caller`: who, and from which address. Every

@@ -10,12 +10,11 @@
 //! expects the baseline stream at its current version — so a race appends one baseline.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::time::Duration;
 use uuid::Uuid;
-use xdr_commands::store::{read_org_with, EventStore, ExpectedVersion, NewEvent};
+use xdr_commands::store::{read_org_with, recent_source_counts, stream_tail, EventStore, ExpectedVersion, NewEvent};
 use xdr_commands::StoreError;
 use xdr_domain::detection::{baseline_stream_id, BaselineTrained};
 use xdr_domain::ids::OrgId;
@@ -277,46 +276,20 @@ pub async fn prepare(
     now: DateTime<Utc>,
 ) -> Result<Result<Fitted, TrainOutcome>, TrainError> {
     let stream = baseline_stream_id(org);
-    let last = sqlx::query(
-        "SELECT org_seq, stream_version, recorded_at FROM event_log WHERE org_id = $1 AND stream_id = $2 \
-         ORDER BY stream_version DESC LIMIT 1",
-    )
-    .bind(org.0)
-    .bind(&stream)
-    .fetch_optional(store.pool())
-    .await
-    .map_err(StoreError::from)?;
-    let (last_seq, version) = match &last {
-        Some(row) => {
-            let at: DateTime<Utc> = row.try_get("recorded_at").map_err(StoreError::from)?;
+    let (last_seq, version) = match stream_tail(store.pool(), org, &stream).await? {
+        Some(tail) => {
             let retrain = chrono::Duration::from_std(config.retrain_after).unwrap_or(chrono::Duration::MAX);
-            if now < at + retrain {
+            if now < tail.recorded_at + retrain {
                 return Ok(Err(TrainOutcome::TooRecent));
             }
-            (
-                row.try_get::<i64, _>("org_seq").map_err(StoreError::from)?,
-                row.try_get::<i64, _>("stream_version").map_err(StoreError::from)?,
-            )
+            (tail.org_seq, tail.stream_version)
         }
         None => (0, 0),
     };
     // Counted over at most `max_events` of the newest events, like the training data.
-    let counts = sqlx::query(
-        "SELECT count(*) AS events, count(DISTINCT src) AS sources FROM ( \
-           SELECT payload->>'src_ip' AS src FROM event_log \
-           WHERE org_id = $1 AND org_seq > $2 AND org_seq <= $3 AND event_type = 'SecurityEventObserved' \
-             AND payload->>'src_ip' IS NOT NULL \
-           ORDER BY org_seq DESC LIMIT $4) recent",
-    )
-    .bind(org.0)
-    .bind(last_seq)
-    .bind(head)
-    .bind(i64::try_from(config.max_events).unwrap_or(i64::MAX))
-    .fetch_one(store.pool())
-    .await
-    .map_err(StoreError::from)?;
-    let events = counts.try_get::<i64, _>("events").map_err(StoreError::from)? as u64;
-    let sources = counts.try_get::<i64, _>("sources").map_err(StoreError::from)? as usize;
+    let limit = i64::try_from(config.max_events).unwrap_or(i64::MAX);
+    let counts = recent_source_counts(store.pool(), org, last_seq, head, limit).await?;
+    let (events, sources) = (counts.events, counts.sources);
     let needed_sources = config.min_sources.max(MIN_SAMPLES);
     if events < config.min_events {
         return Ok(Err(TrainOutcome::TooFewEvents { found: events, needed: config.min_events }));

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use xdr_commands::store::{row_to_event, EVENT_COLUMNS};
+use xdr_commands::store::read_stream_between;
 use xdr_commands::{EventStore, StoreError, StoredEvent};
 use xdr_domain::detection::baseline_stream_id;
 use xdr_domain::ids::OrgId;
@@ -128,19 +128,8 @@ async fn read_baselines(
     after: i64,
     before: Option<i64>,
 ) -> Result<Vec<(i64, Arc<Baseline>)>, StoreError> {
-    // The (org_id, stream_id, stream_version) key makes this an index range scan.
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM event_log WHERE org_id = $1 AND stream_id = $2 AND org_seq > $3 \
-         AND org_seq < $4 ORDER BY stream_version"
-    );
-    let rows = sqlx::query(&sql)
-        .bind(org.0)
-        .bind(baseline_stream_id(org))
-        .bind(after)
-        .bind(before.unwrap_or(i64::MAX))
-        .fetch_all(store.pool())
-        .await?;
-    let events: Vec<StoredEvent> = rows.iter().map(row_to_event).collect::<Result<_, _>>()?;
+    let events: Vec<StoredEvent> =
+        read_stream_between(store.pool(), org, &baseline_stream_id(org), after, before.unwrap_or(i64::MAX)).await?;
     let mut out: Vec<(i64, Arc<Baseline>)> = events.iter().filter_map(usable).collect();
     if before.is_some() {
         out = out.pop().into_iter().collect();

@@ -26,7 +26,6 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 use xdr_commands::handler::load;
 use xdr_commands::response::actions::{load_containment, request_and_dispatch, NewAction};
-use xdr_commands::response::cap::recent_automatic_blocks;
 use xdr_commands::response::{Dispatcher, ResponseConfig};
 use xdr_commands::EventStore;
 use xdr_domain::ids::{ActionId, IncidentId, OrgId};
@@ -34,6 +33,7 @@ use xdr_domain::incident::{Incident, IncidentCommand, IncidentStatus, Severity};
 use xdr_domain::response::action::{policy_action_id, Action, ActionKind, ActionStatus, PolicyMatch};
 use xdr_domain::response::policy::{ContainmentPolicies, IncidentFacts, PolicyMode};
 use xdr_domain::EventMetadata;
+use xdr_projections::action_queue::recent_automatic_blocks;
 
 use crate::detector::IssuedCommand;
 
@@ -273,7 +273,7 @@ impl Responder {
         now: DateTime<Utc>,
     ) -> Result<usize, String> {
         let since = now - chrono::Duration::seconds(CAP_WINDOW_SECS);
-        let mut ids = recent_automatic_blocks(store, org, since, now).await.map_err(|e| e.to_string())?;
+        let mut ids = recent_automatic_blocks(store.pool(), org, since, now).await.map_err(|e| e.to_string())?;
         let own = self.recent_blocks.entry(org).or_default();
         while own.front().is_some_and(|(_, at)| *at <= since) {
             own.pop_front();

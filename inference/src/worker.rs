@@ -12,9 +12,16 @@
 //! org's recent `SecurityEventObserved` events) and the commands that rebuild yields are
 //! executed too — they are no-ops when already applied, and they recover detections lost
 //! when a previous run died between processing and appending. Events delivered afterwards
-//! that the rebuild already read are recognised by their `org_seq` and skipped. A message is
-//! acknowledged only after its commands are appended; when appending fails the org's state
-//! is dropped and the message is negatively acknowledged, so the redelivery rebuilds.
+//! that the rebuild already read are recognised by their `org_seq` and skipped.
+//!
+//! Batches: deliveries that have already arrived (up to [`VERIFY_BATCH`]) are checked
+//! against the log together, and each org's share is detected and its commands committed in
+//! one append transaction (every incident stream loaded once) before its messages are
+//! acknowledged — one round of queries per org and batch instead of one per event, which is
+//! what lets detection keep up with ingest. When appending fails the org's state is dropped
+//! and its share is negatively acknowledged, so the redelivery rebuilds. Messages that keep
+//! failing are given up on after `XDR_NATS_MAX_DELIVER` deliveries and dead-lettered with
+//! their reason (`xdr_commands::cluster::run_undeliverable_dead_letterer`).
 //!
 //! Baselines: before `Open`/`Escalate` commands are executed, their `baseline_score` is
 //! filled from the org's baseline in force at the triggering event ([`BaselineCache`]).
@@ -25,14 +32,14 @@
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
-use xdr_commands::handler::{execute, CommandError};
+use xdr_commands::handler::{execute_all, BatchCommand, CommandError};
 use xdr_commands::store::read_org_with;
 use xdr_commands::{EventStore, StoreError, StoredEvent};
 use xdr_domain::ids::OrgId;
-use xdr_domain::incident::Incident;
+use xdr_domain::incident::{Incident, IncidentCommand};
 use xdr_domain::EventMetadata;
 
 use crate::baselines::BaselineCache;
@@ -130,33 +137,71 @@ pub struct WorkerStats {
     pub events_appended: u64,
     pub rebuilds: u64,
     pub failures: u64,
+    /// Events whose detection could not be committed while their org's others could: dead-lettered.
+    pub uncommitted: u64,
     /// Security events (delivered or read by a rebuild) skipped because another partition
     /// owns their source; delivered ones are acknowledged unprocessed.
     pub other_partition: u64,
 }
 
-/// Execute commands in order, idempotently. Returns how many events were appended. A
-/// command the incident refuses (e.g. evidence for an incident that does not exist) is
-/// logged and skipped; store failures stop and are returned.
+/// Execute commands in order, idempotently: per org, all of them in one append transaction
+/// (each incident stream loaded once; see [`execute_all`]). Returns how many events were
+/// appended. A command the incident refuses (e.g. evidence for an incident that does not
+/// exist) is logged and skipped; store failures stop and are returned.
 pub async fn execute_commands(store: &EventStore, commands: &[IssuedCommand]) -> Result<usize, WorkerError> {
     let mut written = 0;
-    for c in commands {
-        let metadata = EventMetadata {
-            actor: Some("detector".to_owned()),
-            causation_id: Some(c.causation_id),
-            ..Default::default()
-        };
-        let stream = c.incident_id.stream_id();
-        match execute::<Incident>(store, c.org_id, &stream, &c.command, &metadata, Some(c.command_id)).await {
-            Ok(done) => written += done.appended.written,
+    for (org, commands) in by_key(commands, |c| c.org_id) {
+        let streams: Vec<String> = commands.iter().map(|c| c.incident_id.stream_id()).collect();
+        let metadata: Vec<EventMetadata> = commands
+            .iter()
+            .map(|c| EventMetadata {
+                actor: Some("detector".to_owned()),
+                causation_id: Some(c.causation_id),
+                ..Default::default()
+            })
+            .collect();
+        let batch: Vec<BatchCommand<'_, IncidentCommand>> = commands
+            .iter()
+            .zip(&streams)
+            .zip(&metadata)
+            .map(|((c, stream_id), metadata)| BatchCommand {
+                stream_id,
+                command: &c.command,
+                metadata,
+                command_id: Some(c.command_id),
+            })
+            .collect();
+        match execute_all::<Incident>(store, org, &batch).await {
+            Ok(done) => {
+                written += done.written;
+                for (index, error) in done.refused {
+                    let c = commands[index];
+                    tracing::warn!(org_id = %org, incident_id = %c.incident_id, error = %error, "incident command refused");
+                }
+            }
+            // `execute_all` reports refusals per command instead.
             Err(CommandError::Domain(e)) => {
-                tracing::warn!(org_id = %c.org_id, incident_id = %c.incident_id, error = %e, "incident command refused");
+                tracing::warn!(org_id = %org, error = %e, "incident commands refused");
             }
             Err(CommandError::Store(e)) => return Err(e.into()),
             Err(CommandError::Corrupt(e)) => return Err(WorkerError::Corrupt(e)),
         }
     }
     Ok(written)
+}
+
+/// Group items by a key, keeping each group's items in their order and the groups in order
+/// of first appearance.
+fn by_key<T, K: PartialEq>(items: impl IntoIterator<Item = T>, key_of: impl Fn(&T) -> K) -> Vec<(K, Vec<T>)> {
+    let mut groups: Vec<(K, Vec<T>)> = Vec::new();
+    for item in items {
+        let key = key_of(&item);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, group)) => group.push(item),
+            None => groups.push((key, vec![item])),
+        }
+    }
+    groups
 }
 
 /// Feed the org's recent security events (recorded within `config.rebuild_lookback`, at
@@ -224,12 +269,30 @@ pub async fn run_detector(
     )
     .await
     .map_err(nats)?;
-    let mut messages = consumer.messages().await.map_err(nats)?;
+    let mut messages = xdr_commands::cluster::pull_messages(&consumer, 2 * VERIFY_BATCH).await.map_err(nats)?;
+    // Messages JetStream gave up on (max_deliver) become dead letters with their reason.
+    let undeliverable = xdr_commands::cluster::Undeliverable {
+        stream: config.stream_name.clone(),
+        consumer: durable.clone(),
+        dlq_subject: config.dead_letter_subject(),
+    };
+    let dead_letterer = tokio::spawn({
+        let js = jetstream.clone();
+        async move {
+            let never = std::future::pending::<()>();
+            if let Err(e) = xdr_commands::cluster::run_undeliverable_dead_letterer(js, undeliverable, never).await {
+                tracing::error!(error = %e, "the dead-letterer of undeliverable event messages stopped");
+            }
+        }
+    });
     let mut responder = match &config.response {
         Some(settings) => Some(Responder::connect(jetstream.clone(), settings).await.map_err(nats)?),
         None => None,
     };
     let mut rebuilt: HashSet<OrgId> = HashSet::new();
+    // Events whose detections could not be committed, until their delivery is dead-lettered
+    // (a rebuild may meet them before they are delivered).
+    let mut uncommittable: HashMap<uuid::Uuid, String> = HashMap::new();
     let mut baselines = BaselineCache::new();
     let mut stats = WorkerStats::default();
     tokio::pin!(shutdown);
@@ -272,31 +335,53 @@ pub async fn run_detector(
                 continue;
             }
         };
+        let mut accepted: Vec<(&async_nats::jetstream::Message, StoredEvent)> = Vec::with_capacity(batch.len());
         for (msg, verdict) in batch.iter().zip(verdicts) {
-            let stored = match verdict {
-                Verdict::Accepted(stored) => stored,
+            match verdict {
+                Verdict::Accepted(stored) => accepted.push((msg, stored)),
                 Verdict::Refused { org, reason } => {
                     refuse(&jetstream, &config, &mut stats, msg, org, &reason).await;
                     msg.ack_with(AckKind::Term).await.map_err(WorkerError::Nats)?;
-                    continue;
                 }
-            };
-            let org = OrgId(stored.org_id);
+            }
+        }
+        // One org's deliveries are detected, committed and acknowledged together; a failure
+        // redelivers that org's share of the batch only.
+        for (org, deliveries) in by_key(accepted, |(_, stored)| OrgId(stored.org_id)) {
             let mut ctx = Ctx { detector: &mut detector, baselines: &mut baselines, store: &store, config: &config };
-            match handle(&mut ctx, &mut rebuilt, &mut stats, responder.as_mut(), org, &stored).await {
-                Ok(()) => msg.ack().await.map_err(WorkerError::Nats)?,
+            let events: Vec<&StoredEvent> = deliveries.iter().map(|(_, stored)| stored).collect();
+            match handle(&mut ctx, &mut rebuilt, &mut stats, responder.as_mut(), org, &events).await {
+                Ok(failed) => {
+                    uncommittable.extend(failed);
+                    for (msg, stored) in &deliveries {
+                        match uncommittable.remove(&stored.event_id) {
+                            None => msg.ack().await.map_err(WorkerError::Nats)?,
+                            Some(reason) => {
+                                stats.uncommitted += 1;
+                                tracing::error!(org_id = %org, org_seq = stored.org_seq, %reason, "event dead-lettered");
+                                dead_letter(&jetstream, &config, msg, Some(stored.org_id), &reason).await;
+                                msg.ack_with(AckKind::Term).await.map_err(WorkerError::Nats)?;
+                            }
+                        }
+                    }
+                }
                 Err(e) => {
                     stats.failures += 1;
-                    tracing::error!(org_id = %org, org_seq = stored.org_seq, error = %e, "detection failed; will rebuild and retry");
+                    let (first, last) = (events[0].org_seq, events[events.len() - 1].org_seq);
+                    tracing::error!(org_id = %org, first_seq = first, last_seq = last, error = %e,
+                        "detection failed; will rebuild and retry");
                     detector.forget_org(org);
                     rebuilt.remove(&org);
-                    msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await.map_err(WorkerError::Nats)?;
+                    for (msg, _) in &deliveries {
+                        msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await.map_err(WorkerError::Nats)?;
+                    }
                 }
             }
         }
         let duplicates = detector.stats().duplicates.saturating_sub(duplicates_before);
         xdr_commands::readiness::count_duplicates("detector", duplicates);
     }
+    dead_letterer.abort();
     stats.other_partition = detector.stats().other_partition;
     if let Some(r) = &responder {
         tracing::info!(stats = ?r.stats(), "detector response stopped");
@@ -334,8 +419,22 @@ async fn refuse(
     }
     let org_text = org.map_or_else(|| "-".to_owned(), |o| o.to_string());
     tracing::warn!(subject = %msg.subject, org_id = %org_text, reason = %reason, "event message refused");
+    dead_letter(js, config, msg, org, &reason.to_string()).await;
+}
+
+/// Dead-letter a message with its reason and the org it concerns (`Xdr-Org-Id`, `-` when
+/// unknown). Failing to store the dead letter is logged, not retried: the reason is in the
+/// log line and the counters as well.
+async fn dead_letter(
+    js: &async_nats::jetstream::Context,
+    config: &DetectorConfig,
+    msg: &async_nats::jetstream::Message,
+    org: Option<uuid::Uuid>,
+    reason: &str,
+) {
+    let org_text = org.map_or_else(|| "-".to_owned(), |o| o.to_string());
     let mut headers = async_nats::HeaderMap::new();
-    headers.insert(xdr_commands::ingest::dlq::HEADER_REASON, header_safe(&reason.to_string()).as_str());
+    headers.insert(xdr_commands::ingest::dlq::HEADER_REASON, header_safe(reason).as_str());
     headers.insert(xdr_commands::ingest::dlq::HEADER_SOURCE_SUBJECT, header_safe(msg.subject.as_str()).as_str());
     headers.insert(xdr_commands::ingest::dlq::HEADER_ORG_ID, org_text.as_str());
     let dedupe = match msg.info() {
@@ -351,7 +450,7 @@ async fn refuse(
         Err(e) => Err(e.to_string()),
     };
     if let Err(e) = stored {
-        tracing::warn!(error = %e, subject = %msg.subject, "refused event message not dead-lettered");
+        tracing::warn!(error = %e, subject = %msg.subject, "event message not dead-lettered");
     }
 }
 
@@ -362,32 +461,102 @@ struct Ctx<'a> {
     config: &'a DetectorConfig,
 }
 
+/// Detect on one org's share of a batch (rebuilding the org's windows first if needed) and
+/// commit what it decides, in one append. Returns the events whose detections could not be
+/// committed while the others' could (with why): poison, to be dead-lettered when delivered
+/// rather than retried with the whole share.
 async fn handle(
     ctx: &mut Ctx<'_>,
     rebuilt: &mut HashSet<OrgId>,
     stats: &mut WorkerStats,
     mut responder: Option<&mut Responder>,
     org: OrgId,
-    stored: &StoredEvent,
-) -> Result<(), WorkerError> {
+    events: &[&StoredEvent],
+) -> Result<Vec<(uuid::Uuid, String)>, WorkerError> {
+    let mut failed = Vec::new();
     if !rebuilt.contains(&org) {
         let mut commands = rebuild_org(ctx.detector, ctx.store, org, ctx.config).await?;
         stats.commands += commands.len() as u64;
         ctx.baselines.score_commands(ctx.store, &mut commands).await?;
-        stats.events_appended += execute_commands(ctx.store, &commands).await? as u64;
+        let done = commit_isolating(ctx.store, &commands).await?;
+        stats.events_appended += done.written as u64;
         if let Some(r) = responder.as_deref_mut() {
-            r.respond(ctx.store, &commands).await;
+            r.respond(ctx.store, &done.committed(&commands)).await;
         }
+        failed = done.failed;
         stats.rebuilds += 1;
         rebuilt.insert(org);
     }
-    let mut commands = ctx.detector.process(stored);
+    let mut commands: Vec<IssuedCommand> = events.iter().flat_map(|stored| ctx.detector.process(stored)).collect();
     stats.commands += commands.len() as u64;
     ctx.baselines.score_commands(ctx.store, &mut commands).await?;
-    stats.events_appended += execute_commands(ctx.store, &commands).await? as u64;
+    let done = commit_isolating(ctx.store, &commands).await?;
+    stats.events_appended += done.written as u64;
     // After the incident commands are committed; never fails (see `response`).
     if let Some(r) = responder {
-        r.respond(ctx.store, &commands).await;
+        r.respond(ctx.store, &done.committed(&commands)).await;
     }
-    Ok(())
+    failed.extend(done.failed);
+    Ok(failed)
+}
+
+/// What [`commit_isolating`] did.
+struct Committed {
+    written: usize,
+    /// Causing events whose incidents' commands could not be committed, with the error.
+    failed: Vec<(uuid::Uuid, String)>,
+}
+
+impl Committed {
+    /// The commands that took effect (those of incidents that did not fail).
+    fn committed(&self, commands: &[IssuedCommand]) -> Vec<IssuedCommand> {
+        if self.failed.is_empty() {
+            return commands.to_vec();
+        }
+        let failed: HashSet<uuid::Uuid> = self.failed.iter().map(|(id, _)| *id).collect();
+        commands.iter().filter(|c| !failed.contains(&c.causation_id)).cloned().collect()
+    }
+}
+
+/// Commit the commands in one append per org. If that fails while the database answers, the
+/// failure is these commands' own: they are committed incident by incident, so that one
+/// incident whose events cannot be stored does not hold back every other detection of its
+/// org, and the incidents that fail are reported with the events that caused them. A
+/// failure while the database does not answer, or of every incident of several, is general
+/// and returned, to be retried.
+async fn commit_isolating(store: &EventStore, commands: &[IssuedCommand]) -> Result<Committed, WorkerError> {
+    let error = match execute_commands(store, commands).await {
+        Ok(written) => return Ok(Committed { written, failed: Vec::new() }),
+        Err(e) => e,
+    };
+    if !store.answers().await {
+        return Err(error);
+    }
+    let incidents = by_key(commands, |c| c.incident_id);
+    if incidents.len() == 1 {
+        let reason = format!("its detection could not be committed: {error}");
+        return Ok(Committed {
+            written: 0,
+            failed: commands.iter().map(|c| (c.causation_id, reason.clone())).collect(),
+        });
+    }
+    tracing::warn!(error = %error, incidents = incidents.len(),
+        "committing detections together failed; committing incident by incident");
+    let mut done = Committed { written: 0, failed: Vec::new() };
+    let mut last_error = None;
+    for (_, group) in &incidents {
+        let group: Vec<IssuedCommand> = group.iter().map(|c| (*c).clone()).collect();
+        match execute_commands(store, &group).await {
+            Ok(written) => done.written += written,
+            Err(e) => {
+                let reason = format!("its detection could not be committed: {e}");
+                done.failed.extend(group.iter().map(|c| (c.causation_id, reason.clone())));
+                last_error = Some(e);
+            }
+        }
+    }
+    match last_error {
+        Some(e) if done.failed.len() == commands.len() => Err(e),
+        _ => Ok(done),
+    }
 }

@@ -105,8 +105,13 @@ pub async fn clear(pool: &PgPool, projections: &[Projection]) -> Result<(), sqlx
     tx.commit().await
 }
 
+/// `"name"` with embedded quotes doubled: an identifier that is safe to splice into SQL.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// Every read-model table, sorted by name.
-pub(crate) fn all_tables() -> Vec<ReadModelTable> {
+pub fn all_tables() -> Vec<ReadModelTable> {
     let mut tables: Vec<ReadModelTable> = models::ALL.iter().flat_map(|p| p.tables.to_vec()).collect();
     tables.sort_by_key(|t| t.name);
     tables
@@ -129,7 +134,7 @@ pub async fn digest_scoped(pool: &PgPool, schema: Option<&str>, org: Option<OrgI
         None => sqlx::query_scalar("SELECT org_id FROM org_heads ORDER BY org_id").fetch_all(pool).await?,
     };
     // Qualified, so a table missing from `schema` is an error rather than the live one.
-    let prefix = schema.map(|s| format!("{}.", crate::point_in_time::quote_ident(s))).unwrap_or_default();
+    let prefix = schema.map(|s| format!("{}.", quote_ident(s))).unwrap_or_default();
     let tables = all_tables();
     let mut hasher = Sha256::new();
     for org in orgs {

@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 use uuid::Uuid;
-use xdr_commands::store::{row_to_event, EVENT_COLUMNS, NOTIFY_CHANNEL};
+use xdr_commands::store::{self, NOTIFY_CHANNEL};
 use xdr_commands::{StoreError, StoredEvent};
 use xdr_domain::ids::OrgId;
 use xdr_domain::EventType;
@@ -423,15 +423,7 @@ async fn apply_isolating(
     let rows = read_rows(tx, org, projections, checkpoints, last).await?;
     let from = checkpoints.values().copied().min().unwrap_or(0);
     let positions: Vec<(i64, String)> = if projections.iter().any(|p| !p.reads_rows()) {
-        sqlx::query_as(
-            "SELECT org_seq, event_type FROM event_log WHERE org_id = $1 AND org_seq > $2 AND org_seq <= $3 \
-             ORDER BY org_seq",
-        )
-        .bind(org.0)
-        .bind(from)
-        .bind(last)
-        .fetch_all(&mut **tx)
-        .await?
+        store::event_types_in_range(tx, org, from, last).await?
     } else {
         Vec::new()
     };
@@ -599,12 +591,7 @@ async fn read_rows(
             _ => types = None,
         }
     }
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM event_log WHERE org_id = $1 AND org_seq > $2 AND org_seq <= $3 \
-         AND ($4::text[] IS NULL OR event_type = ANY($4)) ORDER BY org_seq"
-    );
-    let rows = sqlx::query(&sql).bind(org.0).bind(from).bind(until).bind(types).fetch_all(conn).await?;
-    rows.iter().map(row_to_event).collect::<Result<_, _>>().map_err(Into::into)
+    store::read_range_of_types(conn, org, from, until, types).await
 }
 
 /// The projector role: catch up, then wait for a commit notification (or the poll

@@ -43,7 +43,7 @@ async fn source_db(with_other_org: bool) -> TestDb {
         TokenService::new(&SecretString::from("audit-test-secret-0123456789abcdef")),
         Clock::system(),
     );
-    let ctx = RequestContext { ip: Some("192.0.2.1".into()), operator: false };
+    let ctx = RequestContext { ip: Some("192.0.2.1".into()), user_agent: None, operator: false };
     let reg =
         identity.register("Audit Corp", "admin@audit.test", "SecurePass123!@#".into(), "Admin", &ctx).await.unwrap();
     let admin = identity.authenticate(&reg.tokens.access_token).await.unwrap();
@@ -211,7 +211,7 @@ async fn a_truncated_tail_with_a_rewound_head_is_caught_by_the_anchors() {
 
     let nats = async_nats::connect("nats://127.0.0.1:4222").await.unwrap();
     let _ = async_nats::jetstream::new(nats)
-        .delete_stream(xdr_commands::anchors::AnchorConfig::with_prefix(&prefix).stream_name)
+        .delete_stream(xdr_audit::anchors::AnchorConfig::with_prefix(&prefix).stream_name)
         .await;
     std::fs::remove_file(&anchor_file).ok();
 }

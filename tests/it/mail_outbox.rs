@@ -32,7 +32,7 @@ async fn a_reset_mail_committed_while_smtp_is_down_arrives_after_kill_9_and_rest
         TokenService::new(&SecretString::from(JWT_SECRET)),
         Clock::system(),
     );
-    let ctx = RequestContext { ip: Some("203.0.113.9".into()), operator: false };
+    let ctx = RequestContext { ip: Some("203.0.113.9".into()), ..Default::default() };
     identity.register("Outbox Corp", "erin@outbox.test", PASSWORD.into(), "Erin", &ctx).await.unwrap();
 
     let port = SmtpSink::free_port().await;

@@ -74,7 +74,7 @@ async fn scripted_history() -> History {
         TokenService::new(&SecretString::from("rebuild-into-test-secret-0123456789")),
         Clock::system(),
     );
-    let ctx = RequestContext { ip: Some("198.51.100.7".into()), operator: false };
+    let ctx = RequestContext { ip: Some("198.51.100.7".into()), user_agent: None, operator: false };
     let reg = identity.register("Cut Corp", "admin@cut.test", PASSWORD.into(), "Admin", &ctx).await.unwrap();
     let admin = identity.authenticate(&reg.tokens.access_token).await.unwrap();
     let org = admin.org_id;
@@ -227,7 +227,7 @@ async fn an_existing_schema_unknown_orgs_and_bad_names_are_refused() {
         TokenService::new(&SecretString::from("rebuild-into-test-secret-0123456789")),
         Clock::system(),
     );
-    let ctx = RequestContext { ip: None, operator: false };
+    let ctx = RequestContext { ip: None, user_agent: None, operator: false };
     identity.register("Cut Corp", "admin@cut.test", PASSWORD.into(), "Admin", &ctx).await.unwrap();
     let mut owner = db.owner_conn().await;
     owner

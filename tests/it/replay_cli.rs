@@ -43,7 +43,7 @@ async fn scripted_history() -> History {
         TokenService::new(&SecretString::from("replay-test-secret-0123456789abcdef")),
         Clock::system(),
     );
-    let ctx = RequestContext { ip: Some("10.9.8.7".into()), operator: false };
+    let ctx = RequestContext { ip: Some("10.9.8.7".into()), user_agent: None, operator: false };
     let reg = identity.register("Audit Corp", "admin@audit.test", PASSWORD.into(), "Admin", &ctx).await.unwrap();
     let admin = identity.authenticate(&reg.tokens.access_token).await.unwrap();
     let invited = identity.invite(&admin, "analyst@audit.test", "Ann Analyst", "analyst", &ctx).await.unwrap();

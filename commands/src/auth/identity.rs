@@ -29,6 +29,11 @@ use super::Clock;
 use crate::handler::{self, CommandError};
 use crate::store::{EventStore, ExpectedVersion, NewEvent, StoreError};
 
+mod membership;
+mod second_factor;
+
+pub use second_factor::{PendingSignIn, SecondFactorEnrolment};
+
 /// What `register` answers for an address that already has an account, in any tenant. It says
 /// no more than a refused login does (the address is not named as taken); the refusal itself
 /// still tells a prober the address exists, which the per-client register limit bounds
@@ -61,6 +66,12 @@ pub enum AuthError {
     Busy,
     #[error("internal error: {0}")]
     Internal(String),
+    /// The password was right; the second factor is next (`login_second_factor`).
+    #[error("Second factor required")]
+    SecondFactorRequired(PendingSignIn),
+    /// The org requires a second factor and the caller has none yet: enrol first.
+    #[error("Second factor enrolment required")]
+    SecondFactorEnrolmentRequired,
 }
 
 impl From<IdentityError> for AuthError {
@@ -113,11 +124,17 @@ pub struct Principal {
     pub org_id: OrgId,
     pub role: Role,
     pub session_id: SessionId,
+    /// The org requires a second factor of this user and none is enrolled: every permission
+    /// is refused until enrolment (which, like `me` and logout, needs none).
+    pub second_factor_pending: bool,
 }
 
 impl Principal {
     /// The one permission check every route and mutation goes through.
     pub fn require(&self, permission: Permission) -> Result<(), AuthError> {
+        if self.second_factor_pending {
+            return Err(AuthError::SecondFactorEnrolmentRequired);
+        }
         if self.role.can(permission) {
             Ok(())
         } else {
@@ -130,20 +147,28 @@ impl Principal {
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
     pub ip: Option<String>,
+    /// The client's `User-Agent`, recorded when a session starts (shown in the session list).
+    pub user_agent: Option<String>,
     /// Break-glass work from the operator CLI: events carry actor `operator`, no user.
     pub operator: bool,
 }
 
 impl RequestContext {
     pub fn operator() -> RequestContext {
-        RequestContext { ip: None, operator: true }
+        RequestContext { ip: None, user_agent: None, operator: true }
     }
 }
 
 impl Principal {
     /// The operator acting inside one org with admin rights (operator CLI only).
     pub fn operator(org_id: OrgId) -> Principal {
-        Principal { user_id: UserId(Uuid::nil()), org_id, role: Role::Admin, session_id: SessionId(Uuid::nil()) }
+        Principal {
+            user_id: UserId(Uuid::nil()),
+            org_id,
+            role: Role::Admin,
+            session_id: SessionId(Uuid::nil()),
+            second_factor_pending: false,
+        }
     }
 }
 
@@ -219,6 +244,7 @@ pub struct IdentityService {
     pub(super) tokens: TokenService,
     pub(super) clock: Clock,
     lockout: LockoutPolicy,
+    sealer: super::totp::SecretSealer,
 }
 
 /// A successful sign-in: the token pair and the known-device token the client should present
@@ -294,12 +320,19 @@ fn reservation_error(e: sqlx::Error, message: &str) -> AuthError {
 
 impl IdentityService {
     pub fn new(store: EventStore, hasher: PasswordHasher, tokens: TokenService, clock: Clock) -> Self {
-        IdentityService { store, hasher, tokens, clock, lockout: LockoutPolicy::default() }
+        IdentityService { store, hasher, tokens, clock, lockout: LockoutPolicy::default(), sealer: Default::default() }
     }
 
     /// The deployment's lockout threshold, lock duration and known-device lifetime.
     pub fn with_lockout_policy(mut self, lockout: LockoutPolicy) -> Self {
         self.lockout = lockout;
+        self
+    }
+
+    /// The keys second-factor secrets are sealed with (from `ENCRYPTION_KEY`); without them
+    /// nobody can enrol a second factor.
+    pub fn with_secret_sealer(mut self, sealer: super::totp::SecretSealer) -> Self {
+        self.sealer = sealer;
         self
     }
 
@@ -383,8 +416,13 @@ impl IdentityService {
             invitation: None,
             now,
         })?;
-        let session_events =
-            Session::default().decide(&SessionCommand::Start { session_id, user_id, refresh_jti, now })?;
+        let session_events = Session::default().decide(&SessionCommand::Start {
+            session_id,
+            user_id,
+            refresh_jti,
+            user_agent: ctx.user_agent.clone(),
+            now,
+        })?;
         let meta = metadata(Some(user_id), ctx);
 
         let mut tx = crate::db::begin_org_tx(self.pool(), org_id).await?;
@@ -475,13 +513,14 @@ impl IdentityService {
                 if recognised {
                     LoginDefence::count(&LOGIN_DEFENCE.known_device_sign_ins);
                 }
-                let tokens = self
-                    .start_session(org_id, user_id, executed.state.role, now, &metadata(Some(user_id), ctx))
-                    .await?;
                 let device_token = match presented {
                     Some(token) if recognised => token.to_owned(),
                     _ => fresh_device,
                 };
+                if executed.state.second_factor.is_enrolled() {
+                    return Err(self.challenge_second_factor(org_id, user_id, device_token, ctx).await?);
+                }
+                let tokens = self.start_session(org_id, user_id, executed.state.role, now, ctx).await?;
                 Ok(SignedIn { tokens, device_token })
             }
             LoginOutcome::Locked { .. } => {
@@ -498,13 +537,16 @@ impl IdentityService {
         user_id: UserId,
         role: Role,
         now: DateTime<Utc>,
-        meta: &EventMetadata,
+        ctx: &RequestContext,
     ) -> Result<TokenPair, AuthError> {
         let session_id = SessionId(Uuid::new_v4());
         let refresh_jti = Uuid::new_v4();
         let stream = session_id.stream_id();
-        let events = Session::default().decide(&SessionCommand::Start { session_id, user_id, refresh_jti, now })?;
-        self.store.append(org_id, &stream, ExpectedVersion::NoStream, new_events(&stream, &events, meta)).await?;
+        let user_agent = ctx.user_agent.clone();
+        let events =
+            Session::default().decide(&SessionCommand::Start { session_id, user_id, refresh_jti, user_agent, now })?;
+        let meta = metadata(Some(user_id), ctx);
+        self.store.append(org_id, &stream, ExpectedVersion::NoStream, new_events(&stream, &events, &meta)).await?;
         Ok(self.tokens.issue_pair(user_id, org_id, role, session_id, refresh_jti, now))
     }
 
@@ -525,13 +567,26 @@ impl IdentityService {
             return Err(AuthError::Unauthenticated("Could not validate credentials"));
         }
         let user: User = self.load(claims.org, &claims.sub.stream_id()).await?;
-        if !user.created || user.org_id != claims.org || !user.is_active {
+        // Deactivation and "revoke all" end sessions by a cut-off on the user stream.
+        if !user.created
+            || user.org_id != claims.org
+            || !user.is_active
+            || user.ended_session(claims.sid, session.started_at)
+        {
             return Err(AuthError::Unauthenticated("Could not validate credentials"));
         }
         if let Some(until) = user.admin_lock_at(now) {
             return Err(AuthError::Locked(until));
         }
-        Ok(Principal { user_id: claims.sub, org_id: claims.org, role: user.role, session_id: claims.sid })
+        let second_factor_pending =
+            !user.second_factor.is_enrolled() && self.second_factor_required(claims.org, user.role).await?;
+        Ok(Principal {
+            user_id: claims.sub,
+            org_id: claims.org,
+            role: user.role,
+            session_id: claims.sid,
+            second_factor_pending,
+        })
     }
 
     /// `{user, organization}` of the caller.
@@ -556,6 +611,12 @@ impl IdentityService {
         }
         if !user.is_active {
             return Err(AuthError::Unauthenticated("Could not validate credentials"));
+        }
+        if !user.session_cutoffs.is_empty() {
+            let session: Session = self.load(claims.org, &claims.sid.stream_id()).await?;
+            if user.ended_session(claims.sid, session.started_at) {
+                return Err(AuthError::Unauthenticated("Could not validate credentials"));
+            }
         }
         let new_jti = Uuid::new_v4();
         let executed = handler::execute::<Session>(

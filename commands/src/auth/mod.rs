@@ -7,6 +7,7 @@ pub mod link_tokens;
 pub mod password_reset;
 pub mod passwords;
 pub mod tokens;
+pub mod totp;
 
 pub use clock::Clock;
 pub use identity::{AuthError, IdentityService, LoginDefence, SignedIn, LOGIN_DEFENCE};

@@ -187,6 +187,8 @@ impl Ingestor {
             .stream()
             .max_messages_per_batch(config.batch_messages)
             .max_bytes_per_batch(fetch_max_bytes)
+            .expires(crate::cluster::PULL_EXPIRES)
+            .heartbeat(crate::cluster::PULL_HEARTBEAT)
             .messages()
             .await
             .map_err(NatsError::from_display)?;

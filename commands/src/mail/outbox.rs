@@ -21,7 +21,7 @@ use super::compose::{compose, Composed, MailIdentity, MAIL_BEARING};
 use super::transport::{MailTransport, TransportConfig, TransportConfigError};
 use crate::auth::{Clock, LinkTokens};
 use crate::handler::{self, CommandError};
-use crate::store::{row_to_event, EventStore, StoreError, StoredEvent, EVENT_COLUMNS, NOTIFY_CHANNEL};
+use crate::store::{EventStore, StoreError, StoredEvent, NOTIFY_CHANNEL};
 
 /// Mail-bearing events read per org per pass.
 pub const MAIL_BATCH: i64 = 200;
@@ -268,21 +268,12 @@ async fn mail_bearing_events(
     after: i64,
     head: i64,
 ) -> Result<Vec<StoredEvent>, MailError> {
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM event_log WHERE org_id = $1 AND org_seq > $2 AND org_seq <= $3 \
-         AND event_type = ANY($4) ORDER BY org_seq LIMIT $5"
-    );
     let mut tx = crate::db::begin_org_tx(store.pool(), org).await?;
-    let rows = sqlx::query(&sql)
-        .bind(org.0)
-        .bind(after)
-        .bind(head)
-        .bind(MAIL_BEARING)
-        .bind(MAIL_BATCH)
-        .fetch_all(&mut *tx)
-        .await?;
+    let mut events = crate::store::read_range_of_types(&mut tx, org, after, head, Some(MAIL_BEARING.to_vec())).await?;
     tx.commit().await?;
-    Ok(rows.iter().map(row_to_event).collect::<Result<_, _>>()?)
+    // One pass handles at most a batch; the checkpoint then stops at the batch's last event.
+    events.truncate(MAIL_BATCH as usize);
+    Ok(events)
 }
 
 /// The mailer's position in one org's log.

@@ -44,6 +44,12 @@ impl ResponseConfig {
         }
     }
 
+    /// `<prefix>xdr.dlq.results`: results that cannot be recorded (kept by the dead-letter
+    /// stream, `<prefix>xdr.dlq.>`).
+    pub fn results_dlq_subject(&self) -> String {
+        format!("{}xdr.dlq.results", self.subject_prefix)
+    }
+
     /// `<prefix>xdr.actions.<org_id>`: the org's orders.
     pub fn actions_subject(&self, org: uuid::Uuid) -> String {
         format!("{}xdr.actions.{org}", self.subject_prefix)

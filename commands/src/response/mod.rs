@@ -5,11 +5,12 @@
 //! handlers of an action's lifecycle, including the incident status that follows it),
 //! `containment` (policies and settings), `dispatch` (publishing orders), `results` (agents'
 //! answers into the log), `agent_keys` (agent credentials), `scheduler` (the
-//! sweep over due actions: late dispatches, unanswered orders, expired blocks).
+//! sweep over due actions: late dispatches, unanswered orders, expired blocks). What is due,
+//! and the recent automatic blocks the per-minute cap counts, are read-model queries the
+//! projections crate answers (`xdr_projections::action_queue`).
 
 pub mod actions;
 pub mod agent_keys;
-pub mod cap;
 pub mod config;
 pub mod containment;
 pub mod dispatch;

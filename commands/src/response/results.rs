@@ -70,7 +70,34 @@ pub async fn run_results_consumer(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NatsError> {
     let consumer = results_consumer(&js, &config).await?;
-    let mut messages = consumer.messages().await.map_err(NatsError::from_display)?;
+    let mut messages = crate::cluster::pull_messages(&consumer, 200).await?;
+    // Results JetStream gave up on (max_deliver) become dead letters with their reason.
+    let undeliverable = crate::cluster::Undeliverable {
+        stream: config.results_stream.clone(),
+        consumer: RESULTS_CONSUMER.to_owned(),
+        dlq_subject: config.results_dlq_subject(),
+    };
+    let dead_letterer = tokio::spawn({
+        let js = js.clone();
+        async move {
+            let never = std::future::pending::<()>();
+            if let Err(e) = crate::cluster::run_undeliverable_dead_letterer(js, undeliverable, never).await {
+                tracing::error!(error = %e, "the dead-letterer of undeliverable action results stopped");
+            }
+        }
+    });
+    let stopped = consume(&store, &js, &config, &mut messages, shutdown).await;
+    dead_letterer.abort();
+    stopped
+}
+
+async fn consume(
+    store: &EventStore,
+    js: &jetstream::Context,
+    config: &ResponseConfig,
+    messages: &mut jetstream::consumer::pull::Stream,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NatsError> {
     tokio::pin!(shutdown);
     loop {
         let next = tokio::select! {
@@ -85,11 +112,15 @@ pub async fn run_results_consumer(
                 continue;
             }
         };
-        match handle_result(&store, &config, &message).await {
+        match handle_result(store, config, &message).await {
             Ok(Handled::Recorded) => ack(&message).await,
             Ok(Handled::Refused(reason)) => {
                 tracing::error!(subject = %message.subject, reason, "action result refused");
-                ack(&message).await;
+                // Acked only once the dead letter is stored: nothing vanishes silently.
+                match dead_letter(js, config, &message, reason).await {
+                    Ok(()) => ack(&message).await,
+                    Err(e) => tracing::error!(error = %e, "refused result not dead-lettered yet; will retry"),
+                }
             }
             // Not acked: redelivered after ack_wait.
             Err(e) => tracing::error!(error = %e, "action result not recorded yet; will retry"),
@@ -101,4 +132,27 @@ async fn ack(message: &Message) {
     if let Err(e) = message.ack().await {
         tracing::warn!(error = %e, "ack failed; the result will be redelivered and deduplicated");
     }
+}
+
+/// Dead-letter a refused result with its reason; the stream sequence keeps a redelivered
+/// result from being dead-lettered twice.
+async fn dead_letter(
+    js: &jetstream::Context,
+    config: &ResponseConfig,
+    message: &Message,
+    reason: String,
+) -> Result<(), NatsError> {
+    let dedupe_id = match message.info() {
+        Ok(info) => format!("refused-{}-{}", config.results_stream, info.stream_sequence),
+        Err(_) => format!("refused-{}", message.subject),
+    };
+    let letter = crate::ingest::dlq::DeadLetter {
+        reason,
+        source_subject: message.subject.to_string(),
+        record_index: None,
+        owner: None,
+        dedupe_id,
+        body: message.payload.to_vec(),
+    };
+    crate::ingest::dlq::publish_dead_letters_to(js, &config.results_dlq_subject(), vec![letter]).await
 }

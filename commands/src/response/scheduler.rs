@@ -1,13 +1,15 @@
-//! The durable scheduler's sweep: every action in `action_schedule` whose time has come —
-//! an approved action nobody dispatched (a crash between request and send), an order whose
-//! answer is overdue (send again or give up), a timed block that expired (lift it).
+//! The durable scheduler's sweep: every action whose time has come — an approved action
+//! nobody dispatched (a crash between request and send), an order whose answer is overdue
+//! (send again or give up), a timed block that expired (lift it).
 //!
-//! The queue is a read model, so it survives restarts; the `Action` aggregate decides, with
-//! fixed command ids, so two schedulers or a restarted one never act twice. Time comes in as
-//! an argument, so tests drive the sweep with an injected clock.
+//! The times are decided in the domain and travel in the action events; the queue of due
+//! actions is a read model the projections crate owns and answers through [`DueActions`], so
+//! it survives restarts and the write side reads no read-model table. The `Action` aggregate
+//! decides, with fixed command ids, so two schedulers or a restarted one never act twice.
+//! Time comes in as an argument, so tests drive the sweep with an injected clock.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use futures::future::BoxFuture;
 use xdr_domain::ids::{ActionId, OrgId};
 
 use super::actions::{dispatch_action, expire_block, handle_deadline, ResponseError};
@@ -18,6 +20,45 @@ use xdr_domain::response::action::{Action, ActionStatus};
 
 /// Due rows handled per sweep at most (the rest wait for the next one).
 pub const SWEEP_LIMIT: i64 = 500;
+
+/// Why an action is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DueReason {
+    /// Approved (or needing no approval) and not dispatched after its grace period.
+    Dispatch,
+    /// Dispatched and not answered by its deadline.
+    Deadline,
+    /// A timed block whose time is up.
+    Expiry,
+}
+
+impl DueReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DueReason::Dispatch => "dispatch",
+            DueReason::Deadline => "deadline",
+            DueReason::Expiry => "expiry",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DueReason> {
+        [DueReason::Dispatch, DueReason::Deadline, DueReason::Expiry].into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// An action whose time has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DueAction {
+    pub org: OrgId,
+    pub action: ActionId,
+    pub reason: DueReason,
+}
+
+/// The queue of due actions, as the read side keeps it (`xdr_projections::action_queue`).
+pub trait DueActions: Send + Sync {
+    /// Up to `limit` actions due at `now`, the longest overdue first.
+    fn due(&self, now: DateTime<Utc>, limit: i64) -> BoxFuture<'_, Result<Vec<DueAction>, StoreError>>;
+}
 
 /// What one sweep did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -30,37 +71,28 @@ pub struct Sweep {
 
 /// Handle every action due at `now`. Errors on one action are logged and counted; the others
 /// still run.
-pub async fn sweep(store: &EventStore, dispatcher: &Dispatcher, now: DateTime<Utc>) -> Result<Sweep, StoreError> {
-    let rows = sqlx::query(
-        "SELECT org_id, action_id, reason FROM action_schedule WHERE due_at <= $1 ORDER BY due_at LIMIT $2",
-    )
-    .bind(now)
-    .bind(SWEEP_LIMIT)
-    .fetch_all(store.pool())
-    .await?;
+pub async fn sweep(
+    store: &EventStore,
+    dispatcher: &Dispatcher,
+    queue: &dyn DueActions,
+    now: DateTime<Utc>,
+) -> Result<Sweep, StoreError> {
     let mut done = Sweep::default();
-    for row in rows {
-        let org = OrgId(row.try_get("org_id")?);
-        let action = ActionId(row.try_get("action_id")?);
-        let reason: String = row.try_get("reason")?;
-        let outcome = match reason.as_str() {
-            "dispatch" => dispatch_if_approved(store, dispatcher, org, action, now).await.map(|sent| {
+    for DueAction { org, action, reason } in queue.due(now, SWEEP_LIMIT).await? {
+        let outcome = match reason {
+            DueReason::Dispatch => dispatch_if_approved(store, dispatcher, org, action, now).await.map(|sent| {
                 done.dispatched += usize::from(sent);
             }),
-            "deadline" => {
+            DueReason::Deadline => {
                 handle_deadline(store, dispatcher, org, action, now).await.map(|_| done.retried_or_failed += 1)
             }
-            "expiry" => expire_block(store, Some(dispatcher), org, action, now).await.map(|lifted| {
+            DueReason::Expiry => expire_block(store, Some(dispatcher), org, action, now).await.map(|lifted| {
                 done.expired += usize::from(lifted.is_some());
             }),
-            other => {
-                tracing::warn!(%org, %action, reason = other, "unknown schedule reason");
-                Ok(())
-            }
         };
         if let Err(e) = outcome {
             done.errors += 1;
-            tracing::error!(%org, %action, reason, error = %e, "scheduled action step failed");
+            tracing::error!(%org, %action, reason = reason.as_str(), error = %e, "scheduled action step failed");
         }
     }
     Ok(done)
@@ -86,6 +118,7 @@ async fn dispatch_if_approved(
 pub async fn run_scheduler(
     store: EventStore,
     dispatcher: Dispatcher,
+    queue: impl DueActions,
     interval: std::time::Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
@@ -97,7 +130,7 @@ pub async fn run_scheduler(
             _ = &mut shutdown => return,
             _ = ticks.tick() => {}
         }
-        match sweep(&store, &dispatcher, Utc::now()).await {
+        match sweep(&store, &dispatcher, &queue, Utc::now()).await {
             Ok(done) if done != Sweep::default() => tracing::info!(?done, "scheduler sweep"),
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "scheduler sweep failed; retrying at the next tick"),

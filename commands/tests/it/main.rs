@@ -9,6 +9,7 @@ mod ingest_keys;
 mod nats_permissions;
 mod nats_support;
 mod relay;
+mod results;
 mod snapshots;
 mod store;
 mod subscription;

@@ -165,7 +165,7 @@ async fn stored_hashes_chain_from_genesis_and_recompute_from_the_row() {
     store.append_batch(o, (0..5).map(|i| event("telemetry-a", i)).collect()).await.unwrap();
     store.append(o, "user-1", ExpectedVersion::NoStream, vec![event("user-1", 9)]).await.unwrap();
     let log = store.read_org(o, 0, 100).await.unwrap();
-    let mut prev = xdr_commands::chain::GENESIS_HASH.to_vec();
+    let mut prev = xdr_commands::store::chain::GENESIS_HASH.to_vec();
     for e in &log {
         assert_eq!(e.expected_hash(&prev).to_vec(), e.hash, "org_seq {}", e.org_seq);
         prev = e.hash.clone();

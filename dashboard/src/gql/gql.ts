@@ -40,6 +40,12 @@ type Documents = {
     "\n  mutation UnlockUser($id: ID!) {\n    unlockUser(id: $id) { id isActive }\n  }\n": typeof types.UnlockUserDocument,
     "\n  mutation CreateIngestKey($name: String!) {\n    createIngestKey(name: $name) { key ingestKey { id name prefix createdAt } }\n  }\n": typeof types.CreateIngestKeyDocument,
     "\n  mutation RevokeIngestKey($id: ID!) {\n    revokeIngestKey(id: $id)\n  }\n": typeof types.RevokeIngestKeyDocument,
+    "\n  mutation ChangeUserRole($id: ID!, $role: Role!) {\n    changeUserRole(id: $id, role: $role) { id role }\n  }\n": typeof types.ChangeUserRoleDocument,
+    "\n  mutation DeactivateUser($id: ID!) {\n    deactivateUser(id: $id) { id isActive }\n  }\n": typeof types.DeactivateUserDocument,
+    "\n  mutation ReactivateUser($id: ID!) {\n    reactivateUser(id: $id) { id isActive }\n  }\n": typeof types.ReactivateUserDocument,
+    "\n  query MySessions {\n    me { sessions { id createdAt lastUsedAt ip userAgent current } }\n  }\n": typeof types.MySessionsDocument,
+    "\n  mutation RevokeSession($id: ID!) {\n    revokeSession(id: $id)\n  }\n": typeof types.RevokeSessionDocument,
+    "\n  mutation RevokeOtherSessions {\n    revokeOtherSessions\n  }\n": typeof types.RevokeOtherSessionsDocument,
 };
 const documents: Documents = {
     "\n  query Me {\n    me {\n      user { id email fullName role }\n      organization { id name slug }\n    }\n  }\n": types.MeDocument,
@@ -68,6 +74,12 @@ const documents: Documents = {
     "\n  mutation UnlockUser($id: ID!) {\n    unlockUser(id: $id) { id isActive }\n  }\n": types.UnlockUserDocument,
     "\n  mutation CreateIngestKey($name: String!) {\n    createIngestKey(name: $name) { key ingestKey { id name prefix createdAt } }\n  }\n": types.CreateIngestKeyDocument,
     "\n  mutation RevokeIngestKey($id: ID!) {\n    revokeIngestKey(id: $id)\n  }\n": types.RevokeIngestKeyDocument,
+    "\n  mutation ChangeUserRole($id: ID!, $role: Role!) {\n    changeUserRole(id: $id, role: $role) { id role }\n  }\n": types.ChangeUserRoleDocument,
+    "\n  mutation DeactivateUser($id: ID!) {\n    deactivateUser(id: $id) { id isActive }\n  }\n": types.DeactivateUserDocument,
+    "\n  mutation ReactivateUser($id: ID!) {\n    reactivateUser(id: $id) { id isActive }\n  }\n": types.ReactivateUserDocument,
+    "\n  query MySessions {\n    me { sessions { id createdAt lastUsedAt ip userAgent current } }\n  }\n": types.MySessionsDocument,
+    "\n  mutation RevokeSession($id: ID!) {\n    revokeSession(id: $id)\n  }\n": types.RevokeSessionDocument,
+    "\n  mutation RevokeOtherSessions {\n    revokeOtherSessions\n  }\n": types.RevokeOtherSessionsDocument,
 };
 
 /**
@@ -188,6 +200,30 @@ export function graphql(source: "\n  mutation CreateIngestKey($name: String!) {\
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  mutation RevokeIngestKey($id: ID!) {\n    revokeIngestKey(id: $id)\n  }\n"): (typeof documents)["\n  mutation RevokeIngestKey($id: ID!) {\n    revokeIngestKey(id: $id)\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation ChangeUserRole($id: ID!, $role: Role!) {\n    changeUserRole(id: $id, role: $role) { id role }\n  }\n"): (typeof documents)["\n  mutation ChangeUserRole($id: ID!, $role: Role!) {\n    changeUserRole(id: $id, role: $role) { id role }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation DeactivateUser($id: ID!) {\n    deactivateUser(id: $id) { id isActive }\n  }\n"): (typeof documents)["\n  mutation DeactivateUser($id: ID!) {\n    deactivateUser(id: $id) { id isActive }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation ReactivateUser($id: ID!) {\n    reactivateUser(id: $id) { id isActive }\n  }\n"): (typeof documents)["\n  mutation ReactivateUser($id: ID!) {\n    reactivateUser(id: $id) { id isActive }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query MySessions {\n    me { sessions { id createdAt lastUsedAt ip userAgent current } }\n  }\n"): (typeof documents)["\n  query MySessions {\n    me { sessions { id createdAt lastUsedAt ip userAgent current } }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation RevokeSession($id: ID!) {\n    revokeSession(id: $id)\n  }\n"): (typeof documents)["\n  mutation RevokeSession($id: ID!) {\n    revokeSession(id: $id)\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation RevokeOtherSessions {\n    revokeOtherSessions\n  }\n"): (typeof documents)["\n  mutation RevokeOtherSessions {\n    revokeOtherSessions\n  }\n"];
 
 export function graphql(source: string) {
   return (documents as any)[source] ?? {};

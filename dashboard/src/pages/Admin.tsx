@@ -1,13 +1,17 @@
-// Administration (admin): users (invite, lock/unlock, roles), ingest keys (create — shown once
+// Administration (admin): users (invite, lock/unlock, role, deactivate/reactivate), the
+// admin's own sessions, ingest keys (create — shown once
 // with a producer command line — and revoke), and the audit log.
 import { useState, type FormEvent } from "react";
 import { useMutation, useQuery } from "urql";
 import type { Role } from "../gql/graphql";
 import {
   AdminQuery,
+  ChangeUserRoleMutation,
   CreateIngestKeyMutation,
+  DeactivateUserMutation,
   InviteUserMutation,
   LockUserMutation,
+  ReactivateUserMutation,
   RevokeIngestKeyMutation,
   UnlockUserMutation,
 } from "../operations";
@@ -15,6 +19,9 @@ import { label, when } from "../format";
 import { atLeast } from "../session";
 import { useSession } from "../useSession";
 import { ShownOnce } from "../components/ShownOnce";
+import { Sessions } from "../components/Sessions";
+
+const ROLES: Role[] = ["VIEWER", "ANALYST", "SOC_LEAD", "ADMIN"] as Role[];
 
 function firstError(...errors: ({ graphQLErrors?: { message: string }[]; message: string } | undefined)[]): string | null {
   const e = errors.find(Boolean);
@@ -30,12 +37,15 @@ export default function AdminPage() {
   const [invite, inviteUser] = useMutation(InviteUserMutation);
   const [lock, lockUser] = useMutation(LockUserMutation);
   const [unlock, unlockUser] = useMutation(UnlockUserMutation);
+  const [roleChange, changeRole] = useMutation(ChangeUserRoleMutation);
+  const [deactivation, deactivateUser] = useMutation(DeactivateUserMutation);
+  const [reactivation, reactivateUser] = useMutation(ReactivateUserMutation);
   const [created, createKey] = useMutation(CreateIngestKeyMutation);
   const [revoke, revokeKey] = useMutation(RevokeIngestKeyMutation);
   const [keyName, setKeyName] = useState("");
   if (!isAdmin) return <section><h1>Administration</h1><p>Only admins administer the organization.</p></section>;
   const data = result.data;
-  const error = firstError(result.error, invite.error, lock.error, unlock.error, created.error, revoke.error);
+  const error = firstError(result.error, invite.error, lock.error, unlock.error, roleChange.error, deactivation.error, reactivation.error, created.error, revoke.error);
   const submitInvite = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const f = new FormData(e.currentTarget);
@@ -62,13 +72,21 @@ export default function AdminPage() {
         )}
         <table aria-label="Users"><thead><tr><th scope="col">Name</th><th scope="col">Email</th><th scope="col">Role</th><th scope="col">Active</th><th scope="col">Last sign-in</th><th scope="col"><span className="visually-hidden">Lock</span></th></tr></thead>
           <tbody>{data?.users.nodes.map((u) => (
-            <tr key={u.id}><td>{u.fullName}</td><td>{u.email}</td><td>{label(u.role)}</td><td>{u.isActive ? "yes" : "no"}</td><td>{when(u.lastLogin)}</td>
+            <tr key={u.id}><td>{u.fullName}</td><td>{u.email}</td><td>{u.id === session?.userId ? label(u.role) : (
+                <select aria-label={`Role of ${u.email}`} value={u.role} onChange={async (e) => { await changeRole({ id: u.id, role: e.target.value as Role }); refresh(); }}>
+                  {ROLES.map((r) => <option key={r} value={r}>{label(r)}</option>)}
+                </select>)}</td><td>{u.isActive ? "yes" : "no"}</td><td>{when(u.lastLogin)}</td>
               <td>{u.id !== session?.userId && (<>
                 <button type="button" onClick={async () => { await lockUser({ id: u.id }); refresh(); }}>Lock</button>{" "}
-                <button type="button" onClick={async () => { await unlockUser({ id: u.id }); refresh(); }}>Unlock</button>
+                <button type="button" onClick={async () => { await unlockUser({ id: u.id }); refresh(); }}>Unlock</button>{" "}
+                {u.isActive
+                  ? <button type="button" onClick={async () => { await deactivateUser({ id: u.id }); refresh(); }}>Deactivate</button>
+                  : <button type="button" onClick={async () => { await reactivateUser({ id: u.id }); refresh(); }}>Reactivate</button>}
               </>)}</td></tr>
           ))}</tbody></table>
       </section>
+
+      <Sessions />
 
       <section className="panel" aria-labelledby="keys-title">
         <h2 id="keys-title">Ingest keys</h2>

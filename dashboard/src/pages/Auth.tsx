@@ -3,7 +3,7 @@
 // user types.
 import { useState, type FormEvent, type ReactNode } from "react";
 import { Link, useNavigate, useSearchParams } from "react-router";
-import { acceptInvite, AuthApiError, forgotPassword, login, passwordRules, register, resetPassword } from "../session";
+import { acceptInvite, AuthApiError, forgotPassword, login, loginSecondFactor, passwordRules, register, resetPassword } from "../session";
 
 function AuthFrame({ title, children }: { title: string; children: ReactNode }) {
   return (
@@ -50,6 +50,8 @@ export function LoginPage() {
   const [params] = useSearchParams();
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
+  const [code, setCode] = useState("");
+  const [mfaToken, setMfaToken] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const submit = async (e: FormEvent) => {
@@ -57,9 +59,22 @@ export function LoginPage() {
     setBusy(true);
     setError(null);
     try {
-      await login(email, password);
+      if (mfaToken) {
+        await loginSecondFactor(mfaToken, code);
+      } else {
+        const result = await login(email, password);
+        if ("mfaToken" in result) {
+          setMfaToken(result.mfaToken);
+          return;
+        }
+      }
       navigate(safeNext(params.get("next")), { replace: true });
     } catch (err) {
+      // A burned or expired second step needs the password again.
+      if (mfaToken && err instanceof AuthApiError && err.status === 401 && /password again/.test(err.message)) {
+        setMfaToken(null);
+        setCode("");
+      }
       setError(message(err));
     } finally {
       setBusy(false);
@@ -72,6 +87,10 @@ export function LoginPage() {
         <input id="email" type="email" autoComplete="username" required value={email} onChange={(e) => setEmail(e.target.value)} />
         <label htmlFor="password">Password</label>
         <input id="password" type="password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} />
+        {mfaToken && (<>
+          <label htmlFor="code">Authentication code</label>
+          <input id="code" inputMode="numeric" autoComplete="one-time-code" required autoFocus value={code} onChange={(e) => setCode(e.target.value)} />
+        </>)}
         <ErrorMessage error={error} />
         <button type="submit" className="primary" disabled={busy}>Sign in</button>
       </form>

@@ -39,6 +39,16 @@ pub enum IdentityError {
     /// One message for every refused reset link, whatever the reason.
     #[error("Invalid or expired reset link")]
     ResetRefused(super::password_reset::ResetRefusal),
+    #[error("The organization's last active admin cannot be demoted or deactivated")]
+    LastAdmin,
+    #[error("A second factor is already enrolled")]
+    SecondFactorAlreadyEnrolled,
+    #[error("No second factor is enrolled")]
+    SecondFactorNotEnrolled,
+    #[error("Invalid code")]
+    InvalidSecondFactorCode,
+    #[error("Sign-in expired or too many wrong codes; enter the password again")]
+    InvalidChallenge,
 }
 
 #[cfg(test)]

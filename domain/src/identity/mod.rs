@@ -7,16 +7,21 @@
 
 pub mod email;
 pub mod error;
+pub mod membership;
 pub mod organization;
 pub mod password;
 pub mod password_reset;
 pub mod role;
 pub mod session;
 pub mod slug;
+pub mod totp;
 pub mod user;
 
 pub use email::Email;
 pub use error::IdentityError;
+pub use membership::{
+    MembershipCommand, SessionCutoff, UserDeactivated, UserReactivated, UserRoleChanged, UserSessionsRevoked,
+};
 pub use organization::{Organization, OrganizationRegistered, OrganizationStatus, RegisterOrganization};
 pub use password::{check_password_policy, PasswordPolicyViolation};
 pub use role::{minimum_role, Permission, Role};
@@ -25,6 +30,11 @@ pub use session::{
     SessionCommand, SessionRevoked, SessionStarted,
 };
 pub use slug::{OrgName, Slug};
+pub use totp::{
+    SecondFactor, SecondFactorChallenged, SecondFactorCommand, SecondFactorEnrolled, SecondFactorEnrolmentStarted,
+    SecondFactorFailed, SecondFactorFailure, SecondFactorPolicy, SecondFactorPolicySet, SecondFactorProof,
+    SecondFactorRequirement, SecondFactorReset, SecondFactorVerified, SetSecondFactorPolicy,
+};
 pub use user::{
     login_outcome, AccountLocked, AccountUnderAttack, AccountUnlocked, Invitation, InvitationAccepted, KnownDevice,
     KnownDeviceForgotten, LockoutPolicy, LoginAttempt, LoginFailed, LoginFailureReason, LoginOutcome, LoginSucceeded,
@@ -158,6 +168,7 @@ mod tests {
                 user_id: user,
                 refresh_jti: jti,
                 at: at(6),
+                user_agent: Some("curl/8".into()),
             }),
             Event::RefreshTokenRotated(RefreshTokenRotated { old_jti: jti, new_jti: Uuid::from_u128(7), at: at(7) }),
             Event::RefreshTokenReuseDetected(RefreshTokenReuseDetected { jti, at: at(8) }),

@@ -330,6 +330,7 @@ mod tests {
                 user_id: user(),
                 refresh_jti: Uuid::from_u128(100 + n),
                 at: at(0),
+                user_agent: None,
             })])
         };
         let keep = Some(SessionId(Uuid::from_u128(2)));

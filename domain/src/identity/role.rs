@@ -60,10 +60,12 @@ pub enum Permission {
     ManageContainment,
     /// Issue and revoke enforcement-agent keys.
     ManageAgentKeys,
+    /// Change a member's role, deactivate and reactivate them, end their sessions.
+    ManageUsers,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 12] = [
         Permission::ReadOrgData,
         Permission::UpdateIncidentStatus,
         Permission::InviteUser,
@@ -75,6 +77,7 @@ impl Permission {
         Permission::RequestAction,
         Permission::ManageContainment,
         Permission::ManageAgentKeys,
+        Permission::ManageUsers,
     ];
 }
 
@@ -90,7 +93,8 @@ pub fn minimum_role(permission: Permission) -> Role {
         | Permission::ManageIngestKeys
         | Permission::ReadAuditLog
         | Permission::ManageContainment
-        | Permission::ManageAgentKeys => Role::Admin,
+        | Permission::ManageAgentKeys
+        | Permission::ManageUsers => Role::Admin,
     }
 }
 
@@ -143,6 +147,7 @@ mod tests {
             (RequestAction, false, true, true, true),
             (ManageContainment, false, false, false, true),
             (ManageAgentKeys, false, false, false, true),
+            (ManageUsers, false, false, false, true),
         ];
         assert_eq!(table.len(), Permission::ALL.len());
         for (p, viewer, analyst, soc_lead, admin) in table {

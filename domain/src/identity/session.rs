@@ -23,6 +23,8 @@ pub enum RevokeReason {
     PasswordReset,
     /// The owner changed the password: every other session ends.
     PasswordChanged,
+    /// Ended from the session list, by its user or an admin of the org.
+    Revoked,
 }
 
 /// Event: a login opened a session with its first refresh token.
@@ -32,6 +34,9 @@ pub struct SessionStarted {
     pub user_id: UserId,
     pub refresh_jti: Uuid,
     pub at: DateTime<Utc>,
+    /// The client's `User-Agent`, shown in the session list (the address is in the metadata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
 }
 
 /// Event: the current refresh token was exchanged for a new one.
@@ -66,6 +71,7 @@ pub enum SessionCommand {
         session_id: SessionId,
         user_id: UserId,
         refresh_jti: Uuid,
+        user_agent: Option<String>,
         now: DateTime<Utc>,
     },
     /// Exchange the presented refresh token (`presented_jti`) for one with `new_jti`.
@@ -75,6 +81,11 @@ pub enum SessionCommand {
         now: DateTime<Utc>,
     },
     Logout {
+        by_user: UserId,
+        now: DateTime<Utc>,
+    },
+    /// End the session from the session list (its user, or an admin of the org).
+    Revoke {
         by_user: UserId,
         now: DateTime<Utc>,
     },
@@ -117,6 +128,23 @@ impl Session {
     }
 }
 
+impl Session {
+    fn decide_end(
+        &self,
+        reason: RevokeReason,
+        by_user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Event>, IdentityError> {
+        if !self.started {
+            return Err(IdentityError::NotFound);
+        }
+        if self.revoked.is_some() {
+            return Ok(vec![]);
+        }
+        Ok(vec![Event::SessionRevoked(SessionRevoked { reason, at: now, by_user: Some(by_user) })])
+    }
+}
+
 impl Aggregate for Session {
     type Command = SessionCommand;
     type Error = IdentityError;
@@ -143,7 +171,7 @@ impl Aggregate for Session {
 
     fn decide(&self, command: &SessionCommand) -> Result<Vec<Event>, IdentityError> {
         match command {
-            SessionCommand::Start { session_id, user_id, refresh_jti, now } => {
+            SessionCommand::Start { session_id, user_id, refresh_jti, user_agent, now } => {
                 if self.started {
                     return Err(IdentityError::AlreadyExists);
                 }
@@ -152,6 +180,7 @@ impl Aggregate for Session {
                     user_id: *user_id,
                     refresh_jti: *refresh_jti,
                     at: *now,
+                    user_agent: user_agent.clone(),
                 })])
             }
             SessionCommand::Rotate { presented_jti, new_jti, now } => {
@@ -183,19 +212,8 @@ impl Aggregate for Session {
                 }
                 Err(IdentityError::InvalidToken)
             }
-            SessionCommand::Logout { by_user, now } => {
-                if !self.started {
-                    return Err(IdentityError::NotFound);
-                }
-                if self.revoked.is_some() {
-                    return Ok(vec![]);
-                }
-                Ok(vec![Event::SessionRevoked(SessionRevoked {
-                    reason: RevokeReason::Logout,
-                    at: *now,
-                    by_user: Some(*by_user),
-                })])
-            }
+            SessionCommand::Logout { by_user, now } => self.decide_end(RevokeReason::Logout, *by_user, *now),
+            SessionCommand::Revoke { by_user, now } => self.decide_end(RevokeReason::Revoked, *by_user, *now),
         }
     }
 }
@@ -237,7 +255,13 @@ mod tests {
     }
 
     fn started() -> Event {
-        Event::SessionStarted(SessionStarted { session_id: sid(), user_id: uid(), refresh_jti: jti(1), at: at(0) })
+        Event::SessionStarted(SessionStarted {
+            session_id: sid(),
+            user_id: uid(),
+            refresh_jti: jti(1),
+            at: at(0),
+            user_agent: None,
+        })
     }
 
     fn rotated(old: u128, new: u128, t: i64) -> Event {
@@ -255,14 +279,26 @@ mod tests {
     #[test]
     fn it_should_start_a_session() {
         given::<Session>(vec![])
-            .when(SessionCommand::Start { session_id: sid(), user_id: uid(), refresh_jti: jti(1), now: at(0) })
+            .when(SessionCommand::Start {
+                session_id: sid(),
+                user_id: uid(),
+                refresh_jti: jti(1),
+                user_agent: None,
+                now: at(0),
+            })
             .then(vec![started()]);
     }
 
     #[test]
     fn it_should_not_start_twice() {
         given::<Session>(vec![started()])
-            .when(SessionCommand::Start { session_id: sid(), user_id: uid(), refresh_jti: jti(9), now: at(1) })
+            .when(SessionCommand::Start {
+                session_id: sid(),
+                user_id: uid(),
+                refresh_jti: jti(9),
+                user_agent: None,
+                now: at(1),
+            })
             .then_err(IdentityError::AlreadyExists);
     }
 

@@ -20,6 +20,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::membership::{MembershipCommand, SessionCutoff};
+use super::totp::{SecondFactor, SecondFactorCommand};
 use super::{Email, IdentityError, Role};
 use crate::aggregate::Aggregate;
 use crate::ids::{OrgId, UserId};
@@ -182,6 +184,10 @@ pub enum UserCommand {
     /// The invitee presents the token (as its digest) and chooses a password (as its hash; the
     /// handler checks the password policy before hashing).
     AcceptInvitation { token_hash: String, password_hash: String, now: DateTime<Utc> },
+    /// Role, deactivation and bulk session ends (`super::membership`).
+    Membership(MembershipCommand),
+    /// The TOTP second factor (`super::totp`).
+    SecondFactor(SecondFactorCommand),
 }
 
 /// How many bad passwords lock the password path for unknown clients, for how long, and how
@@ -264,6 +270,12 @@ pub struct User {
     /// Most recently used first, at most [`MAX_KNOWN_DEVICES`].
     #[serde(default)]
     pub known_devices: Vec<KnownDevice>,
+    /// Bulk session ends (deactivation, "revoke all"): see `super::membership`.
+    #[serde(default)]
+    pub session_cutoffs: Vec<SessionCutoff>,
+    /// The TOTP second factor (`super::totp`).
+    #[serde(default)]
+    pub second_factor: SecondFactor,
 }
 
 impl Default for User {
@@ -284,6 +296,8 @@ impl Default for User {
             created_at: None,
             invitation: None,
             known_devices: Vec::new(),
+            session_cutoffs: Vec::new(),
+            second_factor: SecondFactor::default(),
         }
     }
 }
@@ -453,7 +467,8 @@ impl Aggregate for User {
     type Command = UserCommand;
     type Error = IdentityError;
 
-    const SNAPSHOT: Option<&'static str> = Some("user/v1");
+    // v2: session cut-offs and the second factor joined the state; v1 snapshots are ignored.
+    const SNAPSHOT: Option<&'static str> = Some("user/v2");
 
     fn to_snapshot(&self) -> Option<serde_json::Value> {
         serde_json::to_value(self).ok()
@@ -526,7 +541,9 @@ impl Aggregate for User {
                     self.locked_until = None;
                 }
             }
-            _ => {}
+            other => {
+                let _ = self.apply_membership(other) || self.apply_second_factor(other);
+            }
         }
     }
 
@@ -588,6 +605,8 @@ impl Aggregate for User {
             UserCommand::AcceptInvitation { token_hash, password_hash, now } => {
                 self.decide_accept(token_hash, password_hash, *now)
             }
+            UserCommand::Membership(membership) => self.decide_membership(membership),
+            UserCommand::SecondFactor(factor) => self.decide_second_factor(factor),
         }
     }
 }

@@ -30,6 +30,16 @@ pub const MAX_BLOCK_SECS: u64 = 30 * 24 * 3600;
 /// Longest free-text note or agent detail kept in an event.
 pub const MAX_TEXT_CHARS: usize = 2000;
 
+/// Grace before the scheduler dispatches an approved action itself: the request or approval
+/// path dispatches inline, so the scheduler only catches what a crash left behind.
+pub const DISPATCH_GRACE_SECS: i64 = 2;
+
+/// When the scheduler sends an order nobody sent, for an action approved (or requested
+/// without approval) at `at`.
+fn dispatch_due(at: DateTime<Utc>) -> DateTime<Utc> {
+    at + Duration::seconds(DISPATCH_GRACE_SECS)
+}
+
 /// The action a policy asks for on an incident: the same incident and policy always give the
 /// same id, so a redelivered detection or a second detector replica requests nothing new.
 pub fn policy_action_id(incident: IncidentId, policy: PolicyId) -> ActionId {
@@ -177,6 +187,18 @@ pub struct ActionRequested {
     pub automatic: bool,
     pub needs_approval: bool,
     pub requested_at: DateTime<Utc>,
+    /// When the scheduler sends the order itself if nobody has (no approval needed). Absent on
+    /// events recorded before the request carried it: see [`ActionRequested::dispatch_due`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatch_due_at: Option<DateTime<Utc>>,
+}
+
+impl ActionRequested {
+    /// When the scheduler must dispatch this action if nobody has: `None` while it waits for
+    /// approval. Older events without the time get the rule they were recorded under.
+    pub fn dispatch_due(&self) -> Option<DateTime<Utc>> {
+        (!self.needs_approval).then(|| self.dispatch_due_at.unwrap_or_else(|| dispatch_due(self.requested_at)))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -184,6 +206,17 @@ pub struct ActionApproved {
     pub action_id: ActionId,
     pub by_user: UserId,
     pub approved_at: DateTime<Utc>,
+    /// When the scheduler sends the order itself if nobody has. Absent on events recorded
+    /// before the approval carried it: see [`ActionApproved::dispatch_due`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatch_due_at: Option<DateTime<Utc>>,
+}
+
+impl ActionApproved {
+    /// When the scheduler must dispatch the approved action if nobody has.
+    pub fn dispatch_due(&self) -> DateTime<Utc> {
+        self.dispatch_due_at.unwrap_or_else(|| dispatch_due(self.approved_at))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -471,6 +504,7 @@ impl Action {
             automatic: r.automatic,
             needs_approval,
             requested_at: r.now,
+            dispatch_due_at: (!needs_approval).then(|| dispatch_due(r.now)),
         }));
         if let Some(detail) = refused {
             events.push(Event::ActionFailed(ActionFailed {
@@ -546,6 +580,7 @@ impl Aggregate for Action {
                         action_id,
                         by_user: *by_user,
                         approved_at: *now,
+                        dispatch_due_at: Some(dispatch_due(*now)),
                     })]),
                     // Approving twice (a double click, a retried request) changes nothing.
                     ActionStatus::Approved | ActionStatus::Dispatched | ActionStatus::Succeeded
@@ -704,7 +739,39 @@ mod tests {
             automatic: true,
             needs_approval,
             requested_at: at(0),
+            dispatch_due_at: (!needs_approval).then(|| at(DISPATCH_GRACE_SECS)),
         })
+    }
+
+    #[test]
+    fn the_scheduler_due_time_is_decided_with_the_request_and_the_approval() {
+        let events = given::<Action>(vec![])
+            .when(ActionCommand::Request(Box::new(request(ActionKind::BlockIp, "203.0.113.9", false))))
+            .events();
+        let Some(Event::ActionRequested(r)) = events.last() else { panic!("no request: {events:?}") };
+        assert_eq!(r.dispatch_due(), Some(at(DISPATCH_GRACE_SECS)));
+        assert_eq!(r.dispatch_due_at, Some(at(DISPATCH_GRACE_SECS)), "the time travels in the event");
+
+        let pending = vec![requested(ActionKind::BlockIp, None, true)];
+        let Event::ActionRequested(waiting) = &pending[0] else { unreachable!() };
+        assert_eq!(waiting.dispatch_due(), None, "nothing is due while approval is pending");
+        let approve =
+            ActionCommand::Approve { by_user: lead(), role: Role::SocLead, allow_self_approval: false, now: at(10) };
+        let approved = given::<Action>(pending).when(approve).events();
+        let [Event::ActionApproved(a)] = approved.as_slice() else { panic!("not approved: {approved:?}") };
+        assert_eq!(
+            (a.dispatch_due_at, a.dispatch_due()),
+            (Some(at(10 + DISPATCH_GRACE_SECS)), at(10 + DISPATCH_GRACE_SECS))
+        );
+
+        // Events recorded before the times travelled keep the rule they were recorded under.
+        let legacy: ActionApproved =
+            serde_json::from_value(serde_json::json!({"action_id": id(), "by_user": lead(), "approved_at": at(5)}))
+                .unwrap();
+        assert_eq!(legacy.dispatch_due(), at(5 + DISPATCH_GRACE_SECS));
+        let mut old_request = r.clone();
+        old_request.dispatch_due_at = None;
+        assert_eq!(old_request.dispatch_due(), Some(at(DISPATCH_GRACE_SECS)));
     }
 
     fn dispatched(attempt: u32, at_s: i64) -> Event {
@@ -807,7 +874,12 @@ mod tests {
                 now: at(1),
             })
             .then_err(ActionError::NotAllowedToApprove);
-        let approved = Event::ActionApproved(ActionApproved { action_id: id(), by_user: lead(), approved_at: at(1) });
+        let approved = Event::ActionApproved(ActionApproved {
+            action_id: id(),
+            by_user: lead(),
+            approved_at: at(1),
+            dispatch_due_at: Some(at(1 + DISPATCH_GRACE_SECS)),
+        });
         given::<Action>(pending.clone())
             .when(ActionCommand::Approve {
                 by_user: lead(),
@@ -913,6 +985,7 @@ mod tests {
             action_id: id(),
             by_user: lead(),
             approved_at: at(1),
+            dispatch_due_at: Some(at(1 + DISPATCH_GRACE_SECS)),
         })]);
         // Another soc_lead approves; the requester may still withdraw (reject) their own.
         let other = UserId(Uuid::from_u128(8));

@@ -280,14 +280,23 @@ async fn pull(
     let mut batch = consumer.fetch().max_messages(max).messages().await.map_err(fetch_err)?;
     collect(&mut batch, store, agent, &mut out).await;
     if out.is_empty() && !wait.is_zero() {
-        let mut batch = consumer
-            .batch()
-            .max_messages(1)
-            .expires(wait)
-            .messages()
-            .await
-            .map_err(|e| AgentError::nats("cannot wait for orders", e))?;
-        collect(&mut batch, store, agent, &mut out).await;
+        // In slices of at most PULL_EXPIRES, each a fresh pull request: a request the server
+        // forgot (a restarted NATS does) then costs one slice, not the agent's whole wait.
+        let deadline = tokio::time::Instant::now() + wait;
+        while out.is_empty() {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left < Duration::from_millis(10) {
+                break;
+            }
+            let mut batch = consumer
+                .batch()
+                .max_messages(1)
+                .expires(left.min(xdr_commands::cluster::PULL_EXPIRES))
+                .messages()
+                .await
+                .map_err(|e| AgentError::nats("cannot wait for orders", e))?;
+            collect(&mut batch, store, agent, &mut out).await;
+        }
         if !out.is_empty() && max > 1 {
             let mut batch = consumer.fetch().max_messages(max - 1).messages().await.map_err(fetch_err)?;
             collect(&mut batch, store, agent, &mut out).await;

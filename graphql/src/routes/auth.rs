@@ -66,7 +66,7 @@ fn cookie_value<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
 
 /// The token pair as JSON (plus `extra` fields); in cookie mode the refresh token goes into
 /// the cookie instead of the body.
-fn token_response(
+pub(super) fn token_response(
     req: &HttpRequest,
     state: &AppState,
     access_token: &str,
@@ -163,6 +163,20 @@ pub async fn login(
                 response.headers_mut().append(actix_web::http::header::SET_COOKIE, cookie);
             }
             Ok(response)
+        }
+        // Right password, second factor next: `/api/auth/login/mfa` with this token.
+        Err(xdr_commands::auth::AuthError::SecondFactorRequired(pending)) => {
+            let mut response = HttpResponse::Ok();
+            response.append_header((
+                actix_web::http::header::SET_COOKIE,
+                device_cookie(&req, &state, &pending.device_token),
+            ));
+            response.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
+            Ok(response.json(serde_json::json!({
+                "mfa_required": true,
+                "mfa_token": pending.mfa_token,
+                "token_type": "mfa",
+            })))
         }
         Err(e) => {
             Metrics::inc(&state.metrics.logins_refused);
@@ -275,7 +289,7 @@ pub async fn accept_invite(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "user": user })))
 }
 
-fn user_id(path: &str) -> Result<UserId, ApiError> {
+pub(super) fn user_id(path: &str) -> Result<UserId, ApiError> {
     // An unparseable id is "no such user", the same answer as another org's user.
     Uuid::parse_str(path).map(UserId).map_err(|_| xdr_commands::auth::AuthError::NotFound.into())
 }

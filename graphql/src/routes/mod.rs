@@ -1,5 +1,6 @@
 //! Route table: every route of the server is registered here.
 
+mod accounts;
 pub(crate) mod agent;
 mod auth;
 pub(crate) mod dashboard;
@@ -17,6 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, with_probes: bool) {
         web::scope("/api/auth")
             .route("/register", web::post().to(auth::register))
             .route("/login", web::post().to(auth::login))
+            .route("/login/mfa", web::post().to(accounts::login_second_factor))
             .route("/refresh", web::post().to(auth::refresh))
             .route("/me", web::get().to(auth::me))
             .route("/invite", web::post().to(auth::invite))
@@ -25,6 +27,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, with_probes: bool) {
             .route("/users/{id}", web::get().to(auth::get_user))
             .route("/users/{id}/lock", web::post().to(auth::lock_user))
             .route("/users/{id}/unlock", web::post().to(auth::unlock_user))
+            .route("/users/{id}/role", web::post().to(accounts::change_role))
+            .route("/users/{id}/deactivate", web::post().to(accounts::deactivate_user))
+            .route("/users/{id}/reactivate", web::post().to(accounts::reactivate_user))
+            .route("/users/{id}/sessions/revoke", web::post().to(accounts::revoke_user_sessions))
+            .route("/sessions/{id}/revoke", web::post().to(accounts::revoke_session))
+            .route("/sessions/revoke-others", web::post().to(accounts::revoke_other_sessions))
             .route("/forgot-password", web::post().to(password::forgot_password))
             .route("/reset-password", web::post().to(password::reset_password))
             .route("/change-password", web::post().to(password::change_password)),

@@ -13,6 +13,8 @@ pub fn code_of(e: &AuthError) -> &'static str {
         AuthError::NotFound => "NOT_FOUND",
         AuthError::Busy => "SERVICE_BUSY",
         AuthError::Internal(_) => "INTERNAL_SERVER_ERROR",
+        AuthError::SecondFactorRequired(_) => "SECOND_FACTOR_REQUIRED",
+        AuthError::SecondFactorEnrolmentRequired => "SECOND_FACTOR_ENROLMENT_REQUIRED",
     }
 }
 
@@ -25,7 +27,18 @@ pub fn gql_error(e: AuthError) -> Error {
         }
         other => other.to_string(),
     };
-    Error::new(message).extend_with(|_, ext| ext.set("code", code))
+    // The second step of a sign-in needs its token: the one error that carries one.
+    let pending = match &e {
+        AuthError::SecondFactorRequired(p) => Some(p.clone()),
+        _ => None,
+    };
+    Error::new(message).extend_with(|_, ext| {
+        ext.set("code", code);
+        if let Some(p) = &pending {
+            ext.set("mfaToken", p.mfa_token.as_str());
+            ext.set("deviceToken", p.device_token.as_str());
+        }
+    })
 }
 
 pub fn rate_limited() -> Error {

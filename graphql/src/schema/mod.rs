@@ -1,6 +1,7 @@
 //! The GraphQL schema: camelCase fields, `ID` ids, SCREAMING_CASE enums, errors carrying a
 //! machine-readable `extensions.code`. Resolvers call the same command handlers as REST.
 
+mod accounts;
 mod containment;
 mod context;
 pub(crate) mod cost;
@@ -15,6 +16,7 @@ mod response;
 pub(crate) mod scope;
 #[cfg(test)]
 mod sdl_test;
+mod second_factor;
 mod types;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema};
@@ -30,6 +32,7 @@ pub struct Query(
     response::ResponseQuery,
     containment::ContainmentQuery,
     quarantine::QuarantineQuery,
+    accounts::AccountsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -39,6 +42,8 @@ pub struct Mutation(
     incidents::IncidentMutation,
     response::ResponseMutation,
     containment::ContainmentMutation,
+    accounts::AccountsMutation,
+    second_factor::SecondFactorMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -89,6 +89,7 @@ impl From<OrganizationView> for Organization {
 }
 
 #[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
 pub struct Me {
     pub user: User,
     pub organization: Organization,

@@ -12,6 +12,7 @@ use xdr_graphql::{Application, ServerConfig};
 
 pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789";
 pub const PASSWORD: &str = "SecurePass123!@#";
+pub const ENCRYPTION_KEY: &str = "test-encryption-key-0123456789abcdef";
 
 pub struct TestApp {
     pub address: String,
@@ -60,7 +61,8 @@ pub async fn spawn_app_with(mut config: ServerConfig) -> TestApp {
         PasswordHasher::owasp().unwrap(),
         TokenService::new(&SecretString::from(JWT_SECRET)),
         clock.clone(),
-    );
+    )
+    .with_secret_sealer(xdr_commands::auth::totp::SecretSealer::new(&SecretString::from(ENCRYPTION_KEY), &[]));
     config.bind = "127.0.0.1:0".into();
     if config.probe_bind.is_some() {
         config.probe_bind = Some("127.0.0.1:0".into());

@@ -1,5 +1,6 @@
 //! HTTP tests of the API server against the real PostgreSQL, one fresh database each.
 
+mod accounts;
 mod auth;
 mod cost;
 mod dashboard;
@@ -12,6 +13,7 @@ mod limits;
 mod password_reset;
 mod read;
 mod response;
+mod second_factor;
 mod subscriptions;
 mod tls;
 mod tokens;

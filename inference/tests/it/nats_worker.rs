@@ -298,9 +298,178 @@ async fn the_pipeline_runs_on_the_shipped_nats_config_with_one_identity_per_role
         assert!(Instant::now() < deadline, "no incident from the pipeline: {:?}", found.keys());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Under its own identity the detector set up the dead-letterer of what JetStream gives
+    // up on (the advisory stream and its work-queue consumer) …
+    let detector_js = async_nats::jetstream::new(nats.connect_as("detector", None).await);
+    let advisories = detector_js.get_stream("XDR_EVENTS_UNDELIVERABLE").await.expect("the advisory stream");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while advisories.get_info().await.expect("advisory stream info").state.consumer_count != 1 {
+        assert!(Instant::now() < deadline, "the detector's dead-letterer has no consumer");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // … and dead-letters a poison event message on the subject its identity may publish to.
+    let relay_js = async_nats::jetstream::new(nats.connect_as("relay", None).await);
+    let poison_subject = ingest.event_subject(org.0, "SecurityEventObserved");
+    relay_js.publish(poison_subject, "not a stored event".into()).await.unwrap().await.unwrap();
+    let dlq = ingestor_js.get_stream(&ingest.dlq_stream_name).await.expect("the dead-letter stream");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        use futures::TryStreamExt;
+        let counts: Vec<(String, usize)> =
+            dlq.info_with_subjects("xdr.dlq.events").await.expect("info").try_collect().await.expect("subjects");
+        if counts.iter().any(|(subject, n)| subject == "xdr.dlq.events" && *n == 1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the poison event was not dead-lettered: {counts:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     stop_tx.send(true).unwrap();
     ingestor.await.unwrap().expect("ingestor ran with its identity");
     relay.await.unwrap().expect("relay ran with its identity");
     let stats = detector.await.unwrap().expect("detector ran with its identity");
-    assert_eq!((stats.refused, stats.unknown_org, stats.poison), (0, 0, 0), "{stats:?}");
+    assert_eq!((stats.refused, stats.unknown_org, stats.poison), (0, 0, 1), "{stats:?}");
+}
+
+/// One attacker's detection cannot be committed (the log refuses its `IncidentOpened`: a
+/// trigger stands in for an event the store rejects), in an org whose other attackers'
+/// detections land in the same batches. The other five incidents are still opened, exactly
+/// once; the events behind the poisoned one are dead-lettered with the store's reason and
+/// terminated, not redelivered forever with their batch; and the worker keeps running.
+#[tokio::test]
+async fn a_detection_the_log_refuses_is_dead_lettered_and_the_rest_of_its_org_detected() {
+    // Found by the rebuild that the org's first delivery starts (the log was written before
+    // the worker ran), and found in live batches (the worker runs while the log is written).
+    poisoned_detection(Start::AfterTheLog).await;
+    poisoned_detection(Start::BeforeTheLog).await;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Start {
+    AfterTheLog,
+    BeforeTheLog,
+}
+
+async fn poisoned_detection(start: Start) {
+    use async_nats::jetstream::stream;
+    use sqlx::Executor;
+    const POISONED: &str = "127.0.0.5";
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let mut owner = db.owner_conn().await;
+    owner
+        .execute(
+            "CREATE FUNCTION xdr_test_refuse_open() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+               IF NEW.event_type = 'IncidentOpened' AND NEW.payload->>'src_ip' = '127.0.0.5' THEN \
+                 RAISE EXCEPTION 'injected: this incident cannot be stored'; \
+               END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER xdr_test_refuse_open BEFORE INSERT ON event_log \
+               FOR EACH ROW EXECUTE FUNCTION xdr_test_refuse_open();",
+        )
+        .await
+        .expect("install the fault");
+    let client = async_nats::connect(nats_url()).await.expect("connect to NATS");
+    let js = async_nats::jetstream::new(client);
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let config = DetectorConfig {
+        subject_prefix: format!("t{tag}.xdr."),
+        stream_name: format!("T{tag}_EVENTS"),
+        ..Default::default()
+    };
+    let dlq = format!("T{tag}_DLQ");
+    js.get_or_create_stream(stream::Config {
+        name: dlq.clone(),
+        subjects: vec![format!("t{tag}.xdr.dlq.>")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+
+    js.get_or_create_stream(stream::Config {
+        name: config.stream_name.clone(),
+        subjects: config.stream_subjects(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let run = || {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(run_detector(config.clone(), store.clone(), js.clone(), Detector::default(), async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }))
+    };
+    let mut worker = (start == Start::BeforeTheLog).then(run);
+    if worker.is_some() {
+        let stream = js.get_stream(&config.stream_name).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stream.get_consumer::<async_nats::jetstream::consumer::pull::Config>("detector").await.is_err() {
+            assert!(Instant::now() < deadline, "the worker did not start consuming");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Committed in chunks and published as the relay does, after each commit; the worker
+    // sees batches that mix the poisoned attacker with the others.
+    let org = new_org();
+    let subject = format!("{}events.{}.SecurityEventObserved", config.subject_prefix, org);
+    let mut telemetry = Vec::new();
+    for chunk in real_log_events("sshd-auth-rfc3339.log").chunks(200) {
+        let before = store.head(org).await.unwrap().map_or(0, |h| h.0);
+        store.append_batch(org, chunk.to_vec()).await.unwrap();
+        for e in read_all(&store, org)
+            .await
+            .into_iter()
+            .filter(|e| e.org_seq > before && e.event_type == "SecurityEventObserved")
+        {
+            js.publish(subject.clone(), serde_json::to_vec(&e).unwrap().into()).await.unwrap().await.unwrap();
+            telemetry.push(e);
+        }
+        if worker.is_some() {
+            // Each chunk is detected live, not by the rebuild of the org's first delivery.
+            drained(&js, &config).await;
+        }
+    }
+    let worker = worker.take().unwrap_or_else(run);
+
+    drained(&js, &config).await;
+    stop_tx.send(true).unwrap();
+    let stats = worker.await.unwrap().expect("the worker keeps running and ends cleanly");
+
+    let found = incidents(&store, org).await;
+    println!("{start:?}: {stats:?}");
+    let ips: Vec<&str> = found.keys().map(String::as_str).collect();
+    assert_eq!(ips, vec!["127.0.0.2", "127.0.0.3", "127.0.0.6", "127.0.0.7", "127.0.0.8"], "all but the poisoned");
+    assert!(found.values().all(|i| i.opened_events == 1), "each opened exactly once");
+    assert!(stats.uncommitted >= 1, "{stats:?}");
+    assert_eq!(stats.messages, telemetry.len() as u64, "nothing redelivered: {stats:?}");
+
+    let mut dead = js.get_stream(&dlq).await.unwrap();
+    let count = dead.info().await.unwrap().state.messages;
+    assert_eq!(count, stats.uncommitted, "every uncommitted detection dead-lettered once");
+    for seq in 1..=count {
+        let m = dead.get_raw_message(seq).await.unwrap();
+        let reason = m.headers.get("Xdr-Dlq-Reason").expect("reason").as_str().to_owned();
+        assert!(reason.contains("could not be committed") && reason.contains("injected"), "{reason}");
+        assert_eq!(m.headers.get("Xdr-Org-Id").map(|v| v.as_str().to_owned()), Some(org.0.to_string()));
+        let event: xdr_commands::StoredEvent = serde_json::from_slice(&m.payload).expect("the original message");
+        assert_eq!(event.payload["src_ip"], POISONED, "only the poisoned attacker's events");
+    }
+    js.delete_stream(&config.stream_name).await.unwrap();
+    js.delete_stream(&dlq).await.unwrap();
+}
+
+/// Wait until the worker's consumer has been delivered something and holds nothing unacked.
+async fn drained(js: &async_nats::jetstream::Context, config: &DetectorConfig) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let consumer: Result<async_nats::jetstream::consumer::PullConsumer, _> =
+            js.get_stream(&config.stream_name).await.unwrap().get_consumer("detector").await;
+        if let Ok(mut consumer) = consumer {
+            let info = consumer.info().await.unwrap();
+            if info.num_pending == 0 && info.num_ack_pending == 0 && info.delivered.stream_sequence > 0 {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "consumer did not drain");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -63,7 +63,7 @@ async fn reprocessing_the_same_events_gives_the_same_incidents_and_appends_nothi
     let after = incidents(&store, org).await;
     assert_eq!(after, before, "same incidents, same ids, same evidence");
     // Incident payloads (floats included) hash the same when read back: the chain is intact.
-    let (_, broken) = xdr_projections::verify::verify_org(&db.pool, org.0).await.unwrap();
+    let (_, broken) = xdr_audit::verify::verify_org(&db.pool, org.0).await.unwrap();
     assert_eq!(broken, None);
 }
 

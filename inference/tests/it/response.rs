@@ -17,7 +17,7 @@ use xdr_commands::handler::load;
 use xdr_commands::response::actions::{approve_action, reject_action, Approver};
 use xdr_commands::response::containment::{change_settings, create_policy, set_auto_containment};
 use xdr_commands::response::results::run_results_consumer;
-use xdr_commands::response::scheduler::sweep;
+use xdr_commands::response::scheduler::{self, Sweep};
 use xdr_commands::response::{Dispatcher, ResponseConfig};
 use xdr_commands::testing::TestDb;
 use xdr_commands::EventStore;
@@ -34,6 +34,16 @@ use xdr_inference::response::Outcome;
 use xdr_inference::{run_detector, Detector, DetectorConfig, Responder, ResponseSettings};
 
 use crate::support::*;
+
+/// One scheduler sweep at `now` over the queue the actions read model keeps.
+async fn sweep(
+    store: &EventStore,
+    dispatcher: &Dispatcher,
+    now: DateTime<Utc>,
+) -> Result<Sweep, xdr_commands::StoreError> {
+    let queue = xdr_projections::action_queue::ActionSchedule::new(store.pool().clone());
+    scheduler::sweep(store, dispatcher, &queue, now).await
+}
 
 fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())

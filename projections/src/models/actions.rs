@@ -2,7 +2,7 @@
 //! stands, the blocks in force (the truth agents re-sync from) and when the scheduler must
 //! next look at an action. Copies what events say; the `Action` aggregate decides.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -14,10 +14,6 @@ use super::{decode, stream_uuid};
 use crate::runner::{Apply, Projection, ProjectionError, ReadModelTable, Reads};
 
 const NAME: &str = "actions";
-
-/// Grace before the scheduler dispatches an approved action itself: the request or approval
-/// path dispatches inline, so the scheduler only catches what a crash left behind.
-pub const DISPATCH_GRACE_SECS: i64 = 2;
 
 pub const EVENT_TYPES: &[EventType] = &[
     EventType::ActionRequested,
@@ -126,9 +122,7 @@ fn apply<'a>(conn: &'a mut PgConnection, events: &'a [&'a StoredEvent]) -> BoxFu
                     .bind(e.org_seq)
                     .execute(&mut *conn)
                     .await?;
-                    let due = (!r.needs_approval)
-                        .then(|| (r.requested_at + Duration::seconds(DISPATCH_GRACE_SECS), "dispatch"));
-                    schedule(conn, e, action, due).await?;
+                    schedule(conn, e, action, r.dispatch_due().map(|due| (due, "dispatch"))).await?;
                 }
                 Event::ActionApproved(a) => {
                     sqlx::query(
@@ -142,8 +136,7 @@ fn apply<'a>(conn: &'a mut PgConnection, events: &'a [&'a StoredEvent]) -> BoxFu
                     .bind(e.org_seq)
                     .execute(&mut *conn)
                     .await?;
-                    let due = a.approved_at + Duration::seconds(DISPATCH_GRACE_SECS);
-                    schedule(conn, e, action, Some((due, "dispatch"))).await?;
+                    schedule(conn, e, action, Some((a.dispatch_due(), "dispatch"))).await?;
                 }
                 Event::ActionRejected(r) => {
                     sqlx::query(

@@ -2,7 +2,7 @@
 //! with the original record in `raw`.
 //!
 //! Telemetry is the bulk of every log, so this projection reads it where it lies: one
-//! `INSERT … SELECT` over the org's `event_log` range per batch (the payload is already
+//! `INSERT … SELECT` over the org's log range (`xdr_commands::org_log_range!`) per batch (the payload is already
 //! `jsonb`, so nothing is serialized, shipped to the client, parsed and sent back). The
 //! column mapping is the `SecurityEvent` payload's field names, nothing more;
 //! `ON CONFLICT (org_id, org_seq) DO NOTHING` makes redelivery harmless.
@@ -16,7 +16,7 @@ pub const SECURITY_EVENTS: Projection = Projection {
     tables: &[ReadModelTable { name: "rm_security_events", order_by: "org_id, org_seq" }],
     reads: Reads::Only(&[EventType::SecurityEventObserved]),
     // $1 the org, ($2, $3] the org_seq range.
-    apply: Apply::Sql(
+    apply: Apply::Sql(concat!(
         "INSERT INTO rm_security_events (org_id, org_seq, event_id, \"timestamp\", recorded_at, \
            source_type, event_type, src_ip, src_port, dst_ip, dst_port, protocol, username, command, \
            url, file_hash, session_id, hostname, message, raw) \
@@ -26,8 +26,9 @@ pub const SECURITY_EVENTS: Projection = Projection {
            payload->>'protocol', payload->>'username', payload->>'command', payload->>'url', \
            payload->>'file_hash', payload->>'session_id', payload->>'hostname', payload->>'message', \
            COALESCE(payload->'raw', 'null'::jsonb) \
-         FROM event_log \
-         WHERE org_id = $1 AND org_seq > $2 AND org_seq <= $3 AND event_type = 'SecurityEventObserved' \
-         ON CONFLICT (org_id, org_seq) DO NOTHING",
-    ),
+         FROM ",
+        xdr_commands::org_log_range!(),
+        " AND event_type = 'SecurityEventObserved' \
+         ON CONFLICT (org_id, org_seq) DO NOTHING"
+    )),
 };

@@ -1,5 +1,6 @@
 //! `rm_user_sessions`: one row per login session (refresh-token family): when it started,
-//! how often it was refreshed, whether a spent token was replayed, and when and why it ended.
+//! how often it was refreshed, whether a spent token was replayed, and when and why it ended;
+//! the client's address and `User-Agent` at sign-in, for the session list.
 
 use sqlx::PgConnection;
 use xdr_commands::StoredEvent;
@@ -16,6 +17,8 @@ const HANDLES: &[EventType] = &[
     EventType::RefreshTokenRotated,
     EventType::RefreshTokenReuseDetected,
     EventType::SessionRevoked,
+    EventType::UserSessionsRevoked,
+    EventType::UserDeactivated,
 ];
 
 /// `UPDATE` of one session row unless it already reflects this `org_seq`
@@ -39,17 +42,41 @@ pub const USER_SESSIONS: Projection = Projection {
 
 async fn apply_one(conn: &mut PgConnection, e: &StoredEvent) -> Result<(), ProjectionError> {
     let event = decode(NAME, e)?;
-    let session = stream_uuid(NAME, e, "session")?;
     let (org, seq) = (e.org_id, e.org_seq);
+    // Bulk ends live on the user stream (`xdr_domain::identity::membership`).
+    let bulk = match &event {
+        Event::UserSessionsRevoked(r) => Some((r.at, r.kept.map(|k| k.0))),
+        Event::UserDeactivated(d) => Some((d.at, None)),
+        _ => None,
+    };
+    if let Some((at, kept)) = bulk {
+        let user = stream_uuid(NAME, e, "user")?;
+        sqlx::query(
+            "UPDATE rm_user_sessions SET revoked_at = $4, revoke_reason = 'revoked', last_seq = $3 \
+             WHERE org_id = $1 AND user_id = $2 AND last_seq < $3 AND revoked_at IS NULL \
+               AND started_at <= $4 AND ($5::uuid IS NULL OR session_id <> $5)",
+        )
+        .bind(org)
+        .bind(user)
+        .bind(seq)
+        .bind(at)
+        .bind(kept)
+        .execute(&mut *conn)
+        .await?;
+        return Ok(());
+    }
+    let session = stream_uuid(NAME, e, "session")?;
     match &event {
         Event::SessionStarted(s) => sqlx::query(
-            "INSERT INTO rm_user_sessions (org_id, session_id, user_id, started_at, last_seq) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org_id, session_id) DO NOTHING",
+            "INSERT INTO rm_user_sessions (org_id, session_id, user_id, started_at, ip, user_agent, last_seq) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (org_id, session_id) DO NOTHING",
         )
         .bind(org)
         .bind(session)
         .bind(s.user_id.0)
         .bind(s.at)
+        .bind(e.metadata().request_ip)
+        .bind(s.user_agent.as_deref())
         .bind(seq),
         Event::RefreshTokenRotated(r) => sqlx::query(update!("rotations = rotations + 1, last_rotated_at = $4"))
             .bind(org)

@@ -21,6 +21,9 @@ const HANDLES: &[EventType] = &[
     EventType::AccountLocked,
     EventType::AccountUnlocked,
     EventType::PasswordChanged,
+    EventType::UserRoleChanged,
+    EventType::UserDeactivated,
+    EventType::UserReactivated,
 ];
 
 /// `UPDATE` of one user row unless it already reflects this `org_seq` ($1 org, $2 user,
@@ -115,6 +118,13 @@ async fn apply_one(conn: &mut PgConnection, e: &StoredEvent) -> Result<(), Proje
         Event::PasswordChanged(_) => {
             sqlx::query(update!("has_password = true")).bind(e.org_id).bind(user).bind(e.org_seq)
         }
+        Event::UserRoleChanged(r) => {
+            sqlx::query(update!("role = $4")).bind(e.org_id).bind(user).bind(e.org_seq).bind(r.to.as_str())
+        }
+        Event::UserDeactivated(_) => {
+            sqlx::query(update!("is_active = false")).bind(e.org_id).bind(user).bind(e.org_seq)
+        }
+        Event::UserReactivated(_) => sqlx::query(update!("is_active = true")).bind(e.org_id).bind(user).bind(e.org_seq),
         other => return Err(super::apply_error(NAME, e, format!("unexpected {}", other.event_type()))),
     }
     .execute(&mut *conn)

@@ -165,6 +165,7 @@ pub async fn seed_identity(store: &EventStore, name: &str) -> Org {
                 user_id: org.analyst,
                 refresh_jti: jti,
                 at: at(40),
+                user_agent: None,
             }),
             Event::RefreshTokenRotated(RefreshTokenRotated { old_jti: jti, new_jti: Uuid::new_v4(), at: at(50) }),
             Event::SessionRevoked(SessionRevoked {

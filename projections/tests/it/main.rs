@@ -1,9 +1,8 @@
 //! Integration tests of the read side against the real PostgreSQL, one fresh database each.
 
-mod chain_roundtrip;
+mod action_queue;
 mod crash;
 mod helpers;
-mod legacy_chain;
 mod projection;
 mod quarantine;
 mod rebuild;

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 use uuid::Uuid;
 
-use crate::ingest::NatsError;
-use crate::store::{EventStore, StoreError};
+use xdr_commands::ingest::NatsError;
+use xdr_commands::store::{EventStore, StoreError};
 
 /// Where anchors go and how often.
 #[derive(Debug, Clone)]
@@ -92,7 +92,7 @@ pub struct Anchorer {
 impl Anchorer {
     pub async fn new(client: async_nats::Client, store: EventStore, config: AnchorConfig) -> Result<Self, AnchorError> {
         let js = jetstream::new(client);
-        crate::cluster::ensure_stream(
+        xdr_commands::cluster::ensure_stream(
             &js,
             stream::Config {
                 name: config.stream_name.clone(),

@@ -7,8 +7,9 @@
 use futures::TryStreamExt;
 use sqlx::PgPool;
 use uuid::Uuid;
-use xdr_commands::chain::GENESIS_HASH;
-use xdr_commands::store::{row_to_event, EVENT_COLUMNS};
+use xdr_commands::store::chain::GENESIS_HASH;
+use xdr_commands::store::{self, LogFilter};
+use xdr_commands::StoreError;
 use xdr_domain::ids::OrgId;
 
 /// Where and why a chain is broken.
@@ -40,14 +41,10 @@ impl VerifyReport {
 }
 
 /// Verify one org, or every org that has a head or any event.
-pub async fn verify(pool: &PgPool, only: Option<OrgId>) -> Result<VerifyReport, sqlx::Error> {
+pub async fn verify(pool: &PgPool, only: Option<OrgId>) -> Result<VerifyReport, StoreError> {
     let orgs: Vec<Uuid> = match only {
         Some(org) => vec![org.0],
-        None => {
-            sqlx::query_scalar("SELECT org_id FROM org_heads UNION SELECT DISTINCT org_id FROM event_log ORDER BY 1")
-                .fetch_all(pool)
-                .await?
-        }
+        None => store::orgs_with_log(pool).await?,
     };
     let mut report = VerifyReport { orgs: orgs.len(), ..Default::default() };
     for org in orgs {
@@ -62,17 +59,17 @@ pub async fn verify(pool: &PgPool, only: Option<OrgId>) -> Result<VerifyReport, 
 ///
 /// The chain and the head are read in one REPEATABLE READ snapshot: an append committing
 /// meanwhile moves both or neither, so a live system never shows a break that is a race.
-pub async fn verify_org(pool: &PgPool, org: Uuid) -> Result<(u64, Option<BrokenLink>), sqlx::Error> {
+pub async fn verify_org(pool: &PgPool, org: Uuid) -> Result<(u64, Option<BrokenLink>), StoreError> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
     let broken = |org_seq: i64, reason: String| BrokenLink { org_id: org, org_seq, reason };
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM event_log WHERE org_id = $1 ORDER BY org_seq");
-    let mut rows = sqlx::query(&sql).bind(org).fetch(&mut *tx);
+    let whole_log = LogFilter::org(OrgId(org));
+    let mut rows = store::scan(&mut *tx, &whole_log);
     let mut prev_hash = GENESIS_HASH.to_vec();
     let mut expected_seq = 1;
     let mut checked = 0;
     while let Some(row) = rows.try_next().await? {
-        let event = row_to_event(&row)?;
+        let event = row.event()?;
         if event.org_seq != expected_seq {
             return Ok((
                 checked,
@@ -90,10 +87,7 @@ pub async fn verify_org(pool: &PgPool, org: Uuid) -> Result<(u64, Option<BrokenL
         checked += 1;
     }
     drop(rows);
-    let head: Option<(i64, Vec<u8>)> = sqlx::query_as("SELECT last_seq, last_hash FROM org_heads WHERE org_id = $1")
-        .bind(org)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let head = store::head_of(&mut *tx, org).await?;
     tx.commit().await?;
     let last = expected_seq - 1;
     match head {
@@ -111,18 +105,10 @@ pub async fn verify_org(pool: &PgPool, org: Uuid) -> Result<(u64, Option<BrokenL
 /// Compare the log with anchors witnessed outside the database. A missing anchored event is
 /// tail truncation; a different hash at the anchored position is a rewrite — either is
 /// invisible to the chain alone when `org_heads` was rewound to match.
-pub async fn check_anchors(
-    pool: &PgPool,
-    anchors: &[xdr_commands::anchors::Anchor],
-) -> Result<Vec<BrokenLink>, sqlx::Error> {
+pub async fn check_anchors(pool: &PgPool, anchors: &[crate::anchors::Anchor]) -> Result<Vec<BrokenLink>, StoreError> {
     let mut broken = Vec::new();
     for a in anchors {
-        let stored: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT hash FROM event_log WHERE org_id = $1 AND org_seq = $2")
-                .bind(a.org_id)
-                .bind(a.org_seq)
-                .fetch_optional(pool)
-                .await?;
+        let stored = store::hash_at(pool, a.org_id, a.org_seq).await?;
         let witnessed = format!(
             "anchor of {} (org_seq {}, head {})",
             a.anchored_at.to_rfc3339(),
@@ -131,10 +117,7 @@ pub async fn check_anchors(
         );
         match stored {
             None => {
-                let head: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM org_heads WHERE org_id = $1")
-                    .bind(a.org_id)
-                    .fetch_optional(pool)
-                    .await?;
+                let head = store::head_of(pool, a.org_id).await?.map(|(seq, _)| seq);
                 broken.push(BrokenLink {
                     org_id: a.org_id,
                     org_seq: a.org_seq,

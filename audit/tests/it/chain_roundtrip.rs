@@ -6,11 +6,11 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Number, Value};
 use uuid::Uuid;
-use xdr_commands::chain::MAX_JSON_DEPTH;
+use xdr_audit::{bundle, verify};
+use xdr_commands::store::chain::MAX_JSON_DEPTH;
 use xdr_commands::testing::TestDb;
 use xdr_commands::{EventStore, NewEvent, StoreError};
 use xdr_domain::ids::OrgId;
-use xdr_projections::{bundle, verify};
 
 /// Number texts as producers write them: long decimals, integers past 2^53, u64 and i64,
 /// exponents near the edges of a double. Parsed as the ingest path parses them.
@@ -131,7 +131,7 @@ async fn arbitrary_payloads_verify_from_the_database_and_from_a_bundle() {
                 // Every row's stored hash equals the one recomputed from what jsonb gives back.
                 for stored in store.read_org(org, 0, i64::MAX).await.unwrap() {
                     let prev = if stored.org_seq == 1 {
-                        xdr_commands::chain::GENESIS_HASH.to_vec()
+                        xdr_commands::store::chain::GENESIS_HASH.to_vec()
                     } else {
                         store.read_org(org, stored.org_seq - 2, 1).await.unwrap()[0].hash.clone()
                     };

@@ -19,11 +19,13 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgPool};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
+use xdr_commands::store;
 use xdr_domain::ids::OrgId;
 
-use crate::rebuild::{all_tables, digest_scoped, REBUILD_BATCH};
 use crate::replay::Position;
-use crate::runner::{catch_up_org_until, ProjectionError};
+pub use xdr_projections::rebuild::quote_ident;
+use xdr_projections::rebuild::{all_tables, digest_scoped, REBUILD_BATCH};
+use xdr_projections::runner::{catch_up_org_until, ProjectionError};
 
 /// Every schema made here carries a comment starting with this; `--replace` only ever drops
 /// a schema that has it, so a typo cannot drop somebody's data.
@@ -56,6 +58,8 @@ pub enum PointInTimeError {
     Projection(#[from] ProjectionError),
     #[error("database error during the point-in-time rebuild: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("cannot read the log for the point-in-time rebuild: {0}")]
+    Store(#[from] xdr_commands::StoreError),
     #[error(transparent)]
     Connect(#[from] xdr_commands::db::DbError),
 }
@@ -80,11 +84,6 @@ pub struct PointInTimeReport {
     pub digest: String,
 }
 
-/// `"name"` with embedded quotes doubled: an identifier that is safe to splice into SQL.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// Accept only names an inspector can type unquoted, and never the live schema.
 pub fn check_schema_name(name: &str, live: &str) -> Result<(), PointInTimeError> {
     let mut chars = name.chars();
@@ -103,8 +102,7 @@ pub fn check_schema_name(name: &str, live: &str) -> Result<(), PointInTimeError>
 /// is what "the log as it was at T" can mean, and with agreeing clocks it is simply the
 /// last event recorded at or before T.)
 pub async fn resolve_cut(pool: &PgPool, org: OrgId, until: Option<Position>) -> Result<Cut, PointInTimeError> {
-    let head: Option<i64> =
-        sqlx::query_scalar("SELECT last_seq FROM org_heads WHERE org_id = $1").bind(org.0).fetch_optional(pool).await?;
+    let head = store::head_of(pool, org.0).await?.map(|(seq, _)| seq);
     let head = head.filter(|h| *h > 0).ok_or(PointInTimeError::UnknownOrg(org.0))?;
     let seq = match until {
         None => head,
@@ -116,19 +114,10 @@ pub async fn resolve_cut(pool: &PgPool, org: OrgId, until: Option<Position>) -> 
         }
         Some(Position::Seq(s)) => s,
         Some(Position::Time(t)) => {
-            let first_after: Option<i64> =
-                sqlx::query_scalar("SELECT min(org_seq) FROM event_log WHERE org_id = $1 AND recorded_at > $2")
-                    .bind(org.0)
-                    .bind(t)
-                    .fetch_one(pool)
-                    .await?;
+            let first_after = store::first_seq_recorded_after(pool, org, t).await?;
             let seq = first_after.map_or(head, |f| (f - 1).min(head));
             if seq < 1 {
-                let first: Option<DateTime<Utc>> =
-                    sqlx::query_scalar("SELECT recorded_at FROM event_log WHERE org_id = $1 AND org_seq = 1")
-                        .bind(org.0)
-                        .fetch_optional(pool)
-                        .await?;
+                let first = store::recorded_at(pool, org, 1).await?;
                 return Err(PointInTimeError::BadCut(format!(
                     "--until {}: org {} has no event recorded at or before that time (its first was recorded at {})",
                     t.to_rfc3339(),
@@ -139,12 +128,9 @@ pub async fn resolve_cut(pool: &PgPool, org: OrgId, until: Option<Position>) -> 
             seq
         }
     };
-    let recorded_at: DateTime<Utc> =
-        sqlx::query_scalar("SELECT recorded_at FROM event_log WHERE org_id = $1 AND org_seq = $2")
-            .bind(org.0)
-            .bind(seq)
-            .fetch_one(pool)
-            .await?;
+    let recorded_at: DateTime<Utc> = store::recorded_at(pool, org, seq).await?.ok_or_else(|| {
+        PointInTimeError::BadCut(format!("org {} has no event at org_seq {seq} below its head {head}", org.0))
+    })?;
     Ok(Cut { seq, recorded_at, head })
 }
 
@@ -183,7 +169,8 @@ pub async fn rebuild_into(
     check_resolution(&scoped, schema).await?;
 
     let start = Instant::now();
-    let events = catch_up_org_until(&scoped, org, crate::models::ALL, REBUILD_BATCH, Some(cut.seq), on_batch).await?;
+    let events =
+        catch_up_org_until(&scoped, org, xdr_projections::models::ALL, REBUILD_BATCH, Some(cut.seq), on_batch).await?;
     let elapsed = start.elapsed();
     scoped.close().await;
     let digest = digest_scoped(&live, Some(schema), Some(org)).await?;

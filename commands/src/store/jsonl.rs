@@ -145,14 +145,14 @@ impl Serialize for Node<'_> {
 
 /// `text` (any JSON) printed compactly with object keys sorted: what parsing it into a
 /// `serde_json::Value` and printing that gives, without the `Value`.
-pub fn write_sorted_json(out: &mut Vec<u8>, text: &[u8]) -> serde_json::Result<()> {
+fn write_sorted_json(out: &mut Vec<u8>, text: &[u8]) -> serde_json::Result<()> {
     let node: Node = serde_json::from_slice(text)?;
     serde_json::to_writer(out, &node)
 }
 
 /// One row of `EVENT_COLUMNS` (in that order) as a JSON line, byte for byte what
 /// `serde_json::to_writer(&row_to_event(row)?)` + `\n` writes.
-pub fn write_row_jsonl(out: &mut Vec<u8>, row: &PgRow) -> Result<(), sqlx::Error> {
+pub(super) fn write_row_jsonl(out: &mut Vec<u8>, row: &PgRow) -> Result<(), sqlx::Error> {
     let decode = |e: Box<dyn std::error::Error + Send + Sync>| sqlx::Error::Decode(e);
     let org_id: uuid::Uuid = row.try_get(0)?;
     let org_seq: i64 = row.try_get(1)?;

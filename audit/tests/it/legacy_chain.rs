@@ -5,9 +5,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
-use xdr_commands::chain::{link_hash, ChainRow, GENESIS_HASH};
+use xdr_audit::verify;
+use xdr_commands::store::chain::{link_hash, ChainRow, GENESIS_HASH};
 use xdr_commands::testing::TestDb;
-use xdr_projections::verify;
 
 /// `chain::canonical_json` as released before issue #13, verbatim in behaviour: compact,
 /// keys sorted, every scalar printed by serde_json.

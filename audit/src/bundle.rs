@@ -14,9 +14,9 @@ use sqlx::{Executor, PgPool};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use uuid::Uuid;
-use xdr_commands::chain::GENESIS_HASH;
-use xdr_commands::store::EVENT_COLUMNS;
-use xdr_commands::StoredEvent;
+use xdr_commands::store::chain::GENESIS_HASH;
+use xdr_commands::store::{self, LogFilter};
+use xdr_commands::{StoreError, StoredEvent};
 use xdr_domain::ids::OrgId;
 
 use crate::replay::Position;
@@ -55,6 +55,8 @@ mod hex_string {
 pub enum BundleError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("cannot read or restore the log: {0}")]
+    Store(#[from] StoreError),
     #[error("cannot read or write the bundle: {0}")]
     Io(#[from] std::io::Error),
     #[error("not a Mini-XDR audit bundle: {0}")]
@@ -74,29 +76,17 @@ pub async fn export(
     until: Option<Position>,
     out: impl Write,
 ) -> Result<Manifest, BundleError> {
-    let (until_seq, until_time) = match until {
-        Some(Position::Seq(s)) => (s, None),
-        Some(Position::Time(t)) => (i64::MAX, Some(t)),
-        None => (i64::MAX, None),
-    };
-    let range = "FROM event_log WHERE org_id = $1 AND org_seq <= $2 AND ($3::timestamptz IS NULL OR recorded_at <= $3)";
+    let mut range = LogFilter::org(org);
+    match until {
+        Some(Position::Seq(s)) => range.until_seq = Some(s),
+        Some(Position::Time(t)) => range.until = Some(t),
+        None => {}
+    }
     // One snapshot for both passes, so events committed meanwhile cannot slip in between.
     let mut tx = pool.begin().await?;
     tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?;
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as(&format!("SELECT event_type, count(*) {range} GROUP BY event_type ORDER BY event_type"))
-            .bind(org.0)
-            .bind(until_seq)
-            .bind(until_time)
-            .fetch_all(&mut *tx)
-            .await?;
-    let last: Option<(i64, Vec<u8>)> =
-        sqlx::query_as(&format!("SELECT org_seq, hash {range} ORDER BY org_seq DESC LIMIT 1"))
-            .bind(org.0)
-            .bind(until_seq)
-            .bind(until_time)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let rows = store::count_by_type(&mut *tx, &range).await?;
+    let last = store::last_link(&mut *tx, &range).await?;
     let (last_seq, head_hash) = last.unwrap_or((0, GENESIS_HASH.to_vec()));
     let manifest = Manifest {
         format: FORMAT.into(),
@@ -104,9 +94,9 @@ pub async fn export(
         org_id: org.0,
         first_seq: 1,
         last_seq,
-        event_count: rows.iter().map(|(_, n)| *n as u64).sum(),
+        event_count: rows.iter().map(|(_, n)| *n).sum(),
         head_hash,
-        counts_by_type: rows.into_iter().map(|(t, n)| (t, n as u64)).collect(),
+        counts_by_type: rows.into_iter().collect(),
         until: until.map(|u| match u {
             Position::Seq(s) => s.to_string(),
             Position::Time(t) => t.to_rfc3339(),
@@ -118,12 +108,11 @@ pub async fn export(
     serde_json::to_writer(&mut gz, &manifest).map_err(std::io::Error::from)?;
     gz.write_all(b"\n")?;
     {
-        let sql = format!("SELECT {EVENT_COLUMNS} {range} ORDER BY org_seq");
-        let mut stream = sqlx::query(&sql).bind(org.0).bind(until_seq).bind(until_time).fetch(&mut *tx);
+        let mut stream = store::scan(&mut *tx, &range);
         // Lines rendered straight from the rows (as `replay` does), compressed in large pieces.
         let mut buf = Vec::with_capacity(512 * 1024);
         while let Some(row) = stream.try_next().await? {
-            crate::jsonl::write_row_jsonl(&mut buf, &row)?;
+            row.write_jsonl(&mut buf)?;
             if buf.len() >= 256 * 1024 {
                 gz.write_all(&buf)?;
                 buf.clear();
@@ -218,36 +207,10 @@ pub async fn import(pool: &PgPool, input: impl Read) -> Result<Manifest, BundleE
         Ok(())
     })?;
     let mut tx = pool.begin().await?;
-    let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM event_log WHERE org_id = $1")
-        .bind(manifest.org_id)
-        .fetch_one(&mut *tx)
-        .await?;
-    if existing > 0 {
+    if store::org_has_events(&mut tx, manifest.org_id).await? {
         return Err(BundleError::NotEmpty(manifest.org_id));
     }
-    for chunk in events.chunks(1000) {
-        let mut insert = sqlx::QueryBuilder::new(format!("INSERT INTO event_log ({EVENT_COLUMNS}) "));
-        insert.push_values(chunk, |mut b, e| {
-            b.push_bind(e.org_id)
-                .push_bind(e.org_seq)
-                .push_bind(&e.stream_id)
-                .push_bind(e.stream_version)
-                .push_bind(e.event_id)
-                .push_bind(&e.event_type)
-                .push_bind(e.schema_version)
-                .push_bind(&e.payload)
-                .push_bind(&e.metadata)
-                .push_bind(e.recorded_at)
-                .push_bind(&e.hash);
-        });
-        insert.build().execute(&mut *tx).await?;
-    }
-    sqlx::query("INSERT INTO org_heads (org_id, last_seq, last_hash) VALUES ($1, $2, $3)")
-        .bind(manifest.org_id)
-        .bind(manifest.last_seq)
-        .bind(&manifest.head_hash)
-        .execute(&mut *tx)
-        .await?;
+    store::restore_rows(&mut tx, manifest.org_id, &events, manifest.last_seq, &manifest.head_hash).await?;
     for e in &events {
         match e.event_type.as_str() {
             "OrganizationRegistered" => {

@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use sqlx::PgPool;
 use std::io::Write;
-use xdr_commands::store::{row_to_event, EVENT_COLUMNS};
+use xdr_commands::store::{self, LogFilter};
+use xdr_commands::StoreError;
 use xdr_domain::ids::OrgId;
 
 /// A position in an org's log: a point in time or a sequence number (inclusive).
@@ -62,12 +63,30 @@ pub struct ReplayFilter {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
-    #[error("database error during replay: {0}")]
-    Database(#[from] sqlx::Error),
+    #[error("cannot read the log during replay: {0}")]
+    Store(#[from] StoreError),
     #[error("cannot write replay output: {0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Unsupported(String),
+}
+
+impl ReplayFilter {
+    /// The filter as the store reads it.
+    fn for_org(&self, org: OrgId) -> LogFilter {
+        let (after_seq, since) = bounds(self.since);
+        let (until_seq, until) = bounds(self.until);
+        LogFilter {
+            org,
+            after_seq,
+            since,
+            until_seq,
+            until,
+            stream: self.stream.clone(),
+            event_type: self.event_type.clone(),
+            actor: self.actor.clone(),
+        }
+    }
 }
 
 fn bounds(p: Option<Position>) -> (Option<i64>, Option<DateTime<Utc>>) {
@@ -77,12 +96,6 @@ fn bounds(p: Option<Position>) -> (Option<i64>, Option<DateTime<Utc>>) {
         None => (None, None),
     }
 }
-
-const FILTERED_SQL: &str = "FROM event_log WHERE org_id = $1 \
-     AND ($2::bigint IS NULL OR org_seq > $2) AND ($3::timestamptz IS NULL OR recorded_at >= $3) \
-     AND ($4::bigint IS NULL OR org_seq <= $4) AND ($5::timestamptz IS NULL OR recorded_at <= $5) \
-     AND ($6::text IS NULL OR stream_id = $6) AND ($7::text IS NULL OR event_type = $7) \
-     AND ($8::text IS NULL OR metadata->>'actor_user_id' = $8 OR metadata->>'actor' = $8)";
 
 /// Write matching events in `org_seq` order; returns how many were written. Streamed from the
 /// database, so memory stays flat however long the log is. `progress` is told of each event.
@@ -94,19 +107,8 @@ pub async fn replay(
     out: &mut impl Write,
     progress: &dyn Fn(u64),
 ) -> Result<u64, ReplayError> {
-    let (since_seq, since_time) = bounds(filter.since);
-    let (until_seq, until_time) = bounds(filter.until);
-    let sql = format!("SELECT {EVENT_COLUMNS} {FILTERED_SQL} ORDER BY org_seq");
-    let mut rows = sqlx::query(&sql)
-        .bind(org.0)
-        .bind(since_seq)
-        .bind(since_time)
-        .bind(until_seq)
-        .bind(until_time)
-        .bind(filter.stream.as_deref())
-        .bind(filter.event_type.as_deref())
-        .bind(filter.actor.as_deref())
-        .fetch(pool);
+    let filter = filter.for_org(org);
+    let mut rows = store::scan(pool, &filter);
     if format == Format::Table {
         writeln!(out, "{:>8}  {:<27}  {:<44}  {:<26}  ACTOR", "ORG_SEQ", "RECORDED_AT", "STREAM", "EVENT_TYPE")?;
     }
@@ -116,9 +118,9 @@ pub async fn replay(
     let mut buf = Vec::with_capacity(2 * FLUSH_AT);
     while let Some(row) = rows.try_next().await? {
         match format {
-            Format::Jsonl => crate::jsonl::write_row_jsonl(&mut buf, &row)?,
+            Format::Jsonl => row.write_jsonl(&mut buf)?,
             Format::Table => {
-                let event = row_to_event(&row)?;
+                let event = row.event()?;
                 let meta = event.metadata();
                 let actor = meta.actor_user_id.map(|u| u.to_string()).or(meta.actor).unwrap_or_else(|| "-".into());
                 writeln!(
@@ -148,20 +150,7 @@ const FLUSH_AT: usize = 256 * 1024;
 
 /// How many events a filter matches (for a progress bar's length).
 pub async fn count(pool: &PgPool, org: OrgId, filter: &ReplayFilter) -> Result<u64, ReplayError> {
-    let (since_seq, since_time) = bounds(filter.since);
-    let (until_seq, until_time) = bounds(filter.until);
-    let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) {FILTERED_SQL}"))
-        .bind(org.0)
-        .bind(since_seq)
-        .bind(since_time)
-        .bind(until_seq)
-        .bind(until_time)
-        .bind(filter.stream.as_deref())
-        .bind(filter.event_type.as_deref())
-        .bind(filter.actor.as_deref())
-        .fetch_one(pool)
-        .await?;
-    Ok(n as u64)
+    Ok(store::count(pool, &filter.for_org(org)).await?)
 }
 
 /// The state of one aggregate as it was at `until`: its events folded with the domain's
