@@ -79,6 +79,9 @@ pub enum Command {
     /// Enforcement agent: re-syncs its firewall from the server's active blocks, then carries
     /// out the org's containment orders and reports the results (HTTPS to the server only).
     Agent(xdr_agent::AgentArgs),
+    /// Run only the mail sender: delivers the invitations and reset links the log asks for
+    /// (SMTP via XDR_SMTP_URL, else .eml files in XDR_MAIL_DIR), retrying with backoff.
+    Mailer,
 }
 
 #[derive(Debug, Args)]
@@ -598,5 +601,11 @@ mod tests {
         ] {
             assert!(parse(args).is_ok(), "{args:?}");
         }
+    }
+
+    #[test]
+    fn mailer_is_a_role_of_its_own() {
+        assert!(matches!(parse(&["mailer"]).unwrap().command, Command::Mailer));
+        assert!(parse(&["mailer", "--extra"]).is_err());
     }
 }

@@ -57,6 +57,11 @@ pub struct Settings {
     pub graphql_limits: xdr_graphql::GraphqlLimits,
     /// Lifetime of an access token (`XDR_ACCESS_TOKEN_MINUTES`, default 480).
     pub access_token_ttl: chrono::Duration,
+    /// Mail transport, sender and link base (`XDR_SMTP_URL`, `XDR_MAIL_*`, `XDR_PUBLIC_URL`).
+    pub mail: crate::mail_settings::MailSettings,
+    /// Password-reset requests per minute per client and per address
+    /// (`XDR_PASSWORD_RESET_RATE_PER_MINUTE`, default 5).
+    pub password_reset_rate_per_minute: u32,
 }
 
 /// The TOML file's shape: every key optional, names as the environment variables in lower case.
@@ -80,6 +85,10 @@ struct FileSettings {
     xdr_login_lockout_minutes: Option<u32>,
     xdr_known_device_days: Option<u32>,
     xdr_access_token_minutes: Option<u32>,
+    xdr_smtp_url: Option<String>,
+    xdr_mail_dir: Option<String>,
+    xdr_mail_from: Option<String>,
+    xdr_public_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +147,13 @@ impl Settings {
                 defaults.known_device_lifetime.num_days() as u32,
             )?)),
         };
+        let bind = pick("XDR_BIND", from_file.xdr_bind.clone()).unwrap_or_else(|| "127.0.0.1:8000".into());
+        let mail_file = crate::mail_settings::MailFileSettings {
+            xdr_smtp_url: from_file.xdr_smtp_url.clone(),
+            xdr_mail_dir: from_file.xdr_mail_dir.clone(),
+            xdr_mail_from: from_file.xdr_mail_from.clone(),
+            xdr_public_url: from_file.xdr_public_url.clone(),
+        };
         let settings = Settings {
             database_url: pick("DATABASE_URL", from_file.database_url),
             migrate_database_url: pick("XDR_MIGRATE_DATABASE_URL", from_file.xdr_migrate_database_url),
@@ -147,7 +163,7 @@ impl Settings {
                 None => from_file.xdr_dev_single_db_login.unwrap_or(false),
             },
             nats_url: pick("NATS_URL", from_file.nats_url).unwrap_or_else(|| "nats://127.0.0.1:4222".into()),
-            bind: pick("XDR_BIND", from_file.xdr_bind).unwrap_or_else(|| "127.0.0.1:8000".into()),
+            bind: bind.clone(),
             jwt_secret_key: pick("JWT_SECRET_KEY", from_file.jwt_secret_key).map(SecretString::from),
             encryption_key: pick("ENCRYPTION_KEY", from_file.encryption_key).map(SecretString::from),
             encryption_key_previous: pick("ENCRYPTION_KEY_PREVIOUS", from_file.encryption_key_previous)
@@ -209,6 +225,8 @@ impl Settings {
                 from_file.xdr_access_token_minutes,
                 xdr_commands::auth::tokens::ACCESS_TTL.num_minutes() as u32,
             )?)),
+            mail: crate::mail_settings::MailSettings::load(&env, mail_file, &bind)?,
+            password_reset_rate_per_minute: number(&env, "XDR_PASSWORD_RESET_RATE_PER_MINUTE")?.unwrap_or(5),
         };
         settings.validate()?;
         Ok(settings)

@@ -7,6 +7,8 @@ mod config;
 mod database;
 mod ingest_modes;
 mod logging;
+mod mail_modes;
+mod mail_settings;
 mod modes;
 mod operator;
 mod response_modes;

@@ -44,6 +44,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scheduler => with_health(&settings, crate::response_modes::scheduler(&settings)).await,
         Command::Models(ModelsCommand::Verify(args)) => models_verify(args).await,
         Command::Models(ModelsCommand::TrainBaseline(args)) => train_baseline(&settings, args).await,
+        Command::Mailer => with_health(&settings, crate::mail_modes::mailer(&settings)).await,
     }
 }
 
@@ -122,6 +123,7 @@ async fn serve(settings: &Settings, args: crate::cli::ServeArgs) -> anyhow::Resu
         anchor_config(),
         shutdown_signal(),
     ));
+    let mailer = tokio::spawn(crate::mail_modes::run_mailer(settings, pool.clone())?);
     let projector = tokio::spawn(xdr_projections::run_projector(pool, shutdown_signal()));
     tokio::select! {
         r = app.run_until_stopped() => r.context("HTTP server stopped")?,
@@ -131,6 +133,7 @@ async fn serve(settings: &Settings, args: crate::cli::ServeArgs) -> anyhow::Resu
         r = anchorer => r.context("anchorer panicked")?.context("anchorer stopped")?,
         r = detector => { r.context("detector panicked")?.context("detector stopped")?; }
         r = response => r.context("scheduler panicked")?.context("scheduler stopped")?,
+        r = mailer => r.context("mailer panicked")?.context("mailer stopped")?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -201,6 +204,7 @@ fn build_api(
         register_rate_per_minute: settings.register_rate_per_minute,
         refresh_rate_per_minute: settings.refresh_rate_per_minute,
         rate_limit_max_clients: settings.rate_limit_max_clients,
+        password_reset_rate_per_minute: settings.password_reset_rate_per_minute,
         trust_forwarded_for: xdr_graphql::ForwardedFor::from_hops(settings.trusted_proxy_hops),
         body_limits: settings.body_limits,
         cors_allowed_origins: settings.cors_allowed_origins.clone(),

@@ -11,6 +11,7 @@ mod detect;
 mod e2e;
 mod graphql;
 mod ingest;
+mod mail;
 mod rebuild;
 mod replay;
 mod response;
@@ -68,6 +69,7 @@ pub async fn run(command: BenchCommand, env: Env) -> anyhow::Result<ExitCode> {
         BenchCommand::AgentResync(args) => agent_resync::agent_resync(&env, args).await,
         BenchCommand::Response(args) => response::response(&env, args).await,
         BenchCommand::Soak(args) => soak::soak(&env, args).await,
+        BenchCommand::Mail(args) => mail::mail(&env, args).await,
     }
 }
 
@@ -107,6 +109,16 @@ pub enum BenchCommand {
     /// lag per stage once a minute, then a CSV and a PNG; fails when memory grows past the
     /// bound or lag is unbounded (see docs/BENCHMARKS.md).
     Soak(BenchSoakArgs),
+    /// `forgot-password` until the SMTP server accepted the mail (p50/p99) vs the bare SMTP
+    /// round trip, with the real mailer and an SMTP server in process.
+    Mail(BenchMailArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchMailArgs {
+    /// Reset requests, one after another (and as many bare SMTP sends).
+    #[arg(long, default_value_t = 200)]
+    pub requests: usize,
 }
 
 #[derive(Debug, Args)]

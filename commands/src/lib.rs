@@ -9,6 +9,7 @@ pub mod db;
 pub mod handler;
 pub mod ingest;
 pub mod ingest_keys;
+pub mod mail;
 pub mod readiness;
 pub mod relay;
 pub mod response;
@@ -19,6 +20,8 @@ pub mod subscription;
 pub mod test_nats;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "testing")]
+pub mod testing_smtp;
 pub mod trust;
 
 pub use shutdown::shutdown_signal;

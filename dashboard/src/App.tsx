@@ -5,7 +5,7 @@ import { makeClient } from "./client";
 import { MeQuery } from "./operations";
 import { atLeast, logout, onSessionChange, refresh, session, type Session } from "./session";
 import { SessionContext } from "./useSession";
-import { AcceptInvitePage, LoginPage, RegisterPage } from "./pages/Auth";
+import { AcceptInvitePage, ForgotPasswordPage, LoginPage, RegisterPage, ResetPasswordPage } from "./pages/Auth";
 import { QueuePage } from "./pages/Queue";
 import { IncidentPage } from "./pages/Incident";
 
@@ -37,6 +37,8 @@ export function App() {
           <Route path="/login" element={<LoginPage />} />
           <Route path="/register" element={<RegisterPage />} />
           <Route path="/accept-invite" element={<AcceptInvitePage />} />
+          <Route path="/forgot-password" element={<ForgotPasswordPage />} />
+          <Route path="/reset-password" element={<ResetPasswordPage />} />
           <Route path="*" element={<RequireSession session={current}><Shell /></RequireSession>} />
         </Routes>
       </Provider>

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { cleanup, render, screen } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { MemoryRouter } from "react-router";
-import { LoginPage, RegisterPage } from "./pages/Auth";
+import { ForgotPasswordPage, LoginPage, RegisterPage, ResetPasswordPage } from "./pages/Auth";
 
 afterEach(cleanup);
 
@@ -24,5 +24,18 @@ describe("sign-in pages", () => {
     expect(rules()).toContain("At least 12 characters (met)");
     expect(rules()).not.toContain("not yet");
     expect(screen.getByRole("button", { name: "Create organization" })).toBeTruthy();
+  });
+
+  it("the login page links to the reset flow, whose pages have their named buttons", () => {
+    render(<MemoryRouter><LoginPage /></MemoryRouter>);
+    expect(screen.getByRole("link", { name: "Forgot password?" }).getAttribute("href")).toBe("/forgot-password");
+    cleanup();
+    render(<MemoryRouter><ForgotPasswordPage /></MemoryRouter>);
+    expect(screen.getByLabelText("Email")).toBeTruthy();
+    expect(screen.getByRole("button", { name: "Send reset link" })).toBeTruthy();
+    cleanup();
+    render(<MemoryRouter initialEntries={["/reset-password?token=abc"]}><ResetPasswordPage /></MemoryRouter>);
+    expect(screen.getByLabelText("New password")).toBeTruthy();
+    expect(screen.getByRole("button", { name: "Set new password" })).toBeTruthy();
   });
 });

@@ -125,6 +125,17 @@ export async function acceptInvite(token: string, password: string): Promise<voi
   await post("/api/auth/accept-invite", { token, password });
 }
 
+/** Ask for a reset link; the server answers the same for every address. */
+export async function forgotPassword(email: string): Promise<string> {
+  const answer = await post("/api/auth/forgot-password", { email });
+  return typeof answer.detail === "string" ? answer.detail : "If the address belongs to an account, a reset link is on its way.";
+}
+
+/** Set a new password with a mailed link's token (every session of the user ends). */
+export async function resetPassword(token: string, password: string): Promise<void> {
+  await post("/api/auth/reset-password", { token, password });
+}
+
 /** A new access token from the refresh cookie; false (and signed out) when the cookie is gone or refused. */
 export function refresh(): Promise<boolean> {
   refreshing ??= post("/api/auth/refresh", undefined)

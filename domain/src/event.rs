@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::detection::BaselineTrained;
+use crate::identity::password_reset::{PasswordChanged, PasswordResetCompleted, PasswordResetRequested};
 use crate::identity::totp::{
     SecondFactorChallenged, SecondFactorEnrolled, SecondFactorEnrolmentStarted, SecondFactorFailed,
     SecondFactorPolicySet, SecondFactorReset, SecondFactorVerified,
@@ -19,6 +20,7 @@ use crate::identity::{
 };
 use crate::incident::{EvidenceAttached, IncidentEscalated, IncidentOpened, IncidentStatusChanged};
 use crate::ingest_key::{IngestKeyCreated, IngestKeyRevoked};
+use crate::mail::{EmailFailed, EmailSent};
 use crate::response::action::{
     ActionApproved, ActionDelivered, ActionDispatched, ActionExpired, ActionFailed, ActionRejected, ActionRequested,
     ActionSucceeded, PolicyMatched,
@@ -110,6 +112,14 @@ pub enum Event {
     /// Response (`agentkey-<uuid>`): an enforcement agent's credential.
     AgentKeyCreated(AgentKeyCreated),
     AgentKeyRevoked(AgentKeyRevoked),
+    /// Identity (`pwreset-<user uuid>`): reset links by e-mail; (`user-<uuid>`) the owner's
+    /// new password.
+    PasswordResetRequested(PasswordResetRequested),
+    PasswordResetCompleted(PasswordResetCompleted),
+    PasswordChanged(PasswordChanged),
+    /// Mail (`mail-<source event id>`): what became of a message an event asked for.
+    EmailSent(EmailSent),
+    EmailFailed(EmailFailed),
     /// Identity (`user-<uuid>`): membership after the invitation (`identity::membership`).
     UserRoleChanged(UserRoleChanged),
     UserDeactivated(UserDeactivated),
@@ -235,6 +245,11 @@ event_types!(
     SelfApprovalSet,
     AgentKeyCreated,
     AgentKeyRevoked,
+    PasswordResetRequested,
+    PasswordResetCompleted,
+    PasswordChanged,
+    EmailSent,
+    EmailFailed,
     UserRoleChanged,
     UserDeactivated,
     UserReactivated,

@@ -13,6 +13,7 @@ pub mod ids;
 pub mod incident;
 pub mod ingest_key;
 pub mod json;
+pub mod mail;
 pub mod response;
 pub mod telemetry;
 

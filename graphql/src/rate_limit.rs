@@ -120,6 +120,20 @@ impl ClientLimiter {
 }
 
 /// The bucket an address falls into: IPv4 (IPv4-mapped IPv6 included) whole, IPv6 by /64.
+impl ClientLimiter {
+    /// Spend one request of a *name* (an e-mail address a request targets) instead of a client.
+    /// A name is keyed as an address in the documentation prefix `2001:db8::/32`, which no
+    /// real client has, so names and clients can share one limiter without sharing buckets.
+    pub fn check_name(&self, name: &str) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        name.hash(&mut hasher);
+        let h = hasher.finish();
+        let key = Ipv6Addr::new(0x2001, 0x0db8, (h >> 48) as u16, (h >> 32) as u16, 0, 0, 0, 0);
+        self.check(&key.to_string())
+    }
+}
+
 fn limiter_key(addr: Option<IpAddr>) -> IpAddr {
     match addr.map(|a| a.to_canonical()) {
         Some(IpAddr::V6(v6)) => {

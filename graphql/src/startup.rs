@@ -26,6 +26,8 @@ pub struct ServerConfig {
     pub refresh_rate_per_minute: u32,
     /// Clients each rate limiter tracks at most (see `rate_limit`).
     pub rate_limit_max_clients: usize,
+    /// Password-reset requests per minute per client address, and per target address.
+    pub password_reset_rate_per_minute: u32,
     /// Where the client address comes from: the socket peer, or the entry our trusted
     /// proxies appended to `X-Forwarded-For` (`XDR_TRUSTED_PROXY_HOPS`).
     pub trust_forwarded_for: ForwardedFor,
@@ -65,6 +67,7 @@ impl Default for ServerConfig {
             register_rate_per_minute: 10,
             refresh_rate_per_minute: 60,
             rate_limit_max_clients: DEFAULT_MAX_CLIENTS,
+            password_reset_rate_per_minute: 5,
             trust_forwarded_for: ForwardedFor::Ignore,
             body_limits: BodyLimits::default(),
             cors_allowed_origins: Vec::new(),
@@ -90,6 +93,8 @@ pub struct AppState {
     pub register_limiter: ClientLimiter,
     /// `refresh`, REST and GraphQL alike.
     pub refresh_limiter: ClientLimiter,
+    /// `forgot-password`, per client address and per target e-mail address (`check_name`).
+    pub password_reset_limiter: ClientLimiter,
     pub metrics: Arc<Metrics>,
     pub config: ServerConfig,
     /// Shared incident feeds and per-user subscription counts.
@@ -122,6 +127,7 @@ impl Application {
             login_limiter: limiter(config.login_rate_per_minute),
             register_limiter: limiter(config.register_rate_per_minute),
             refresh_limiter: limiter(config.refresh_rate_per_minute),
+            password_reset_limiter: limiter(config.password_reset_rate_per_minute),
             metrics: Arc::new(Metrics::default()),
             config: config.clone(),
             subscriptions: Default::default(),

@@ -13,6 +13,7 @@ mod ingest_cli;
 mod layering;
 mod load;
 mod logs_cli;
+mod mail_outbox;
 mod models_cli;
 mod operator_cli;
 mod projector_cli;

@@ -239,10 +239,10 @@ pub struct Invited {
 
 #[derive(Clone)]
 pub struct IdentityService {
-    store: EventStore,
-    hasher: PasswordHasher,
-    tokens: TokenService,
-    clock: Clock,
+    pub(super) store: EventStore,
+    pub(super) hasher: PasswordHasher,
+    pub(super) tokens: TokenService,
+    pub(super) clock: Clock,
     lockout: LockoutPolicy,
     sealer: super::totp::SecretSealer,
 }
@@ -282,7 +282,7 @@ impl LoginDefence {
     }
 }
 
-fn sha256_hex(s: &str) -> String {
+pub(super) fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
@@ -290,7 +290,7 @@ fn random_secret() -> String {
     hex::encode(rand::random::<[u8; 32]>())
 }
 
-fn metadata(actor: Option<UserId>, ctx: &RequestContext) -> EventMetadata {
+pub(super) fn metadata(actor: Option<UserId>, ctx: &RequestContext) -> EventMetadata {
     if ctx.operator {
         return EventMetadata::system("operator");
     }
@@ -302,7 +302,7 @@ fn metadata(actor: Option<UserId>, ctx: &RequestContext) -> EventMetadata {
     }
 }
 
-fn new_events(stream_id: &str, events: &[Event], meta: &EventMetadata) -> Vec<NewEvent> {
+pub(super) fn new_events(stream_id: &str, events: &[Event], meta: &EventMetadata) -> Vec<NewEvent> {
     events
         .iter()
         .enumerate()
@@ -352,7 +352,7 @@ impl IdentityService {
         self.store.pool()
     }
 
-    async fn load<A: Aggregate>(&self, org: OrgId, stream: &str) -> Result<A, AuthError>
+    pub(super) async fn load<A: Aggregate>(&self, org: OrgId, stream: &str) -> Result<A, AuthError>
     where
         A::Error: std::fmt::Debug,
     {
@@ -364,7 +364,7 @@ impl IdentityService {
     /// `(org, user)` of an e-mail address. Before login the org is unknown, so this is one of
     /// the narrow cross-org lookups (a SECURITY DEFINER function returning only the match):
     /// the API's login cannot read the registry of other orgs.
-    async fn find_email(&self, email: &Email) -> Result<Option<(OrgId, UserId)>, AuthError> {
+    pub(super) async fn find_email(&self, email: &Email) -> Result<Option<(OrgId, UserId)>, AuthError> {
         let row: Option<(Uuid, Uuid)> = sqlx::query_as("SELECT org_id, user_id FROM xdr_find_user_email($1)")
             .bind(email.as_str())
             .fetch_optional(self.pool())
@@ -373,7 +373,7 @@ impl IdentityService {
     }
 
     /// The org a user belongs to (users are found across tenants only by the registry).
-    async fn find_user_org(&self, user: UserId) -> Result<Option<OrgId>, AuthError> {
+    pub(super) async fn find_user_org(&self, user: UserId) -> Result<Option<OrgId>, AuthError> {
         let org: Option<Uuid> =
             sqlx::query_scalar("SELECT xdr_find_user_org($1)").bind(user.0).fetch_one(self.pool()).await?;
         Ok(org.map(OrgId))
@@ -668,8 +668,9 @@ impl IdentityService {
         let now = self.clock.now();
         let user_id = UserId(Uuid::new_v4());
         // The user id in the token finds the stream; only the digest of the whole is stored.
-        let token = format!("{}.{}", user_id.0.simple(), random_secret());
+        // The token is derived (not random) so the mailer can rebuild the link from the event.
         let expires_at = now + INVITATION_TTL;
+        let token = self.tokens.links().invitation(user_id, expires_at);
         let mut user = User::default();
         let events = user.decide(&UserCommand::Create {
             user_id,

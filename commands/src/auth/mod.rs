@@ -3,11 +3,14 @@
 
 pub mod clock;
 pub mod identity;
+pub mod link_tokens;
+pub mod password_reset;
 pub mod passwords;
 pub mod tokens;
 pub mod totp;
 
 pub use clock::Clock;
 pub use identity::{AuthError, IdentityService, LoginDefence, SignedIn, LOGIN_DEFENCE};
+pub use link_tokens::LinkTokens;
 pub use passwords::PasswordHasher;
 pub use tokens::{Claims, TokenKind, TokenPair, TokenService};

@@ -67,6 +67,7 @@ pub struct TokenService {
     encoding: EncodingKey,
     decoding: DecodingKey,
     access_ttl: Duration,
+    links: super::LinkTokens,
 }
 
 impl TokenService {
@@ -76,12 +77,18 @@ impl TokenService {
             encoding: EncodingKey::from_secret(bytes),
             decoding: DecodingKey::from_secret(bytes),
             access_ttl: ACCESS_TTL,
+            links: super::LinkTokens::new(secret),
         }
     }
 
     /// Access tokens that live `ttl` instead of [`ACCESS_TTL`].
     pub fn with_access_ttl(self, ttl: Duration) -> TokenService {
         TokenService { access_ttl: ttl, ..self }
+    }
+
+    /// Tokens of mailed links, keyed from the same secret.
+    pub fn links(&self) -> &super::LinkTokens {
+        &self.links
     }
 
     fn sign(&self, claims: &Claims) -> String {

@@ -3,7 +3,7 @@
 // user types.
 import { useState, type FormEvent, type ReactNode } from "react";
 import { Link, useNavigate, useSearchParams } from "react-router";
-import { acceptInvite, AuthApiError, login, loginSecondFactor, passwordRules, register } from "../session";
+import { acceptInvite, AuthApiError, forgotPassword, login, loginSecondFactor, passwordRules, register, resetPassword } from "../session";
 
 function AuthFrame({ title, children }: { title: string; children: ReactNode }) {
   return (
@@ -95,6 +95,9 @@ export function LoginPage() {
         <button type="submit" className="primary" disabled={busy}>Sign in</button>
       </form>
       <p className="alt">
+        <Link to="/forgot-password">Forgot password?</Link>
+      </p>
+      <p className="alt">
         New here? <Link to="/register">Create an organization</Link>
       </p>
     </AuthFrame>
@@ -178,6 +181,72 @@ export function AcceptInvitePage() {
         <button type="submit" className="primary">Set password</button>
       </form>
       <p className="alt"><Link to="/login">Sign in</Link></p>
+    </AuthFrame>
+  );
+}
+
+export function ForgotPasswordPage() {
+  const [email, setEmail] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const [sent, setSent] = useState<string | null>(null);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      setSent(await forgotPassword(email));
+    } catch (err) {
+      setError(message(err));
+    }
+  };
+  return (
+    <AuthFrame title="Reset your password">
+      {sent ? (
+        <p role="status">{sent} The link works once, for 30 minutes.</p>
+      ) : (
+        <form onSubmit={submit}>
+          <label htmlFor="email">Email</label>
+          <input id="email" type="email" autoComplete="username" required value={email} onChange={(e) => setEmail(e.target.value)} />
+          <ErrorMessage error={error} />
+          <button type="submit" className="primary">Send reset link</button>
+        </form>
+      )}
+      <p className="alt"><Link to="/login">Sign in</Link></p>
+    </AuthFrame>
+  );
+}
+
+export function ResetPasswordPage() {
+  const [params] = useSearchParams();
+  const token = params.get("token") ?? "";
+  const [password, setPassword] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const [done, setDone] = useState(false);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      await resetPassword(token, password);
+      setDone(true);
+    } catch (err) {
+      setError(message(err));
+    }
+  };
+  if (done)
+    return (
+      <AuthFrame title="Password changed">
+        <p>Every session of your account has ended. <Link to="/login">Sign in</Link> with the new password.</p>
+      </AuthFrame>
+    );
+  return (
+    <AuthFrame title="Choose a new password">
+      <form onSubmit={submit}>
+        <label htmlFor="password">New password</label>
+        <input id="password" type="password" autoComplete="new-password" required aria-describedby="password-rules" value={password} onChange={(e) => setPassword(e.target.value)} />
+        <PasswordRules password={password} />
+        <ErrorMessage error={error} />
+        <button type="submit" className="primary" disabled={!token}>Set new password</button>
+      </form>
+      <p className="alt"><Link to="/forgot-password">Ask for a new link</Link></p>
     </AuthFrame>
   );
 }

@@ -36,6 +36,9 @@ pub enum IdentityError {
     SessionExpired,
     #[error("Invalid token")]
     InvalidToken,
+    /// One message for every refused reset link, whatever the reason.
+    #[error("Invalid or expired reset link")]
+    ResetRefused(super::password_reset::ResetRefusal),
     #[error("The organization's last active admin cannot be demoted or deactivated")]
     LastAdmin,
     #[error("A second factor is already enrolled")]

@@ -10,6 +10,7 @@ pub mod error;
 pub mod membership;
 pub mod organization;
 pub mod password;
+pub mod password_reset;
 pub mod role;
 pub mod session;
 pub mod slug;

@@ -19,6 +19,10 @@ use crate::Event;
 pub enum RevokeReason {
     Logout,
     RefreshTokenReuse,
+    /// The owner reset the password by e-mail: every session ends.
+    PasswordReset,
+    /// The owner changed the password: every other session ends.
+    PasswordChanged,
     /// Ended from the session list, by its user or an admin of the org.
     Revoked,
 }

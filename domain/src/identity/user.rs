@@ -533,6 +533,14 @@ impl Aggregate for User {
                 self.locked_until = None;
                 self.locked_by_admin = false;
             }
+            Event::PasswordChanged(e) => {
+                self.password_hash = Some(e.password_hash.clone());
+                // A reset proves the mailbox: it lifts the automatic lock, never an admin's.
+                if e.clears_lock {
+                    self.failed_attempts = 0;
+                    self.locked_until = None;
+                }
+            }
             other => {
                 let _ = self.apply_membership(other) || self.apply_second_factor(other);
             }

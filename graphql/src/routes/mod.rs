@@ -6,6 +6,7 @@ mod auth;
 pub(crate) mod dashboard;
 mod health;
 mod ingest;
+mod password;
 mod response;
 
 use actix_web::web;
@@ -31,7 +32,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, with_probes: bool) {
             .route("/users/{id}/reactivate", web::post().to(accounts::reactivate_user))
             .route("/users/{id}/sessions/revoke", web::post().to(accounts::revoke_user_sessions))
             .route("/sessions/{id}/revoke", web::post().to(accounts::revoke_session))
-            .route("/sessions/revoke-others", web::post().to(accounts::revoke_other_sessions)),
+            .route("/sessions/revoke-others", web::post().to(accounts::revoke_other_sessions))
+            .route("/forgot-password", web::post().to(password::forgot_password))
+            .route("/reset-password", web::post().to(password::reset_password))
+            .route("/change-password", web::post().to(password::change_password)),
     )
     .service(
         web::scope("/api/agent/v1")

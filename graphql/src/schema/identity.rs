@@ -156,6 +156,24 @@ impl IdentityMutation {
         after_write(ctx, principal.org_id).await?;
         Ok(user.into())
     }
+
+    /// Replace the caller's password (the current one is required); every other session of
+    /// theirs ends, this one stays. The same handler as `POST /api/auth/change-password`.
+    async fn change_password(&self, ctx: &Context<'_>, current_password: String, new_password: String) -> Result<bool> {
+        let principal = caller(ctx).await?;
+        limit(ctx, &state(ctx).login_limiter, &state(ctx).metrics.logins_rate_limited)?;
+        state(ctx)
+            .identity
+            .change_password(
+                &principal,
+                SecretString::from(current_password),
+                SecretString::from(new_password),
+                &request(ctx),
+            )
+            .await
+            .map_err(gql_error)?;
+        Ok(true)
+    }
 }
 
 /// Spend one request of the caller's client address from `limiter`, or refuse with `RATE_LIMITED`.

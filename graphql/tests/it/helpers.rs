@@ -47,6 +47,7 @@ pub fn unlimited() -> ServerConfig {
         login_rate_per_minute: 10_000,
         register_rate_per_minute: 10_000,
         refresh_rate_per_minute: 10_000,
+        password_reset_rate_per_minute: 10_000,
         ..Default::default()
     }
 }

@@ -10,6 +10,7 @@ mod helpers;
 mod incidents;
 mod ingest_http;
 mod limits;
+mod password_reset;
 mod read;
 mod response;
 mod second_factor;

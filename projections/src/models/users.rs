@@ -20,6 +20,7 @@ const HANDLES: &[EventType] = &[
     EventType::LoginFailed,
     EventType::AccountLocked,
     EventType::AccountUnlocked,
+    EventType::PasswordChanged,
     EventType::UserRoleChanged,
     EventType::UserDeactivated,
     EventType::UserReactivated,
@@ -107,6 +108,15 @@ async fn apply_one(conn: &mut PgConnection, e: &StoredEvent) -> Result<(), Proje
         }
         Event::AccountUnlocked(_) => {
             sqlx::query(update!("failed_attempts = 0, locked_until = NULL")).bind(e.org_id).bind(user).bind(e.org_seq)
+        }
+        Event::PasswordChanged(p) if p.clears_lock => {
+            sqlx::query(update!("has_password = true, failed_attempts = 0, locked_until = NULL"))
+                .bind(e.org_id)
+                .bind(user)
+                .bind(e.org_seq)
+        }
+        Event::PasswordChanged(_) => {
+            sqlx::query(update!("has_password = true")).bind(e.org_id).bind(user).bind(e.org_seq)
         }
         Event::UserRoleChanged(r) => {
             sqlx::query(update!("role = $4")).bind(e.org_id).bind(user).bind(e.org_seq).bind(r.to.as_str())

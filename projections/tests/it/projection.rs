@@ -182,3 +182,55 @@ async fn the_audit_copy_of_a_payload_drops_secrets_at_every_depth() {
         })
     );
 }
+
+#[tokio::test]
+async fn a_password_reset_that_clears_the_lock_clears_it_in_rm_users_too() {
+    use xdr_commands::{ExpectedVersion, NewEvent};
+    use xdr_domain::identity::password_reset::{PasswordChangeKind, PasswordChanged};
+    use xdr_domain::identity::{AccountLocked, LoginFailed, LoginFailureReason};
+    use xdr_domain::{Event, EventMetadata};
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let org = seed_identity(&store, "Reset Projection").await;
+    let stream = org.analyst.stream_id();
+    let append = |events: Vec<Event>| {
+        let store = store.clone();
+        let stream = stream.clone();
+        async move {
+            let meta = EventMetadata::system("test");
+            let new = events.iter().map(|e| NewEvent::from_event(Uuid::now_v7(), &stream, e, &meta)).collect();
+            store.append(org.id, &stream, ExpectedVersion::Any, new).await.unwrap();
+        }
+    };
+    let failed = LoginFailed {
+        at: at(100),
+        reason: LoginFailureReason::BadPassword,
+        consecutive_failures: 5,
+        locked_until: None,
+        device_hash: None,
+        device_failures: None,
+    };
+    let lock = AccountLocked { until: at(10_000), reason: "too many failed logins".into(), by_user: None, at: at(100) };
+    append(vec![Event::LoginFailed(failed), Event::AccountLocked(lock)]).await;
+    let row = |pool: sqlx::PgPool| async move {
+        let mut tx = xdr_projections::begin_org_tx(&pool, org.id).await.unwrap();
+        let r = sqlx::query("SELECT failed_attempts, locked_until FROM rm_users WHERE org_id = $1 AND user_id = $2")
+            .bind(org.id.0)
+            .bind(org.analyst.0)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        (r.get::<i32, _>("failed_attempts"), r.get::<Option<DateTime<Utc>>, _>("locked_until"))
+    };
+    catch_up_once(&db.pool).await.unwrap();
+    assert_eq!(row(db.pool.clone()).await, (5, Some(at(10_000))));
+    let reset = PasswordChanged {
+        password_hash: PASSWORD_HASH.into(),
+        kind: PasswordChangeKind::Reset,
+        clears_lock: true,
+        at: at(200),
+    };
+    append(vec![Event::PasswordChanged(reset)]).await;
+    catch_up_once(&db.pool).await.unwrap();
+    assert_eq!(row(db.pool.clone()).await, (0, None));
+}
