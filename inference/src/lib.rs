@@ -7,6 +7,7 @@
 
 pub mod baseline_training;
 pub mod baselines;
+pub mod coalesce;
 pub mod detector;
 pub mod features;
 pub mod model;

@@ -43,6 +43,7 @@ use xdr_domain::incident::{Incident, IncidentCommand};
 use xdr_domain::EventMetadata;
 
 use crate::baselines::BaselineCache;
+use crate::coalesce::coalesce_attachments;
 use crate::detector::{Detector, IssuedCommand};
 use crate::partition::Partition;
 use crate::response::{Responder, ResponseSettings};
@@ -475,7 +476,7 @@ async fn handle(
 ) -> Result<Vec<(uuid::Uuid, String)>, WorkerError> {
     let mut failed = Vec::new();
     if !rebuilt.contains(&org) {
-        let mut commands = rebuild_org(ctx.detector, ctx.store, org, ctx.config).await?;
+        let mut commands = coalesce_attachments(rebuild_org(ctx.detector, ctx.store, org, ctx.config).await?);
         stats.commands += commands.len() as u64;
         ctx.baselines.score_commands(ctx.store, &mut commands).await?;
         let done = commit_isolating(ctx.store, &commands).await?;
@@ -487,7 +488,7 @@ async fn handle(
         stats.rebuilds += 1;
         rebuilt.insert(org);
     }
-    let mut commands: Vec<IssuedCommand> = events.iter().flat_map(|stored| ctx.detector.process(stored)).collect();
+    let mut commands = coalesce_attachments(events.iter().flat_map(|stored| ctx.detector.process(stored)).collect());
     stats.commands += commands.len() as u64;
     ctx.baselines.score_commands(ctx.store, &mut commands).await?;
     let done = commit_isolating(ctx.store, &commands).await?;
