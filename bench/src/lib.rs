@@ -15,6 +15,7 @@ mod mail;
 mod rebuild;
 mod replay;
 mod response;
+mod second_factor;
 mod soak;
 
 use clap::{Args, Subcommand};
@@ -70,6 +71,7 @@ pub async fn run(command: BenchCommand, env: Env) -> anyhow::Result<ExitCode> {
         BenchCommand::Response(args) => response::response(&env, args).await,
         BenchCommand::Soak(args) => soak::soak(&env, args).await,
         BenchCommand::Mail(args) => mail::mail(&env, args).await,
+        BenchCommand::SecondFactor(args) => second_factor::second_factor(args).await,
     }
 }
 
@@ -112,6 +114,10 @@ pub enum BenchCommand {
     /// `forgot-password` until the SMTP server accepted the mail (p50/p99) vs the bare SMTP
     /// round trip, with the real mailer and an SMTP server in process.
     Mail(BenchMailArgs),
+    /// What the TOTP second factor adds to a sign-in: the code check (open the sealed secret,
+    /// compute the drift window's codes) vs the argon2id verification, in the same run.
+    #[command(name = "second-factor")]
+    SecondFactor(BenchSecondFactorArgs),
 }
 
 #[derive(Debug, Args)]
@@ -119,6 +125,13 @@ pub struct BenchMailArgs {
     /// Reset requests, one after another (and as many bare SMTP sends).
     #[arg(long, default_value_t = 200)]
     pub requests: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchSecondFactorArgs {
+    /// Measurements of each kind.
+    #[arg(long, default_value_t = 200)]
+    pub rounds: usize,
 }
 
 #[derive(Debug, Args)]

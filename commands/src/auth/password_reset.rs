@@ -212,20 +212,11 @@ impl IdentityService {
     }
 }
 
-/// Every session stream the user ever started, from the log itself (a read model could lag
-/// behind a sign-in that just happened). A partial index keeps this off the telemetry
-/// (migrations/0030).
+/// Every session stream the user ever started (`store::queries::session_streams_of_user`).
 async fn session_streams(
     tx: &mut Transaction<'static, Postgres>,
     org: OrgId,
     user: UserId,
 ) -> Result<Vec<String>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT stream_id FROM event_log WHERE org_id = $1 \
-         AND event_type = 'SessionStarted' AND payload->>'user_id' = $2",
-    )
-    .bind(org.0)
-    .bind(user.0.to_string())
-    .fetch_all(&mut **tx)
-    .await?)
+    crate::store::session_streams_of_user(tx, org, user.0).await
 }

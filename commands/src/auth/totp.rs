@@ -242,26 +242,6 @@ mod tests {
         assert_eq!(SecretSealer::default().seal(b"x", b"u"), Err(SealError::NoKey));
     }
 
-    /// The second factor's whole check (open the sealed secret, compute the window's codes)
-    /// must add well under 1 ms to a sign-in's argon2 (~20–40 ms); even a debug build is far below.
-    #[test]
-    fn it_should_check_a_code_in_well_under_a_millisecond() {
-        let sealer = SecretSealer::new(&SecretString::from("bench-key-0123456789"), &[]);
-        let secret = [7u8; SECRET_BYTES];
-        let sealed = sealer.seal(&secret, b"user").unwrap();
-        let t = 1_700_000_000;
-        let code = code_at(&secret, step_at(t));
-        let rounds = 1_000;
-        let start = std::time::Instant::now();
-        for _ in 0..rounds {
-            let opened = sealer.open(&sealed, b"user").unwrap();
-            assert!(matching_step(&opened, &code, t).is_some());
-        }
-        let per_check = start.elapsed() / rounds;
-        eprintln!("second-factor code check: {per_check:?} per check");
-        assert!(per_check < std::time::Duration::from_millis(1), "{per_check:?}");
-    }
-
     #[test]
     fn it_should_hash_recovery_codes_however_they_are_typed() {
         let code = recovery_code();

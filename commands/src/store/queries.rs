@@ -259,3 +259,21 @@ pub async fn copy_org_text(
     }
     Ok(())
 }
+
+/// Every session stream `user` ever started in the org, from the log itself (a read model could
+/// lag behind a sign-in that just happened). A partial index keeps this off the telemetry
+/// (migrations/0030).
+pub async fn session_streams_of_user(
+    conn: &mut PgConnection,
+    org: OrgId,
+    user: Uuid,
+) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT stream_id FROM event_log WHERE org_id = $1 \
+         AND event_type = 'SessionStarted' AND payload->>'user_id' = $2",
+    )
+    .bind(org.0)
+    .bind(user.to_string())
+    .fetch_all(conn)
+    .await?)
+}

@@ -8,6 +8,7 @@ mod health;
 mod ingest;
 mod password;
 mod response;
+mod second_factor;
 
 use actix_web::web;
 
@@ -35,7 +36,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, with_probes: bool) {
             .route("/sessions/revoke-others", web::post().to(accounts::revoke_other_sessions))
             .route("/forgot-password", web::post().to(password::forgot_password))
             .route("/reset-password", web::post().to(password::reset_password))
-            .route("/change-password", web::post().to(password::change_password)),
+            .route("/change-password", web::post().to(password::change_password))
+            .route("/second-factor/enrol", web::post().to(second_factor::start_enrolment))
+            .route("/second-factor/confirm", web::post().to(second_factor::confirm_enrolment))
+            .route("/second-factor/policy", web::post().to(second_factor::set_policy))
+            .route("/users/{id}/second-factor/reset", web::post().to(second_factor::reset)),
     )
     .service(
         web::scope("/api/agent/v1")

@@ -255,3 +255,56 @@ async fn an_admin_resets_a_users_factor_on_the_record_and_the_secret_is_stored_s
     assert!(entries >= 3, "enrolment started, enrolled, reset: {entries}");
     assert_eq!(leaked, 0);
 }
+
+/// The same capability over REST (the handlers the GraphQL mutations use): an admin requires
+/// the factor of everyone, an analyst enrols through `/api/auth/second-factor/…` and signs in
+/// in two steps, and the admin resets the analyst's factor; an analyst may neither set the
+/// policy nor reset anyone's factor.
+#[tokio::test]
+async fn enrolment_policy_and_reset_work_over_rest_too() {
+    let app = spawn_app().await;
+    let admin = Tokens::from(&app.register("Rest Totp Corp", "admin@resttotp.example").await);
+    let (analyst_id, analyst) = app.user_with_role(&admin.access, "ana@resttotp.example", "analyst").await;
+
+    let refused =
+        app.post("/api/auth/second-factor/policy", json!({"required_for": "everyone"}), Some(&analyst.access));
+    assert_eq!(refused.await.status(), StatusCode::FORBIDDEN, "an analyst does not set the policy");
+    let set =
+        app.post("/api/auth/second-factor/policy", json!({"required_for": "everyone"}), Some(&admin.access)).await;
+    assert_eq!(set.status(), StatusCode::OK);
+    assert_eq!(set.json::<Value>().await.unwrap()["required_for"], "everyone");
+
+    // The policy covers the admin too: nothing but enrolment until they have a factor.
+    let blocked =
+        app.post(&format!("/api/auth/users/{analyst_id}/second-factor/reset"), json!({}), Some(&admin.access));
+    assert_eq!(blocked.await.status(), StatusCode::FORBIDDEN);
+    rest_enrol(&app, &admin.access).await;
+    let secret = rest_enrol(&app, &analyst.access).await;
+
+    app.clock.advance(Duration::seconds(30));
+    let pending = password_step(&app, "ana@resttotp.example").await;
+    let signed_in = second_step(&app, &pending, &current_code(&app, &secret)).await;
+    assert_eq!(signed_in.status(), StatusCode::OK);
+
+    let reset = format!("/api/auth/users/{analyst_id}/second-factor/reset");
+    assert_eq!(app.post(&reset, json!({}), Some(&analyst.access)).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.post(&reset, json!({}), Some(&admin.access)).await.status(), StatusCode::NO_CONTENT);
+    let me = gql(&app, "{ me { secondFactorEnrolled } }", json!({}), &analyst.access).await;
+    assert_eq!(me["data"]["me"]["secondFactorEnrolled"], false, "{me}");
+}
+
+/// Enrol over REST; returns the secret.
+async fn rest_enrol(app: &TestApp, access: &str) -> Vec<u8> {
+    let started = app.post("/api/auth/second-factor/enrol", json!({}), Some(access)).await;
+    assert_eq!(started.status(), StatusCode::OK, "enrolment is what the policy still allows");
+    let started: Value = started.json().await.unwrap();
+    let secret = base32_decode(started["secret"].as_str().unwrap());
+    assert!(started["otpauth_uri"].as_str().unwrap().starts_with("otpauth://totp/"), "{started}");
+    let bad = app.post("/api/auth/second-factor/confirm", json!({"code": "12345x"}), Some(access)).await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let code = current_code(app, &secret);
+    let confirmed = app.post("/api/auth/second-factor/confirm", json!({"code": code}), Some(access)).await;
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    assert_eq!(confirmed.json::<Value>().await.unwrap()["recovery_codes"].as_array().map(Vec::len), Some(10));
+    secret
+}
