@@ -111,8 +111,9 @@ pub async fn ensure_stream(js: &jetstream::Context, mut config: stream::Config) 
     let settings = JetStreamSettings::from_env()?;
     config.num_replicas = settings.stream_replicas;
     let name = config.name.clone();
-    let mut stream = retrying(&format!("creating stream {name}"), || js.get_or_create_stream(config.clone())).await?;
-    let info = stream.info().await.map_err(NatsError::from_display)?;
+    let stream = retrying(&format!("creating stream {name}"), || js.get_or_create_stream(config.clone())).await?;
+    // Retried too: a cluster electing a leader times out any request, this one included.
+    let info = retrying(&format!("reading stream {name}"), || stream.get_info()).await?;
     if info.config.num_replicas != settings.stream_replicas {
         tracing::warn!(
             stream = %name,
