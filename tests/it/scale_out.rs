@@ -50,8 +50,19 @@ async fn jetstream_cluster_loses_leaders(victims: &[&'static str]) {
         };
         async move { stream_placement(&js, stream).await }
     };
+    // A loaded machine may still be electing the streams' leaders: ask until they answer.
+    let settled_placement = |stream: &'static str| async move {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(found) = placement(stream).await {
+                return found;
+            }
+            assert!(Instant::now() < deadline, "{stream} has no cluster placement");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
     for stream in STREAMS {
-        let (_, replicas) = placement(stream).await.unwrap_or_else(|| panic!("{stream} has no cluster placement"));
+        let (_, replicas) = settled_placement(stream).await;
         assert_eq!(replicas, 3, "{stream} replicas");
     }
 
@@ -63,7 +74,7 @@ async fn jetstream_cluster_loses_leaders(victims: &[&'static str]) {
         load.first_part(&pipeline, split).await;
         let mut rest_sent = false;
         for victim_stream in victims {
-            let (leader, _) = placement(victim_stream).await.expect("a leader");
+            let (leader, _) = settled_placement(victim_stream).await;
             let meta = cluster.meta_leader().await;
             let node = cluster.index_of(&leader);
             cluster.nodes[node].kill();
