@@ -217,6 +217,21 @@ pub struct Undeliverable {
     pub dlq_subject: String,
 }
 
+/// Run [`run_undeliverable_dead_letterer`] for `watch` as a task of its own for as long as
+/// the returned handle is not aborted; its failure is logged (naming `what` it guards), not
+/// fatal to the consumer it serves.
+pub fn spawn_undeliverable_dead_letterer(
+    js: jetstream::Context,
+    watch: Undeliverable,
+    what: &'static str,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = run_undeliverable_dead_letterer(js, watch, std::future::pending::<()>()).await {
+            tracing::error!(error = %e, "the dead-letterer of undeliverable {what} stopped");
+        }
+    })
+}
+
 /// Turn every message `watch.consumer` gave up on into a dead letter, until `shutdown`.
 ///
 /// The advisories are captured by a stream of their own (a work queue), so one published

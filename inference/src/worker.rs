@@ -277,15 +277,8 @@ pub async fn run_detector(
         consumer: durable.clone(),
         dlq_subject: config.dead_letter_subject(),
     };
-    let dead_letterer = tokio::spawn({
-        let js = jetstream.clone();
-        async move {
-            let never = std::future::pending::<()>();
-            if let Err(e) = xdr_commands::cluster::run_undeliverable_dead_letterer(js, undeliverable, never).await {
-                tracing::error!(error = %e, "the dead-letterer of undeliverable event messages stopped");
-            }
-        }
-    });
+    let dead_letterer =
+        xdr_commands::cluster::spawn_undeliverable_dead_letterer(jetstream.clone(), undeliverable, "event messages");
     let mut responder = match &config.response {
         Some(settings) => Some(Responder::connect(jetstream.clone(), settings).await.map_err(nats)?),
         None => None,

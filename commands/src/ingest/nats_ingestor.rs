@@ -352,13 +352,8 @@ pub async fn run_ingestor(
     let mut ingestor = Ingestor::new(client, config, store, resolver).await?;
     let committer = ingestor.committer.clone();
     // Messages JetStream gave up on (max_deliver) become dead letters with their reason.
-    let js = committer.js.clone();
-    let dead_letterer = tokio::spawn(async move {
-        let never = std::future::pending::<()>();
-        if let Err(e) = crate::cluster::run_undeliverable_dead_letterer(js, undeliverable, never).await {
-            tracing::error!(error = %e, "the dead-letterer of undeliverable ingest messages stopped");
-        }
-    });
+    let dead_letterer =
+        crate::cluster::spawn_undeliverable_dead_letterer(committer.js.clone(), undeliverable, "ingest messages");
     let (tx, mut rx) = tokio::sync::mpsc::channel::<PreparedRound>(1);
     let preparer = tokio::spawn(async move {
         loop {

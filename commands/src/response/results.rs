@@ -77,15 +77,7 @@ pub async fn run_results_consumer(
         consumer: RESULTS_CONSUMER.to_owned(),
         dlq_subject: config.results_dlq_subject(),
     };
-    let dead_letterer = tokio::spawn({
-        let js = js.clone();
-        async move {
-            let never = std::future::pending::<()>();
-            if let Err(e) = crate::cluster::run_undeliverable_dead_letterer(js, undeliverable, never).await {
-                tracing::error!(error = %e, "the dead-letterer of undeliverable action results stopped");
-            }
-        }
-    });
+    let dead_letterer = crate::cluster::spawn_undeliverable_dead_letterer(js.clone(), undeliverable, "action results");
     let stopped = consume(&store, &js, &config, &mut messages, shutdown).await;
     dead_letterer.abort();
     stopped
