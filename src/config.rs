@@ -62,6 +62,9 @@ pub struct Settings {
     /// Password-reset requests per minute per client and per address
     /// (`XDR_PASSWORD_RESET_RATE_PER_MINUTE`, default 5).
     pub password_reset_rate_per_minute: u32,
+    /// Observations the detector holds in its windows at most, all sources together
+    /// (`XDR_DETECTOR_MAX_OBSERVATIONS`, default 2 000 000 ≈ 200 MiB).
+    pub detector_max_observations: usize,
 }
 
 /// The TOML file's shape: every key optional, names as the environment variables in lower case.
@@ -227,6 +230,8 @@ impl Settings {
             )?)),
             mail: crate::mail_settings::MailSettings::load(&env, mail_file, &bind)?,
             password_reset_rate_per_minute: number(&env, "XDR_PASSWORD_RESET_RATE_PER_MINUTE")?.unwrap_or(5),
+            detector_max_observations: number(&env, "XDR_DETECTOR_MAX_OBSERVATIONS")?
+                .unwrap_or(xdr_inference::detector::DEFAULT_MAX_OBSERVATIONS),
         };
         settings.validate()?;
         Ok(settings)

@@ -114,7 +114,7 @@ async fn serve(settings: &Settings, args: crate::cli::ServeArgs) -> anyhow::Resu
         detector_config()?,
         xdr_commands::EventStore::new(pool.clone()),
         async_nats::jetstream::new(detector_nats),
-        xdr_inference::scoring::detector_with_models(&models_dir()),
+        xdr_inference::scoring::detector_with_models(&models_dir(), detector_settings(settings)),
         shutdown_signal(),
     ));
     let anchorer = tokio::spawn(xdr_audit::anchors::run_anchorer(
@@ -524,6 +524,11 @@ pub(crate) fn models_dir() -> std::path::PathBuf {
     std::env::var_os("XDR_MODELS_DIR").map_or_else(|| "inference/models".into(), std::path::PathBuf::from)
 }
 
+/// The detector core's tunables from the settings.
+fn detector_settings(settings: &Settings) -> xdr_inference::DetectorSettings {
+    xdr_inference::DetectorSettings { max_observations: settings.detector_max_observations, ..Default::default() }
+}
+
 /// The detector reads what the relay writes: same prefix, same events stream; and it
 /// evaluates containment policies, sending orders on the response subjects.
 pub(crate) fn detector_config() -> anyhow::Result<xdr_inference::DetectorConfig> {
@@ -551,7 +556,7 @@ async fn detector(settings: &Settings, args: crate::cli::DetectorArgs) -> anyhow
         let trainer = BaselineTrainer::new(args.baseline.auto_train_config(), partition);
         tokio::spawn(trainer.run(store.clone(), shutdown_signal()));
     }
-    let detector = xdr_inference::scoring::detector_with_models(&models_dir());
+    let detector = xdr_inference::scoring::detector_with_models(&models_dir(), detector_settings(settings));
     let config = xdr_inference::DetectorConfig { partition, ..detector_config()? };
     let stats = run_detector(config, store, jetstream, detector, shutdown).await.context("Detector stopped")?;
     tracing::info!(?stats, "detector stopped");

@@ -176,7 +176,7 @@ async fn run(
             detector_config,
             store.clone(),
             js.clone(),
-            xdr_inference::scoring::detector_with_models(&env.models_dir),
+            xdr_inference::scoring::detector_with_models(&env.models_dir, Default::default()),
             shutdown(),
         );
         async move { f.await.map(|_| ()).map_err(anyhow::Error::from) }

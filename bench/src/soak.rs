@@ -111,7 +111,7 @@ async fn run(
     std::fs::create_dir_all(&log_dir)?;
     let mut roles = Vec::new();
     for role in ROLES {
-        roles.push(RoleProcess::start(role, env, scratch, &config.subject_prefix, &log_dir)?);
+        roles.push(RoleProcess::start(role, env, scratch, &config.subject_prefix, &log_dir, args)?);
     }
     for role in &roles {
         role.wait_ready().await?;
@@ -122,10 +122,11 @@ async fn run(
     let owner = xdr_commands::db::owner_pool(&scratch.options, 2).await?;
 
     println!(
-        "soak: {:.0} records/s for {} s; roles {}; logs in {}",
+        "soak: {:.0} records/s for {} s; roles {}; detector bound {} observations; logs in {}",
         args.rate,
         duration.as_secs(),
         ROLES.join(", "),
+        args.detector_max_observations,
         log_dir.display()
     );
     let started = Instant::now();
@@ -405,7 +406,14 @@ struct RoleProcess {
 }
 
 impl RoleProcess {
-    fn start(name: &'static str, env: &Env, scratch: &TestDb, prefix: &str, log_dir: &Path) -> anyhow::Result<Self> {
+    fn start(
+        name: &'static str,
+        env: &Env,
+        scratch: &TestDb,
+        prefix: &str,
+        log_dir: &Path,
+        args: &BenchSoakArgs,
+    ) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let log = log_dir.join(format!("{name}.log"));
         let exe = std::env::current_exe().context("Failed to find this executable")?;
@@ -419,6 +427,7 @@ impl RoleProcess {
             .env("XDR_MODELS_DIR", models)
             .env("JWT_SECRET_KEY", Uuid::new_v4().simple().to_string().repeat(2))
             .env("RUST_LOG", "warn")
+            .env("XDR_DETECTOR_MAX_OBSERVATIONS", args.detector_max_observations.to_string())
             .env_remove("XDR_CONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -43,6 +43,9 @@ pub struct DetectorSettings {
     pub lateness_secs: i64,
     /// Memory bound per source: the oldest observations beyond this are dropped.
     pub max_events_per_source: usize,
+    /// Memory bound for all sources together (about 100 bytes each): past it, the sweep
+    /// forgets the sources that have been quiet longest until a tenth is free again.
+    pub max_observations: usize,
     /// Risk must rise by at least this much before a new `Escalate` is issued for it alone.
     pub risk_step: f64,
     /// Thresholds for orgs without an override.
@@ -56,12 +59,16 @@ impl Default for DetectorSettings {
         DetectorSettings {
             lateness_secs: 600,
             max_events_per_source: 20_000,
+            max_observations: DEFAULT_MAX_OBSERVATIONS,
             risk_step: 0.05,
             rules: RuleConfig::default(),
             org_rules: HashMap::new(),
         }
     }
 }
+
+/// Two million observations: about 200 MiB of windows.
+pub const DEFAULT_MAX_OBSERVATIONS: usize = 2_000_000;
 
 /// A command for the incident aggregate, with everything needed to execute it idempotently.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +108,9 @@ pub struct DetectorStats {
     pub commands: u64,
     /// Events of sources another partition owns (skipped).
     pub other_partition: u64,
+    /// Sources forgotten while still inside the windows because the memory bound
+    /// (`DetectorSettings::max_observations`) was reached.
+    pub evicted_sources: u64,
 }
 
 /// What the detector remembers about one incident it issued commands for.
@@ -177,6 +187,11 @@ impl Detector {
     /// Sources currently held in memory.
     pub fn source_count(&self) -> usize {
         self.sources.len()
+    }
+
+    /// Observations currently held in the windows of all sources.
+    pub fn observation_count(&self) -> usize {
+        self.sources.values().map(|s| s.window.len()).sum()
     }
 
     /// Drop all state of one org (e.g. after a failed command, so the next message rebuilds
@@ -406,11 +421,44 @@ impl Detector {
             return;
         }
         self.since_sweep = 0;
+        self.sweep();
+    }
+
+    /// Forget idle sources, then, if the windows still hold more than the memory bound, the
+    /// sources quiet longest. Between sweeps memory may pass the bound by [`SWEEP_EVERY`]
+    /// observations at most.
+    fn sweep(&mut self) {
         // Idle = older than the windows, the lateness and the incident bucket behind the
         // newest event of its org.
         let keep = WINDOW_1H + self.settings.lateness_secs * MICROS + 3600 * MICROS;
         let marks = &self.org_watermark;
         self.sources.retain(|(org, _), s| marks.get(org).is_none_or(|m| s.window.watermark() >= m - keep));
+        let held = self.observation_count();
+        let bound = self.settings.max_observations;
+        if held <= bound {
+            return;
+        }
+        // Quiet longest = furthest behind its own org's newest event (orgs' producers may
+        // have clocks of their own). A tenth is freed so the next sweep has room.
+        let target = bound - bound / 10;
+        let mut by_quiet: Vec<(i64, (OrgId, IpAddr), usize)> = self
+            .sources
+            .iter()
+            .map(|(key, s)| {
+                let behind = marks.get(&key.0).map_or(0, |m| m - s.window.watermark());
+                (behind, *key, s.window.len())
+            })
+            .collect();
+        by_quiet.sort_unstable_by_key(|q| std::cmp::Reverse(q.0));
+        let mut remaining = held;
+        for (_, key, len) in by_quiet {
+            if remaining <= target {
+                break;
+            }
+            self.sources.remove(&key);
+            remaining -= len;
+            self.stats.evicted_sources += 1;
+        }
     }
 }
 
@@ -612,6 +660,32 @@ mod tests {
         assert!(run(&mut other, &events).is_empty());
         assert_eq!(other.stats().other_partition, events.len() as u64);
         assert_eq!(other.source_count(), 0);
+    }
+
+    #[test]
+    fn past_the_memory_bound_the_sources_quiet_longest_are_forgotten() {
+        let settings = DetectorSettings { max_observations: 100, ..DetectorSettings::default() };
+        let mut d = Detector::new(settings);
+        // 30 sources with 5 observations each, source i active at minute i: 150 held.
+        let mut seq = 0;
+        for i in 0..30u8 {
+            for k in 0..5 {
+                seq += 1;
+                let mut e = connect(i64::from(i) * 60 + k);
+                e.src_ip = Some(std::net::IpAddr::from([198, 51, 100, i]));
+                d.process_security_event(org(), seq, Uuid::from_u128(seq as u128), e.timestamp, &e);
+            }
+        }
+        assert_eq!(d.observation_count(), 150);
+        d.sweep();
+        // Down to 90 % of the bound: the 12 quietest sources (0..12) went, the newest stayed.
+        assert_eq!(d.observation_count(), 90);
+        assert_eq!(d.stats().evicted_sources, 12);
+        let kept = |i: u8| d.sources.contains_key(&(org(), std::net::IpAddr::from([198, 51, 100, i])));
+        assert!(!kept(0) && !kept(11) && kept(12) && kept(29));
+        // Under the bound nothing more goes.
+        d.sweep();
+        assert_eq!(d.stats().evicted_sources, 12);
     }
 
     struct Fixed;

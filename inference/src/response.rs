@@ -11,7 +11,9 @@
 //!   lookback), and the request's fixed id makes the re-evaluation free of side effects.
 //! - **Never loses a detection.** The incident is committed before this runs; a failure here
 //!   is logged at error level and counted, never returned to the worker (which would nack and
-//!   redo the detection).
+//!   redo the detection). The incident is kept for a retry with backoff (1 s doubling to
+//!   60 s) that the worker drives even when no new events arrive ([`Responder::retry_due`]),
+//!   so a database outage delays a containment, it does not drop it.
 //! - **Policies are cached per org for `policy_cache_ttl`** (default 2 s): the detector
 //!   consumes only security events, so containment changes never pass by it, and a policy
 //!   edit takes effect within the TTL. Evaluation happens only when an incident opens or
@@ -81,6 +83,25 @@ pub struct ResponseStats {
     pub held_for_approval: u64,
     pub refused: u64,
     pub failures: u64,
+    /// Evaluations that failed and succeeded on a later retry.
+    pub retried: u64,
+    /// Incidents dropped from the retry queue because it was full (logged at error level).
+    pub retries_dropped: u64,
+}
+
+/// Incidents whose evaluation failed, waiting for another try.
+const MAX_PENDING_RETRIES: usize = 10_000;
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(60);
+
+/// An incident whose evaluation failed: tried again at `due`.
+#[derive(Debug, Clone)]
+struct PendingRetry {
+    org: OrgId,
+    incident: IncidentId,
+    causation: uuid::Uuid,
+    delay: Duration,
+    due: Instant,
 }
 
 /// Evaluates containment policies for the incidents the detector opened or escalated.
@@ -90,6 +111,7 @@ pub struct Responder {
     policies: HashMap<OrgId, (ContainmentPolicies, Instant)>,
     /// Automatic blocks this responder requested, per org, newest last (for the cap).
     recent_blocks: HashMap<OrgId, VecDeque<(ActionId, DateTime<Utc>)>>,
+    pending: VecDeque<PendingRetry>,
     stats: ResponseStats,
 }
 
@@ -107,6 +129,7 @@ impl Responder {
             policy_cache_ttl,
             policies: HashMap::new(),
             recent_blocks: HashMap::new(),
+            pending: VecDeque::new(),
             stats: ResponseStats::default(),
         }
     }
@@ -152,14 +175,64 @@ impl Responder {
                 Ok(outcome) => outcomes.push((incident, outcome)),
                 Err(e) => {
                     self.stats.failures += 1;
-                    // The incident stands; only its automatic response is missing. The next
-                    // escalation of the incident, or a detector restart (rebuild), retries.
+                    // The incident stands; only its automatic response is missing until a retry.
                     tracing::error!(org_id = %org, incident_id = %incident, error = %e,
-                        "RESPONSE FAILED: containment policies not applied to this incident");
+                        "RESPONSE FAILED: containment policies not applied to this incident yet; will retry");
+                    self.schedule_retry(org, incident, causation, FIRST_RETRY);
                 }
             }
         }
         outcomes
+    }
+
+    /// Incidents waiting for a retry of their evaluation.
+    pub fn pending_retries(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// When the next retry is due (`None`: nothing waits).
+    pub fn next_retry(&self) -> Option<Instant> {
+        self.pending.iter().map(|p| p.due).min()
+    }
+
+    /// Evaluate again every incident whose retry is due; a failure doubles its delay.
+    pub async fn retry_due(&mut self, store: &EventStore) -> Vec<(IncidentId, Outcome)> {
+        let now = Instant::now();
+        let (due, waiting): (VecDeque<_>, VecDeque<_>) = self.pending.drain(..).partition(|p| p.due <= now);
+        self.pending = waiting;
+        let mut outcomes = Vec::new();
+        for p in due {
+            match self.evaluate(store, p.org, p.incident, p.causation, Utc::now()).await {
+                Ok(outcome) => {
+                    self.stats.retried += 1;
+                    tracing::info!(org_id = %p.org, incident_id = %p.incident, outcome = ?outcome,
+                        "containment policies applied on retry");
+                    outcomes.push((p.incident, outcome));
+                }
+                Err(e) => {
+                    tracing::warn!(org_id = %p.org, incident_id = %p.incident, error = %e,
+                        retry_in_secs = (p.delay * 2).min(MAX_RETRY).as_secs(), "containment retry failed");
+                    self.schedule_retry(p.org, p.incident, p.causation, (p.delay * 2).min(MAX_RETRY));
+                }
+            }
+        }
+        outcomes
+    }
+
+    fn schedule_retry(&mut self, org: OrgId, incident: IncidentId, causation: uuid::Uuid, delay: Duration) {
+        if let Some(p) = self.pending.iter_mut().find(|p| p.org == org && p.incident == incident) {
+            // A newer escalation failed too: one retry evaluates the incident as it stands.
+            p.causation = causation;
+            return;
+        }
+        if self.pending.len() >= MAX_PENDING_RETRIES {
+            if let Some(dropped) = self.pending.pop_front() {
+                self.stats.retries_dropped += 1;
+                tracing::error!(org_id = %dropped.org, incident_id = %dropped.incident,
+                    "containment retry queue full: dropped the oldest (a detector restart re-evaluates it)");
+            }
+        }
+        self.pending.push_back(PendingRetry { org, incident, causation, delay, due: Instant::now() + delay });
     }
 
     /// Evaluate the org's policies for one incident.

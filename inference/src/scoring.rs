@@ -93,15 +93,15 @@ impl Scorer for ModelScorer {
 
 /// The detector for `serve`/`detector`: rules plus the classifier when it loads, rules only
 /// (loudly) when it does not.
-pub fn detector_with_models(dir: &Path) -> crate::Detector {
+pub fn detector_with_models(dir: &Path, settings: crate::DetectorSettings) -> crate::Detector {
     match ModelScorer::load(dir) {
         Ok(scorer) => {
             tracing::info!(dir = %dir.display(), "classifier loaded; incidents carry class probabilities");
-            crate::Detector::default().with_scorer(Arc::new(scorer))
+            crate::Detector::new(settings).with_scorer(Arc::new(scorer))
         }
         Err(e) => {
             tracing::error!(error = %e, dir = %dir.display(), "classifier unavailable: detecting with rules only");
-            crate::Detector::default()
+            crate::Detector::new(settings)
         }
     }
 }
@@ -137,6 +137,6 @@ mod tests {
     fn a_missing_model_falls_back_to_rules_only() {
         let dir = std::env::temp_dir().join(format!("xdr-no-model-{}", std::process::id()));
         assert!(ModelScorer::load(&dir).is_err());
-        let _rules_only = detector_with_models(&dir);
+        let _rules_only = detector_with_models(&dir, crate::DetectorSettings::default());
     }
 }

@@ -294,8 +294,17 @@ pub async fn run_detector(
         partition = %config.partition, "detector consuming");
 
     loop {
+        // A containment evaluation that failed (the database away) is retried on its own
+        // schedule, also when no event arrives.
+        let retry_at = responder.as_ref().and_then(Responder::next_retry);
         let first = tokio::select! {
             _ = &mut shutdown => break,
+            _ = tokio::time::sleep_until(retry_at.unwrap_or_else(std::time::Instant::now).into()), if retry_at.is_some() => {
+                if let Some(r) = responder.as_mut() {
+                    r.retry_due(&store).await;
+                }
+                continue;
+            }
             next = messages.next() => match next {
                 None => break,
                 Some(Err(e)) => {
@@ -317,6 +326,7 @@ pub async fn run_detector(
         let redelivered = batch.iter().filter(|m| xdr_commands::readiness::is_redelivery(m)).count();
         xdr_commands::readiness::count_redelivered("detector", redelivered as u64);
         let duplicates_before = detector.stats().duplicates;
+        let evicted_before = detector.stats().evicted_sources;
         let claims: Vec<(&str, &[u8])> = batch.iter().map(|m| (m.subject.as_str(), &m.payload[..])).collect();
         let verdicts = match verify_batch(&store, &config.subject_prefix, &claims).await {
             Ok(v) => v,
@@ -373,6 +383,14 @@ pub async fn run_detector(
             }
         }
         let duplicates = detector.stats().duplicates.saturating_sub(duplicates_before);
+        let evicted = detector.stats().evicted_sources.saturating_sub(evicted_before);
+        if evicted > 0 {
+            tracing::warn!(
+                evicted_sources = evicted,
+                held_sources = detector.source_count(),
+                "detector memory bound reached: forgot the sources quiet longest (raise XDR_DETECTOR_MAX_OBSERVATIONS)"
+            );
+        }
         xdr_commands::readiness::count_duplicates("detector", duplicates);
     }
     dead_letterer.abort();

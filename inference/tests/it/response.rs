@@ -607,3 +607,73 @@ async fn running_the_detector_twice_over_the_same_events_requests_each_action_on
     eventually("the agent saw the four orders", || async { orders.lock().unwrap().len() == 4 }).await;
     lab.finish().await;
 }
+
+#[tokio::test]
+async fn a_containment_whose_evaluation_failed_is_retried_until_the_database_answers() {
+    let mut lab = Lab::new().await;
+    lab.block_policy(1, severity_at_least_high(), PolicyMode::Auto).await;
+    lab.settings(&["127.0.0.1/32"], 10).await;
+    let orders = lab.agent(false).await;
+    lab.store.append_batch(lab.org, real_log_events("sshd-auth.log")).await.expect("append");
+    let events: Vec<_> =
+        read_all(&lab.store, lab.org).await.into_iter().filter(|e| e.event_type == "SecurityEventObserved").collect();
+    // The incidents commit; then the responder's database is away (a port nobody listens on:
+    // a real refused connection), as during a PostgreSQL restart.
+    let away = EventStore::new(
+        sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(Duration::from_millis(200))
+            .connect_lazy("postgres://postgres@127.0.0.1:1/nowhere")
+            .expect("lazy pool"),
+    );
+    let mut detector = Detector::default();
+    let mut responder = Responder::new(Some(lab.dispatcher.clone()), Duration::ZERO);
+    let mut decided = BTreeSet::new();
+    for e in &events {
+        let commands = detector.process(e);
+        xdr_inference::execute_commands(&lab.store, &commands).await.expect("execute");
+        decided.extend(
+            commands
+                .iter()
+                .filter(|c| {
+                    matches!(
+                        c.command,
+                        xdr_domain::incident::IncidentCommand::Open(_)
+                            | xdr_domain::incident::IncidentCommand::Escalate(_)
+                    )
+                })
+                .map(|c| c.incident_id),
+        );
+        let outcomes = responder.respond_at(&away, &commands, Utc::now()).await;
+        assert!(outcomes.is_empty(), "{outcomes:?}");
+    }
+    assert!(decided.len() >= 4, "{decided:?}");
+    assert!(responder.stats().failures >= decided.len() as u64, "{:?}", responder.stats());
+    assert_eq!(responder.pending_retries(), decided.len(), "one retry per incident, however often it escalated");
+    assert_eq!(lab.orders_published().await, 0);
+
+    // Still away at the first retry: the delay doubles, nothing is lost.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let retried_at = Instant::now();
+    assert!(responder.retry_due(&away).await.is_empty());
+    assert_eq!(responder.pending_retries(), decided.len());
+    let next = responder.next_retry().expect("a retry is due later");
+    assert!(next > retried_at + Duration::from_millis(1_900), "the second delay is 2 s");
+
+    // The database is back: each incident's block is requested and sent exactly once.
+    let mut outcomes = Vec::new();
+    let back = Instant::now();
+    while let Some(next) = responder.next_retry() {
+        assert!(back.elapsed() < Duration::from_secs(30), "retries never finished: {outcomes:?}");
+        tokio::time::sleep_until(next.into()).await;
+        outcomes.extend(responder.retry_due(&lab.store).await);
+    }
+    let requested = outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Requested { .. })).count();
+    assert_eq!(requested, 4, "the four high incidents: {outcomes:?}");
+    assert_eq!(outcomes.len(), decided.len());
+    assert_eq!(responder.pending_retries(), 0);
+    assert_eq!(responder.stats().retried, decided.len() as u64);
+    assert!(responder.retry_due(&lab.store).await.is_empty());
+    eventually("the agent saw the four orders", || async { orders.lock().unwrap().len() == 4 }).await;
+    assert_eq!(lab.orders_published().await, 4);
+    lab.finish().await;
+}
