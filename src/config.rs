@@ -63,7 +63,7 @@ pub struct Settings {
     /// (`XDR_PASSWORD_RESET_RATE_PER_MINUTE`, default 5).
     pub password_reset_rate_per_minute: u32,
     /// Observations the detector holds in its windows at most, all sources together
-    /// (`XDR_DETECTOR_MAX_OBSERVATIONS`, default 2 000 000 ≈ 200 MiB).
+    /// (`XDR_DETECTOR_MAX_OBSERVATIONS`, default 1 000 000 ≈ 500 MiB).
     pub detector_max_observations: usize,
 }
 

@@ -158,7 +158,7 @@ pub struct BenchSoakArgs {
     /// The detector's memory bound (`XDR_DETECTOR_MAX_OBSERVATIONS`). The load brings new
     /// sources for over an hour, so the detector's windows grow until this bound; the default
     /// is reached within minutes at 2 000/s, before the quarter mark the memory verdict
-    /// compares against (the production default, 2 000 000, is reached after ~17 minutes).
+    /// compares against (the production default, 1 000 000, is reached after ~8 minutes).
     #[arg(long, default_value_t = 400_000, value_name = "N")]
     pub detector_max_observations: usize,
 }
