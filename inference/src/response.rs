@@ -210,9 +210,10 @@ impl Responder {
                     outcomes.push((p.incident, outcome));
                 }
                 Err(e) => {
+                    let delay = (p.delay * 2).min(MAX_RETRY);
                     tracing::warn!(org_id = %p.org, incident_id = %p.incident, error = %e,
-                        retry_in_secs = (p.delay * 2).min(MAX_RETRY).as_secs(), "containment retry failed");
-                    self.schedule_retry(p.org, p.incident, p.causation, (p.delay * 2).min(MAX_RETRY));
+                        retry_in_secs = delay.as_secs(), "containment retry failed");
+                    self.schedule_retry(p.org, p.incident, p.causation, delay);
                 }
             }
         }
